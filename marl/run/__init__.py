@@ -1,0 +1,1 @@
+"""The parts every training run shares: devices, seeding, configs, checkpoints, logging."""

@@ -1,0 +1,137 @@
+"""Typed, frozen configs: built from defaults, a TOML file and `key=value` overrides.
+
+Every learner has one frozen dataclass whose fields carry a type, a default and a docstring
+(a string literal after the field). Unknown keys are errors that name the closest valid key;
+values are converted to the field's type or refused with the expected type named.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import difflib
+import tomllib
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+C = TypeVar("C")
+
+
+class ConfigError(ValueError):
+    """A config key or value that the learner's config does not accept."""
+
+
+def closest(name: str, choices: typing.Iterable[str], n: int = 3) -> list[str]:
+    """The choices most similar to `name` (for 'did you mean' messages)."""
+    return difflib.get_close_matches(name, list(choices), n=n, cutoff=0.5)
+
+
+def _did_you_mean(name: str, choices: typing.Iterable[str]) -> str:
+    near = closest(name, choices)
+    return f"; did you mean {' or '.join(near)}?" if near else ""
+
+
+def _convert(cls_name: str, field: dataclasses.Field, value: Any, hints: dict) -> Any:
+    kind = hints[field.name]
+    origin = typing.get_origin(kind)
+    args = typing.get_args(kind)
+    if origin is typing.Literal:
+        if value not in args:
+            raise ConfigError(f"{cls_name}.{field.name}={value!r}: expected one of {list(args)}")
+        return value
+    if type(None) in args:  # Optional[X]
+        if value is None or value == "none":
+            return None
+        kind = next(a for a in args if a is not type(None))
+    if kind is bool and isinstance(value, bool):
+        return value
+    if kind in (int, float) and isinstance(value, (int, float)) and not isinstance(value, bool):
+        if kind is int and value != int(value):
+            raise ConfigError(f"{cls_name}.{field.name}={value!r}: expected an int")
+        return kind(value)
+    if kind is str and isinstance(value, str):
+        return value
+    if typing.get_origin(kind) is tuple and isinstance(value, (list, tuple)):
+        return tuple(value)
+    raise ConfigError(f"{cls_name}.{field.name}={value!r}: expected {getattr(kind, '__name__', kind)}")
+
+
+def _parse_value(text: str) -> Any:
+    """Parse the right side of `key=value`: a Python/TOML literal, else the bare string."""
+    lowered = {"true": True, "false": False}
+    if text.lower() in lowered:
+        return lowered[text.lower()]
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def parse_overrides(pairs: typing.Sequence[str]) -> dict[str, Any]:
+    """Turn `["lr=3e-4", "hidden=(64, 64)"]` into a dict, refusing items without '='."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"override {pair!r} is not of the form key=value")
+        out[key.strip()] = _parse_value(value.strip())
+    return out
+
+
+def build_config(cls: type[C], values: dict[str, Any] | None = None) -> C:
+    """Make `cls` from `values`, naming the closest valid key for any unknown one."""
+    values = dict(values or {})
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for key, value in values.items():
+        if key not in fields:
+            raise ConfigError(
+                f"{cls.__name__} has no key {key!r}{_did_you_mean(key, fields)} "
+                f"(valid keys: {', '.join(fields)})"
+            )
+        kwargs[key] = _convert(cls.__name__, fields[key], value, hints)
+    config = cls(**kwargs)
+    validate = getattr(config, "validate", None)
+    if validate is not None:
+        validate()
+    return config
+
+
+def load_toml(path: str | Path) -> dict[str, Any]:
+    """Read a TOML file, with a clear error for a missing or malformed one."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path} is not valid TOML: {err}") from None
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    """A config as plain TOML-safe values (tuples become lists)."""
+    return {
+        k: list(v) if isinstance(v, tuple) else v
+        for k, v in dataclasses.asdict(config).items()
+        if v is not None
+    }
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """Each field's docstring (the string literal right after it in the class body)."""
+    import inspect
+    import textwrap
+
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    except (OSError, TypeError):
+        return {}
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    docs = {}
+    for node, nxt in zip(body, body[1:]):
+        if isinstance(node, ast.AnnAssign) and isinstance(nxt, ast.Expr):
+            if isinstance(nxt.value, ast.Constant) and isinstance(nxt.value.value, str):
+                docs[node.target.id] = nxt.value.value.strip()  # type: ignore[attr-defined]
+    return docs
