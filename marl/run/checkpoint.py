@@ -39,7 +39,9 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         raise
 
 
-def save_checkpoint(path: str | Path, *, algo: str, env_id: str, config: dict, **payload: Any) -> Path:
+def save_checkpoint(
+    path: str | Path, *, algo: str, env_id: str, config: dict, **payload: Any
+) -> Path:
     """Atomically save a checkpoint with its algorithm, env id and config beside `payload`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

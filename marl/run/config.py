@@ -10,10 +10,11 @@ from __future__ import annotations
 import ast
 import dataclasses
 import difflib
-import tomllib
 import typing
 from pathlib import Path
 from typing import Any, TypeVar
+
+import tomllib
 
 C = TypeVar("C")
 
@@ -54,7 +55,9 @@ def _convert(cls_name: str, field: dataclasses.Field, value: Any, hints: dict) -
         return value
     if typing.get_origin(kind) is tuple and isinstance(value, (list, tuple)):
         return tuple(value)
-    raise ConfigError(f"{cls_name}.{field.name}={value!r}: expected {getattr(kind, '__name__', kind)}")
+    raise ConfigError(
+        f"{cls_name}.{field.name}={value!r}: expected {getattr(kind, '__name__', kind)}"
+    )
 
 
 def _parse_value(text: str) -> Any:
@@ -131,7 +134,7 @@ def field_docs(cls: type) -> dict[str, str]:
     body = tree.body[0].body  # type: ignore[attr-defined]
     docs = {}
     for node, nxt in zip(body, body[1:]):
-        if isinstance(node, ast.AnnAssign) and isinstance(nxt, ast.Expr):
-            if isinstance(nxt.value, ast.Constant) and isinstance(nxt.value.value, str):
-                docs[node.target.id] = nxt.value.value.strip()  # type: ignore[attr-defined]
+        is_doc = isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant)
+        if isinstance(node, ast.AnnAssign) and is_doc and isinstance(nxt.value.value, str):
+            docs[node.target.id] = nxt.value.value.strip()  # type: ignore[attr-defined]
     return docs

@@ -1,0 +1,37 @@
+"""`mpe/<scenario>-vN`: every scenario the `mpe2` package ships, as ParallelEnvs."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+import re
+
+MODULE_PATTERN = re.compile(r"^(?P<name>[a-z_]+)_v(?P<version>\d+)$")
+
+
+def scenario_modules() -> dict[str, str]:
+    """Map `mpe/<name>-vN` ids to their mpe2 module names (found by listing the package)."""
+    import mpe2
+
+    ids = {}
+    for info in pkgutil.iter_modules(mpe2.__path__):
+        match = MODULE_PATTERN.match(info.name)
+        if match:
+            ids[f"mpe/{match['name']}-v{match['version']}"] = info.name
+    return ids
+
+
+def register_all() -> None:
+    """Register each mpe2 scenario as a parallel env with its teams by name prefix."""
+    from marl.envs.registry import register
+
+    for env_id, module in scenario_modules().items():
+        register(env_id, f"mpe2.{module}:parallel_env", kind="parallel", source="mpe2")
+
+
+def accepted_kwargs(env_id: str) -> set[str]:
+    """The scenario's constructor kwargs (N, local_ratio, max_cycles, continuous_actions...)."""
+    module = importlib.import_module(f"mpe2.{scenario_modules()[env_id]}")
+    params = inspect.signature(module.raw_env.__init__).parameters
+    return {name for name in params if name != "self"}

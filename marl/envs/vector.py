@@ -1,0 +1,278 @@
+"""Step B copies of a parallel env and hand the learner `VecStep` arrays.
+
+`SyncVecEnv` steps them in this process; `ProcVecEnv` splits them over worker processes
+(each running a `SyncVecEnv`). Both autoreset finished episodes, keep the last observation of
+a finished episode in `final_obs` (to bootstrap on truncation), mask agents that left the
+episode through `alive`, and are seeded: env b gets `seed + b`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing as mp
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from typing import Any
+
+import gymnasium
+import numpy as np
+from gymnasium.spaces import flatdim, flatten
+from pettingzoo import ParallelEnv
+
+from marl.envs.types import VecStep
+
+EnvFn = Callable[[], ParallelEnv]
+
+
+def _obs_space(space: gymnasium.Space) -> gymnasium.Space:
+    """The part of an observation space a policy sees (drops an `action_mask` entry)."""
+    if isinstance(space, gymnasium.spaces.Dict) and "observation" in space.spaces:
+        return space["observation"]
+    return space
+
+
+def _num_actions(space: gymnasium.Space) -> int:
+    return int(space.n) if isinstance(space, gymnasium.spaces.Discrete) else 0
+
+
+def _action_dim(space: gymnasium.Space) -> int:
+    return int(np.prod(space.shape)) if isinstance(space, gymnasium.spaces.Box) else 0
+
+
+class SyncVecEnv:
+    """B copies of a parallel env stepped one after another in this process."""
+
+    def __init__(self, env_fn: EnvFn, num_envs: int, teams: dict[str, list[str]]) -> None:
+        if num_envs < 1:
+            raise ValueError(f"num_envs={num_envs}: expected at least 1")
+        self.envs = [env_fn() for _ in range(num_envs)]
+        first = self.envs[0]
+        self.num_envs = num_envs
+        self.agents = list(first.possible_agents)
+        index = {a: i for i, a in enumerate(self.agents)}
+        self.teams = {team: [index[a] for a in members] for team, members in teams.items()}
+        self.observation_spaces = [_obs_space(first.observation_space(a)) for a in self.agents]
+        self.action_spaces = [first.action_space(a) for a in self.agents]
+        self._obs_sizes = [flatdim(s) for s in self.observation_spaces]
+        self.obs_dim = max(self._obs_sizes)
+        self.num_actions = max(_num_actions(s) for s in self.action_spaces)
+        self.action_dim = max(_action_dim(s) for s in self.action_spaces)
+        self.state_dim = self._probe_state_dim(first)
+        self._has_state = True
+
+    def _probe_state_dim(self, env: ParallelEnv) -> int:
+        space = getattr(env, "state_space", None)
+        if space is not None:
+            return flatdim(space)
+        env.reset()
+        try:
+            return int(np.asarray(env.state()).size)
+        except (NotImplementedError, AttributeError):
+            return sum(self._obs_sizes)
+
+    # -- one env -> rows of arrays ---------------------------------------------------------
+    def _flat_obs(self, agent: int, obs: Any) -> np.ndarray:
+        if isinstance(obs, dict) and "observation" in obs:
+            obs = obs["observation"]
+        row = np.zeros(self.obs_dim, np.float32)
+        row[: self._obs_sizes[agent]] = flatten(self.observation_spaces[agent], obs)
+        return row
+
+    def _mask_row(self, agent: int, obs: Any, info: dict) -> np.ndarray:
+        row = np.zeros(self.num_actions, bool)
+        n = _num_actions(self.action_spaces[agent])
+        mask = info.get("action_mask")
+        if mask is None and isinstance(obs, dict):
+            mask = obs.get("action_mask")
+        row[:n] = True if mask is None else np.asarray(mask, bool)[:n]
+        return row
+
+    def _state(self, env: ParallelEnv, obs_rows: np.ndarray) -> np.ndarray:
+        if self._has_state:
+            try:
+                return np.asarray(env.state(), np.float32).ravel()
+            except (NotImplementedError, AttributeError):
+                self._has_state = False
+        return obs_rows.ravel()[: self.state_dim]
+
+    def _rows(self, env: ParallelEnv, obs: dict, infos: dict) -> tuple[np.ndarray, ...]:
+        n = len(self.agents)
+        obs_rows = np.zeros((n, self.obs_dim), np.float32)
+        masks = np.ones((n, self.num_actions), bool)
+        for i, agent in enumerate(self.agents):
+            if agent in obs:
+                obs_rows[i] = self._flat_obs(i, obs[agent])
+                masks[i] = self._mask_row(i, obs[agent], infos.get(agent, {}))
+        alive = np.array([a in env.agents for a in self.agents])
+        return obs_rows, self._state(env, obs_rows), masks, alive
+
+    # -- the VecEnv protocol ---------------------------------------------------------------
+    def reset(self, seed: int | None = None) -> VecStep:
+        """Reset every env; env b is seeded with `seed + b`."""
+        rows = []
+        for b, env in enumerate(self.envs):
+            obs, infos = env.reset(seed=None if seed is None else seed + b)
+            rows.append(self._rows(env, obs, infos))
+        obs, state, mask, alive = (np.stack(x) for x in zip(*rows))
+        zeros = np.zeros(self.num_envs, bool)
+        reward = np.zeros((self.num_envs, len(self.agents)), np.float32)
+        return VecStep(obs, state, mask, reward, alive, zeros, zeros.copy(), obs, state)
+
+    def _env_actions(self, env: ParallelEnv, actions: np.ndarray) -> dict:
+        out = {}
+        for i, agent in enumerate(self.agents):
+            if agent not in env.agents:
+                continue
+            space = self.action_spaces[i]
+            if isinstance(space, gymnasium.spaces.Box):
+                size = _action_dim(space)
+                act = np.asarray(actions[i][:size], space.dtype).reshape(space.shape)
+                out[agent] = np.clip(act, space.low, space.high)
+            else:
+                out[agent] = int(actions[i])
+        return out
+
+    def _step_one(self, env: ParallelEnv, actions: np.ndarray) -> tuple:
+        obs, rewards, terms, truncs, infos = env.step(self._env_actions(env, actions))
+        reward = np.array([rewards.get(a, 0.0) for a in self.agents], np.float32)
+        rows = self._rows(env, obs, infos)
+        if env.agents:
+            return (*rows, reward, False, False, rows[0], rows[1])
+        truncated = any(truncs.values())
+        final_obs, final_state = rows[0], rows[1]
+        new_obs, new_infos = env.reset()
+        rows = self._rows(env, new_obs, new_infos)
+        return (*rows, reward, not truncated, truncated, final_obs, final_state)
+
+    def step(self, actions: Any) -> VecStep:
+        """Step every env with its agents' actions ([B, N] or [B, N, action_dim]); autoreset."""
+        actions = np.asarray(actions)
+        if actions.shape[:2] != (self.num_envs, len(self.agents)):
+            raise ValueError(
+                f"actions have shape {actions.shape}; expected ({self.num_envs}, "
+                f"{len(self.agents)}{', action_dim' if self.action_dim else ''})"
+            )
+        results = [self._step_one(env, actions[b]) for b, env in enumerate(self.envs)]
+        obs, state, mask, alive, reward, term, trunc, final_obs, final_state = (
+            np.stack(x) for x in zip(*results)
+        )
+        return VecStep(obs, state, mask, reward, alive, term, trunc, final_obs, final_state)
+
+    def close(self) -> None:
+        """Close every env."""
+        for env in self.envs:
+            env.close()
+
+
+def _worker(conn: Connection, env_fn: EnvFn, num_envs: int, teams: dict) -> None:
+    vec = SyncVecEnv(env_fn, num_envs, teams)
+    while True:
+        command, arg = conn.recv()
+        if command == "reset":
+            conn.send(vec.reset(arg))
+        elif command == "step":
+            conn.send(vec.step(arg))
+        else:
+            vec.close()
+            conn.close()
+            return
+
+
+class ProcVecEnv:
+    """B envs split over worker processes, each stepping its share with a `SyncVecEnv`."""
+
+    def __init__(self, env_fn: EnvFn, num_envs: int, teams: dict, num_workers: int = 2) -> None:
+        probe = SyncVecEnv(env_fn, 1, teams)
+        for name in ("agents", "teams", "observation_spaces", "action_spaces", "obs_dim",
+                     "state_dim", "num_actions", "action_dim"):  # fmt: skip
+            setattr(self, name, getattr(probe, name))
+        probe.close()
+        self.num_envs = num_envs
+        num_workers = max(1, min(num_workers, num_envs))
+        self._sizes = [len(c) for c in np.array_split(np.arange(num_envs), num_workers)]
+        ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+        self._conns, self._procs = [], []
+        for size in self._sizes:
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=_worker, args=(child, env_fn, size, teams), daemon=True)
+            proc.start()
+            child.close()
+            self._conns.append(parent)
+            self._procs.append(proc)
+
+    def _gather(self) -> VecStep:
+        parts = [conn.recv() for conn in self._conns]
+        return VecStep(*(np.concatenate(x) for x in zip(*parts)))
+
+    def reset(self, seed: int | None = None) -> VecStep:
+        """Reset every env; env b is seeded with `seed + b`."""
+        start = 0
+        for conn, size in zip(self._conns, self._sizes):
+            conn.send(("reset", None if seed is None else seed + start))
+            start += size
+        return self._gather()
+
+    def step(self, actions: Any) -> VecStep:
+        """Step every env; autoreset."""
+        actions = np.asarray(actions)
+        start = 0
+        for conn, size in zip(self._conns, self._sizes):
+            conn.send(("step", actions[start : start + size]))
+            start += size
+        return self._gather()
+
+    def close(self) -> None:
+        """Stop the workers."""
+        for conn in self._conns:
+            with contextlib.suppress(BrokenPipeError, OSError):
+                conn.send(("close", None))
+        for proc in self._procs:
+            proc.join(timeout=5)
+
+
+BACKENDS = ("sync", "process", "batched")
+
+
+def _make_parallel(env_id: str, kwargs: dict) -> ParallelEnv:
+    from marl.envs.registry import make
+
+    return make(env_id, parallel=True, **kwargs)
+
+
+def make_vec(
+    env_id: str,
+    num_envs: int = 8,
+    *,
+    seed: int | None = None,
+    backend: str = "sync",
+    num_workers: int = 2,
+    device: str = "cpu",
+    **kwargs: Any,
+) -> Any:
+    """B copies of `env_id` as one `VecEnv`.
+
+    backend: "sync" (this process), "process" (worker processes) or "batched" (natively
+    batched torch implementation, MPE only). With `seed`, the envs are reset once here.
+    """
+    import functools
+
+    from marl.envs.registry import group_teams, make, registration
+
+    if backend not in BACKENDS:
+        raise ValueError(f"backend={backend!r}: expected one of {', '.join(BACKENDS)}")
+    reg = registration(env_id)
+    if backend == "batched":
+        from marl.envs.mpe import make_batched
+
+        return make_batched(env_id, num_envs, device=device, seed=seed, **kwargs)
+    probe = make(env_id, parallel=True, **kwargs)
+    teams = group_teams(probe.possible_agents, reg.teams)
+    probe.close()
+    env_fn = functools.partial(_make_parallel, env_id, kwargs)
+    if backend == "process":
+        vec: Any = ProcVecEnv(env_fn, num_envs, teams, num_workers)
+    else:
+        vec = SyncVecEnv(env_fn, num_envs, teams)
+    if seed is not None:
+        vec.reset(seed)
+    return vec

@@ -1,0 +1,130 @@
+"""Vector stepping: team arrays, masks, autoreset, agents leaving, seeding, worker processes."""
+
+from __future__ import annotations
+
+import gymnasium
+import numpy as np
+import pytest
+from pettingzoo import ParallelEnv
+
+import marl
+
+
+class Countdown(ParallelEnv):
+    """agent_0 leaves after 2 steps, agent_1 after 4 (terminated); obs = steps taken."""
+
+    metadata = {"name": "countdown", "is_parallelizable": True}
+    LIFETIMES = {"agent_0": 2, "agent_1": 4}
+
+    def __init__(self) -> None:
+        self.possible_agents = ["agent_0", "agent_1"]
+        self.agents: list[str] = []
+        self._t = 0
+
+    def observation_space(self, agent):
+        return gymnasium.spaces.Box(0, 10, (1,), np.float32)
+
+    def action_space(self, agent):
+        return gymnasium.spaces.Discrete(3)
+
+    def reset(self, seed=None, options=None):
+        self.agents, self._t = list(self.possible_agents), 0
+        return {a: np.zeros(1, np.float32) for a in self.agents}, {
+            a: {"action_mask": np.array([1, 0, 1], np.int8)} for a in self.agents
+        }
+
+    def step(self, actions):
+        self._t += 1
+        obs = {a: np.full(1, self._t, np.float32) for a in self.agents}
+        done = {a: self._t >= self.LIFETIMES[a] for a in self.agents}
+        rewards = {a: float(actions[a]) for a in self.agents}
+        infos = {a: {"action_mask": np.array([1, 1, 0], np.int8)} for a in self.agents}
+        self.agents = [a for a in self.agents if not done[a]]
+        return obs, rewards, done, {a: False for a in done}, infos
+
+
+marl.register("test/countdown-v0", Countdown)
+
+
+def test_team_arrays_shapes_for_mixed_obs_sizes() -> None:
+    vec = marl.make_vec("mpe/simple_tag-v3", 3, seed=0)
+    step = vec.reset(seed=0)
+    assert step.obs.shape == (3, 4, 16) and step.state.shape == (3, 62)
+    assert step.action_mask.shape == (3, 4, 5) and step.action_mask.all()
+    assert vec.teams == {"adversary": [0, 1, 2], "agent": [3]}
+    # the prey sees 14 numbers; the last two columns are padding
+    assert np.all(step.obs[:, 3, 14:] == 0) and np.any(step.obs[:, 3, :14] != 0)
+    step = vec.step(np.zeros((3, 4), int))
+    assert step.reward.shape == (3, 4) and step.alive.all() and not step.done.any()
+
+
+def test_agents_leaving_are_masked_and_episode_autoresets() -> None:
+    vec = marl.make_vec("test/countdown-v0", 2, seed=0)
+    first = vec.reset(seed=0)
+    assert first.action_mask[0, 0].tolist() == [True, False, True]
+    alive, done, final = [], [], []
+    for _ in range(5):
+        step = vec.step(np.full((2, 2), 2))
+        alive.append(step.alive[0].tolist())
+        done.append(bool(step.done[0]))
+        final.append(step.final_obs[0, 1, 0])
+    assert alive == [[True, True], [False, True], [False, True], [True, True], [True, True]]
+    assert done == [False, False, False, True, False]
+    assert step.terminated.dtype == bool
+    # the step that ended the episode keeps its last obs; obs is already the next episode's
+    assert final[3] == 4.0
+    assert vec.step(np.full((2, 2), 2)).obs[0, 1, 0] == 2.0  # t=2 of the new episode
+    # the dead agent's reward is 0; the living one's is its action
+    assert step.reward[0].tolist() == [2.0, 2.0]
+
+
+def test_truncation_sets_final_obs() -> None:
+    vec = marl.make_vec("mpe/simple_spread-v3", 2, seed=1, max_cycles=3)
+    vec.reset(seed=1)
+    steps = [vec.step(np.zeros((2, 3), int)) for _ in range(3)]
+    last = steps[-1]
+    assert last.truncated.all() and not last.terminated.any()
+    assert not np.allclose(last.final_obs, last.obs)  # obs is the reset one
+    assert np.allclose(steps[1].final_obs, steps[1].obs)
+
+
+def test_same_seed_same_arrays_and_process_matches_sync() -> None:
+    def run(backend: str, seed: int) -> np.ndarray:
+        vec = marl.make_vec("mpe/simple_spread-v3", 4, backend=backend)
+        rng = np.random.default_rng(0)
+        out = [vec.reset(seed=seed).obs]
+        for _ in range(30):
+            out.append(vec.step(rng.integers(0, 5, (4, 3))).obs)
+        vec.close()
+        return np.stack(out)
+
+    a, b = run("sync", 7), run("sync", 7)
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, run("sync", 8))
+    assert np.array_equal(a, run("process", 7))
+
+
+def test_continuous_actions_and_single_agent_gym() -> None:
+    vec = marl.make_vec("gym/Pendulum-v1", 2, seed=0)
+    assert vec.action_dim == 1 and vec.num_actions == 0
+    step = vec.step(np.full((2, 1, 1), 5.0))  # clipped to the Box [-2, 2]
+    assert step.obs.shape == (2, 1, 3) and step.state.shape == (2, 3)
+    vec = marl.make_vec("mpe/simple_spread-v3", 2, seed=0, continuous_actions=True)
+    assert vec.action_dim == 5
+    vec.step(np.random.default_rng(0).random((2, 3, 5)))
+
+
+def test_simultaneous_openspiel_game_masks_in_vector_form() -> None:
+    vec = marl.make_vec("openspiel/goofspiel", 2, seed=0, num_cards=4)
+    step = vec.reset(seed=0)
+    assert step.action_mask.shape == (2, 2, 4) and step.action_mask.all()
+    step = vec.step(np.zeros((2, 2), int))
+    assert not step.action_mask[:, :, 0].any()  # card 0 was played
+
+
+def test_bad_actions_shape_and_backend_errors() -> None:
+    vec = marl.make_vec("mpe/simple_spread-v3", 2)
+    with pytest.raises(ValueError, match=r"expected \(2, 3"):
+        vec.step(np.zeros((3, 3), int))
+    with pytest.raises(ValueError, match="backend"):
+        marl.make_vec("mpe/simple_spread-v3", 2, backend="threads")
