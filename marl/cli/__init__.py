@@ -16,6 +16,7 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     KeyError,
     TypeError,
     FileNotFoundError,
+    FileExistsError,
     NotImplementedError,
 )
 

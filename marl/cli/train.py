@@ -1,0 +1,98 @@
+"""`marl train` and `marl eval`: the run a user lives in.
+
+A `--config` TOML may hold `env`, `steps`, `seed`, an `[env_kwargs]` table and a `[config]`
+table of learner settings; `--set key=value` overrides learner settings and
+`--env-kwarg key=value` env kwargs. Command-line values win over the file.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from marl.run.algos import ALGORITHMS
+from marl.run.config import ConfigError, closest, load_toml, parse_overrides
+
+RUN_FILE_KEYS = ("env", "steps", "seed", "env_kwargs", "config")
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Add `marl train` and `marl eval`."""
+    p = subparsers.add_parser("train", help="train a learner on an env")
+    p.add_argument("algo", nargs="?", choices=sorted(ALGORITHMS), help="algorithm")
+    p.add_argument("--env", help="env id, e.g. mpe/simple_spread-v3")
+    p.add_argument("--config", type=Path, help="run file (TOML): env, steps, seed, tables")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="learner setting, e.g. --set lr=3e-4 (repeatable)")  # fmt: skip
+    p.add_argument("--env-kwarg", dest="env_kwargs", action="append", default=[],
+                   metavar="KEY=VALUE", help="env kwarg, e.g. --env-kwarg N=3")  # fmt: skip
+    p.add_argument("--steps", type=int, help="env-step budget")
+    p.add_argument("--seed", type=int, help="seed (default 0)")
+    p.add_argument("--out", type=Path, help="run directory (default runs/ALGO-ENV-sSEED)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--resume", type=Path, metavar="DIR", help="continue the run in DIR")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(handler=train_command)
+
+    p = subparsers.add_parser("eval", help="evaluate a run dir or checkpoint")
+    p.add_argument("source", type=Path, help="run directory or checkpoint file")
+    p.add_argument("--episodes", type=int, default=100)
+    p.add_argument("--seed", type=int, default=10_000, help="evaluation seed")
+    p.add_argument("--sampled", action="store_true", help="sample actions (default greedy)")
+    p.add_argument("--render", type=Path, metavar="OUT.gif", help="write a GIF of an episode")
+    p.set_defaults(handler=eval_command)
+
+
+def _run_file(path: Path | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    data = load_toml(path)
+    for key in data:
+        if key not in RUN_FILE_KEYS:
+            near = closest(key, RUN_FILE_KEYS)
+            hint = f"did you mean {near[0]!r}? " if near else ""
+            raise ConfigError(
+                f"{path}: unknown key {key!r}; {hint}valid: {', '.join(RUN_FILE_KEYS)}"
+            )
+    return data
+
+
+def train_command(args: argparse.Namespace) -> int:
+    """Train (or resume) and print where the run is and how it ended."""
+    from marl.run.loop import resume, train
+
+    if args.resume is not None:
+        run = resume(args.resume, progress=not args.no_progress)
+    else:
+        if args.algo is None:
+            raise ValueError("name an algorithm: marl train ALGO --env ID (or --resume DIR)")
+        spec = _run_file(args.config)
+        env_id = args.env or spec.get("env")
+        steps = args.steps or spec.get("steps")
+        if not env_id or not steps:
+            raise ValueError("give --env ID and --steps N (or put env and steps in --config)")
+        run = train(
+            args.algo, env_id, steps=int(steps),
+            seed=args.seed if args.seed is not None else int(spec.get("seed", 0)),
+            out=args.out,
+            config={**spec.get("config", {}), **parse_overrides(args.overrides)},
+            env_kwargs={**spec.get("env_kwargs", {}), **parse_overrides(args.env_kwargs)},
+            device=args.device, progress=not args.no_progress,
+        )  # fmt: skip
+    last = {k: v for k, v in (run.rows[-1] if run.rows else {}).items() if k.startswith("return/")}
+    print(f"run: {run.out_dir}  steps: {run.learner.env_steps:,}  last returns: "
+          + ", ".join(f"{k[7:]} {v:.3f}" for k, v in last.items()))  # fmt: skip
+    print(f"checkpoint: {run.checkpoint}  curve: {run.out_dir / 'learning_curve.png'}")
+    return 0
+
+
+def eval_command(args: argparse.Namespace) -> int:
+    """Evaluate and print per-team returns; optionally write a GIF."""
+    from marl.run.evaluate import evaluate, render_gif
+
+    result = evaluate(args.source, episodes=args.episodes, greedy=not args.sampled, seed=args.seed)
+    print(result.summary())
+    if args.render is not None:
+        print(f"gif: {render_gif(args.source, args.render, seed=args.seed)}")
+    return 0

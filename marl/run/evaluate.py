@@ -1,0 +1,130 @@
+"""Evaluate a trained policy: per-team returns with their convention, and an episode GIF."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from marl.envs.registry import group_teams, registration
+from marl.envs.vector import SyncVecEnv, _make_parallel, make_vec
+from marl.run.algos import learner_module, make_config
+from marl.run.checkpoint import load_checkpoint
+from marl.run.device import get_device
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """Mean and std over episodes of each team's per-agent undiscounted episode return."""
+
+    env_id: str
+    env_kwargs: dict[str, Any]
+    episodes: int
+    greedy: bool
+    seed: int
+    team_returns: dict[str, tuple[float, float]]  # team -> (mean, std) of per-agent return
+
+    @property
+    def convention(self) -> str:
+        """How the numbers were made (MPE numbers are not comparable without this)."""
+        policy = "greedy" if self.greedy else "sampled"
+        return (f"per-agent undiscounted episode return (mean over the team's agents), "
+                f"{policy} policy, {self.episodes} episodes, eval seed {self.seed}, "
+                f"env {self.env_id} {self.env_kwargs or '(default kwargs)'}")  # fmt: skip
+
+    def summary(self) -> str:
+        """One line per team."""
+        lines = [f"{team}: {m:.3f} +- {s:.3f}" for team, (m, s) in self.team_returns.items()]
+        return "\n".join([*lines, f"({self.convention})"])
+
+
+def _checkpoint_path(source: str | Path) -> Path:
+    path = Path(source)
+    return path / "checkpoint.pt" if path.is_dir() else path
+
+
+def load_policy(source: str | Path, device: str = "cpu") -> tuple[Any, dict[str, Any]]:
+    """The policy of a run dir or checkpoint, and the checkpoint record."""
+    record = load_checkpoint(_checkpoint_path(source))
+    algo, env_id, spec = record["algo"], record["env_id"], record["run"]
+    config = make_config(algo, record["config"])
+    learner = learner_module(algo).make_learner(
+        env_id, config, seed=spec["seed"], device=get_device(device),
+        env_kwargs=spec["env_kwargs"],
+    )  # fmt: skip
+    learner.load_state_dict(record["learner"])
+    return learner.policy(), record
+
+
+def run_episodes(policy: Any, vec: Any, episodes: int, greedy: bool, seed: int) -> np.ndarray:
+    """Per-agent returns [episodes, N]; each of the B envs plays an equal share."""
+    per_env = -(-episodes // vec.num_envs)
+    step = vec.reset(seed=seed)
+    running = np.zeros((vec.num_envs, len(vec.agents)))
+    finished: list[list[np.ndarray]] = [[] for _ in range(vec.num_envs)]
+    while any(len(f) < per_env for f in finished):
+        actions = policy.act(step.obs, step.action_mask, greedy=greedy)
+        step = vec.step(np.asarray(actions))
+        running += np.asarray(step.reward, dtype=np.float64)
+        for b in np.flatnonzero(np.asarray(step.done)):
+            if len(finished[b]) < per_env:
+                finished[b].append(running[b].copy())
+            running[b] = 0.0
+    returns = np.stack([r for env_returns in finished for r in env_returns])
+    return returns[:episodes]
+
+
+def evaluate(
+    source: str | Path,
+    *,
+    episodes: int = 100,
+    greedy: bool = True,
+    seed: int = 10_000,
+    num_envs: int = 16,
+    device: str = "cpu",
+) -> EvalResult:
+    """Evaluate the policy of a run dir or checkpoint on fresh, seeded episodes."""
+    if episodes < 1:
+        raise ValueError(f"episodes={episodes}: expected at least 1")
+    policy, record = load_policy(source, device)
+    env_id, env_kwargs = record["env_id"], record["run"]["env_kwargs"]
+    vec = make_vec(env_id, min(num_envs, episodes), **env_kwargs)
+    returns = run_episodes(policy, vec, episodes, greedy, seed)
+    vec.close()
+    teams = {
+        team: (float(returns[:, idx].mean(1).mean()), float(returns[:, idx].mean(1).std()))
+        for team, idx in vec.teams.items()
+    }
+    return EvalResult(env_id, env_kwargs, episodes, greedy, seed, teams)
+
+
+def render_gif(source: str | Path, path: str | Path, *, seed: int = 0, greedy: bool = True,
+               fps: int = 10) -> Path:  # fmt: skip
+    """Play one episode with the policy and write its frames as a GIF."""
+    import imageio.v2 as imageio
+
+    policy, record = load_policy(source)
+    env_id, env_kwargs = record["env_id"], dict(record["run"]["env_kwargs"])
+    env_fn = functools.partial(_make_parallel, env_id, {**env_kwargs, "render_mode": "rgb_array"})
+    probe = env_fn()
+    teams = group_teams(probe.possible_agents, registration(env_id).teams)
+    probe.close()
+    vec = SyncVecEnv(env_fn, 1, teams)
+    step = vec.reset(seed=seed)
+    frames = [vec.envs[0].render()]
+    while True:
+        step = vec.step(np.asarray(policy.act(step.obs, step.action_mask, greedy=greedy)))
+        if step.done[0]:
+            break
+        frames.append(vec.envs[0].render())
+    vec.close()
+    frames = [f for f in frames if f is not None]
+    if not frames:
+        raise ValueError(f"{env_id} renders no rgb_array frames; no GIF can be made")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    imageio.mimsave(path, frames, duration=1000 / fps, loop=0)
+    return path

@@ -1,0 +1,87 @@
+"""Metrics of a run: `metrics.csv` (rewritten atomically), TensorBoard events, and a PNG."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from pathlib import Path
+from typing import Any
+
+from marl.run.checkpoint import atomic_write_bytes
+
+
+class MetricsLog:
+    """Rows of scalar stats keyed by env steps, kept in memory and mirrored to disk."""
+
+    def __init__(self, out_dir: str | Path, *, tensorboard: bool = True, resume_at: int = 0):
+        self.out_dir = Path(out_dir)
+        self.path = self.out_dir / "metrics.csv"
+        self.rows: list[dict[str, float]] = []
+        if resume_at and self.path.is_file():
+            # rows past the checkpoint were not saved by it: the resumed run redoes them
+            self.rows = [r for r in read_metrics(self.path) if r["env_steps"] <= resume_at]
+        self._writer: Any = None
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(str(self.out_dir / "tb"), purge_step=resume_at or None)
+
+    def log(self, env_steps: int, stats: dict[str, float]) -> None:
+        """Add one row and write it out."""
+        row = {"env_steps": float(env_steps), **{k: float(v) for k, v in stats.items()}}
+        self.rows.append(row)
+        if self._writer is not None:
+            for key, value in stats.items():
+                if math.isfinite(value):
+                    self._writer.add_scalar(key, value, env_steps)
+        self.flush()
+
+    def flush(self) -> None:
+        """Atomically rewrite metrics.csv with every row so far."""
+        keys: list[str] = []
+        for row in self.rows:
+            keys.extend(k for k in row if k not in keys)
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=keys, restval="")
+        writer.writeheader()
+        writer.writerows(self.rows)
+        atomic_write_bytes(self.path, text.getvalue().encode())
+
+    def close(self) -> None:
+        """Flush TensorBoard."""
+        if self._writer is not None:
+            self._writer.close()
+
+
+def read_metrics(path: str | Path) -> list[dict[str, float]]:
+    """Rows of a metrics.csv (empty cells dropped)."""
+    with open(path, newline="") as f:
+        return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(f)]
+
+
+def plot_learning_curve(rows: list[dict[str, float]], path: str | Path, title: str) -> Path:
+    """Plot every `return/<team>` column against env steps into a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    keys = sorted({k for r in rows for k in r if k.startswith("return/")})
+    for key in keys:
+        pts = [(r["env_steps"], r[key]) for r in rows if key in r]
+        if pts:
+            ax.plot(*zip(*pts), label=key.split("/", 1)[1])
+    ax.set_xlabel("env steps")
+    ax.set_ylabel("episode return per agent (sampled policy)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    if keys:
+        ax.legend()
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+    return Path(path)

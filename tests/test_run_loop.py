@@ -1,0 +1,149 @@
+"""The shared training loop, with a tiny learner: outputs, checkpoints, resume, bad input."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from marl.cli import main
+from marl.run import algos
+from marl.run.checkpoint import CheckpointError, load_checkpoint
+from marl.run.config import ConfigError
+from marl.run.loop import resume, train
+from marl.run.metrics import read_metrics
+
+CRASH_AT: list[int] = []  # env-step counts at which the fake learner "is killed"
+
+
+@dataclasses.dataclass(frozen=True)
+class CONFIG:  # noqa: N801 - the learner-module convention names the config class CONFIG
+    lr: float = 0.1
+    """step size of the fake update"""
+    num_envs: int = 2
+    """envs stepped per iteration"""
+
+
+ALGOS = {"fake": {}}
+
+
+class FakeLearner:
+    """Steps matrix/two_step with random actions and moves a scalar toward the reward."""
+
+    def __init__(self, env_id, config, seed, env_kwargs) -> None:
+        import marl
+
+        self.vec = marl.make_vec(env_id, config.num_envs, **env_kwargs)
+        self.rng = np.random.default_rng(seed)
+        self.value = torch.zeros(())
+        self.cfg = config
+        self.env_steps = 0
+        self.step = self.vec.reset(seed=seed)
+
+    def iterate(self) -> dict[str, float]:
+        if self.env_steps in CRASH_AT:
+            CRASH_AT.remove(self.env_steps)
+            raise KeyboardInterrupt
+        actions = self.rng.integers(0, 2, (self.cfg.num_envs, 2))
+        self.step = self.vec.step(actions)
+        self.value += self.cfg.lr * (float(self.step.reward.mean()) - self.value)
+        self.env_steps += self.cfg.num_envs
+        return {"value": float(self.value), "return/team": float(self.step.reward.mean())}
+
+    def state_dict(self) -> dict:
+        return {"value": self.value, "env_steps": self.env_steps,
+                "rng": self.rng.bit_generator.state}  # fmt: skip
+
+    def load_state_dict(self, state: dict) -> None:
+        self.value = state["value"]
+        self.env_steps = state["env_steps"]
+        self.rng.bit_generator.state = state["rng"]
+
+    def policy(self):
+        return self
+
+
+def make_learner(env_id, config, seed, device, env_kwargs):
+    return FakeLearner(env_id, config, seed, env_kwargs)
+
+
+@pytest.fixture(autouse=True)
+def fake_algo(monkeypatch):
+    monkeypatch.setitem(algos.ALGORITHMS, "fake", __name__)
+    monkeypatch.setitem(sys.modules, __name__, sys.modules[__name__])
+
+
+def test_run_writes_everything(tmp_path) -> None:
+    run = train("fake", "matrix/two_step-v0", steps=20, out=tmp_path / "r", progress=False)
+    for name in ("metrics.csv", "config.toml", "checkpoint.pt", "learning_curve.png"):
+        assert (tmp_path / "r" / name).is_file(), name
+    assert any((tmp_path / "r" / "tb").iterdir())
+    rows = read_metrics(tmp_path / "r" / "metrics.csv")
+    assert [r["env_steps"] for r in rows] == list(range(2, 22, 2))
+    record = load_checkpoint(run.checkpoint, env_id="matrix/two_step-v0", algo="fake")
+    assert record["config"] == {"lr": 0.1, "num_envs": 2} and record["learner"]["env_steps"] == 20
+
+
+def test_resume_after_kill_matches_unbroken_run(tmp_path) -> None:
+    unbroken = train("fake", "matrix/two_step-v0", steps=20, out=tmp_path / "a",
+                     checkpoint_every=4, progress=False)  # fmt: skip
+    CRASH_AT.append(14)
+    with pytest.raises(KeyboardInterrupt):
+        train("fake", "matrix/two_step-v0", steps=20, out=tmp_path / "b", checkpoint_every=4,
+              progress=False)  # fmt: skip
+    assert load_checkpoint(tmp_path / "b" / "checkpoint.pt")["learner"]["env_steps"] == 12
+    resumed = resume(tmp_path / "b", progress=False)
+    assert resumed.learner.env_steps == 20
+    assert float(resumed.learner.value) == pytest.approx(float(unbroken.learner.value), abs=0)
+    rows = read_metrics(tmp_path / "b" / "metrics.csv")
+    assert [r["env_steps"] for r in rows] == list(range(2, 22, 2))  # none lost or doubled
+
+
+def test_refuses_to_overwrite_a_run(tmp_path) -> None:
+    train("fake", "matrix/two_step-v0", steps=4, out=tmp_path / "r", progress=False)
+    with pytest.raises(FileExistsError, match="--resume"):
+        train("fake", "matrix/two_step-v0", steps=4, out=tmp_path / "r", progress=False)
+
+
+def test_bad_config_key_and_value() -> None:
+    with pytest.raises(ConfigError, match="did you mean lr"):
+        algos.make_config("fake", {"lrr": 0.1})
+    with pytest.raises(ConfigError, match="expected int"):
+        algos.make_config("fake", {"num_envs": "many"})
+    with pytest.raises(ValueError, match="did you mean mappo"):
+        algos.make_config("mapo")
+
+
+def test_corrupt_and_foreign_checkpoints(tmp_path) -> None:
+    run = train("fake", "matrix/two_step-v0", steps=4, out=tmp_path / "r", progress=False)
+    with pytest.raises(CheckpointError, match="env_id='matrix/two_step-v0'"):
+        load_checkpoint(run.checkpoint, env_id="mpe/simple_spread-v3")
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(run.checkpoint.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match="not a readable marl checkpoint"):
+        load_checkpoint(bad)
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "foreign.pt")
+    with pytest.raises(CheckpointError, match="not a marl checkpoint"):
+        load_checkpoint(tmp_path / "foreign.pt")
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("executed",))
+
+    torch.save({"x": Evil()}, tmp_path / "evil.pt")
+    with pytest.raises(CheckpointError, match="code execution"):
+        load_checkpoint(tmp_path / "evil.pt")
+
+
+def test_cli_one_line_errors(tmp_path, capsys) -> None:
+    assert main(["train", "--resume", str(tmp_path / "missing")]) == 2
+    assert "no run directory" in capsys.readouterr().err
+    cfg = tmp_path / "run.toml"
+    cfg.write_text('env = "matrix/two_step-v0"\nstep = 10\n')
+    assert main(["train", "fake", "--config", str(cfg)]) == 2
+    assert "did you mean 'steps'" in capsys.readouterr().err
+    assert main(["eval", str(tmp_path / "nothing.pt")]) == 2
+    assert "no checkpoint" in capsys.readouterr().err
