@@ -1,0 +1,232 @@
+"""The league's SQLite store: config, schedule and every finished game, written durably.
+
+A game counts once it is in the `games` table, written in its own transaction. Every
+scheduled game has a unique id (round, slot), the primary key of both `schedule` and
+`games`, so a resumed run plays exactly the scheduled games that are not yet stored:
+never a finished game again, never one twice. The database runs in WAL mode with
+synchronous=FULL, so a killed process (even kill -9) loses at most games in flight.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from marl.league.games import GameTable, game_table
+
+DB_NAME = "league.db"
+"""File name of the store inside a league's output folder."""
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    started_at REAL NOT NULL, code_version TEXT NOT NULL, pid INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS schedule (
+    round INTEGER NOT NULL, slot INTEGER NOT NULL, match INTEGER NOT NULL,
+    player_a TEXT NOT NULL, player_b TEXT NOT NULL, a_first INTEGER NOT NULL,
+    seed INTEGER NOT NULL, PRIMARY KEY (round, slot));
+CREATE TABLE IF NOT EXISTS games (
+    round INTEGER NOT NULL, slot INTEGER NOT NULL,
+    player_a TEXT NOT NULL, player_b TEXT NOT NULL, score_a REAL NOT NULL,
+    first TEXT NOT NULL, moves INTEGER NOT NULL, seconds REAL NOT NULL,
+    finished_at REAL NOT NULL, PRIMARY KEY (round, slot),
+    FOREIGN KEY (round, slot) REFERENCES schedule (round, slot));
+"""
+
+
+class StoreError(ValueError):
+    """A league store that is missing, foreign, or belongs to another league config."""
+
+
+@dataclass(frozen=True)
+class ScheduledGame:
+    """One game the matchmaker planned: its id (round, slot), its players and seed."""
+
+    round: int
+    """League round."""
+    slot: int
+    """Position within the round (unique per round)."""
+    match: int
+    """Pairing index within the round (games of one match share a worker)."""
+    player_a: str
+    """Player A's name."""
+    player_b: str
+    """Player B's name."""
+    a_first: bool
+    """Whether A moves first."""
+    seed: int
+    """Seed of the game's random draws."""
+
+
+@dataclass(frozen=True)
+class GameResult:
+    """A finished game."""
+
+    round: int
+    """League round."""
+    slot: int
+    """Slot within the round."""
+    score_a: float
+    """1 A won, 0.5 draw, 0 B won."""
+    moves: int
+    """Actions played (chance outcomes excluded)."""
+    seconds: float
+    """Wall-clock time of the game."""
+
+
+def code_version() -> str:
+    """marl's version plus the git commit of its source tree, when there is one."""
+    import marl
+
+    root = Path(marl.__file__).resolve().parent.parent
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        )
+        return f"marl {marl.__version__} ({out.stdout.strip()})"
+    except (OSError, subprocess.SubprocessError):
+        return f"marl {marl.__version__}"
+
+
+def resolve_db(path: str | Path) -> Path:
+    """The database behind a league folder or a .db path; refuses a path with neither."""
+    path = Path(path)
+    db = path / DB_NAME if path.is_dir() else path
+    if not db.is_file():
+        raise StoreError(f"no league database at {db}: expected a league folder or its {DB_NAME}")
+    with db.open("rb") as f:
+        if f.read(16) != b"SQLite format 3\x00":
+            raise StoreError(f"{db} is not an SQLite database")
+    return db
+
+
+class LeagueStore:
+    """Read and write one league's database."""
+
+    def __init__(self, path: str | Path, readonly: bool = False) -> None:
+        """Open the database at `path`: created if needed, or read-only for reports."""
+        self.path = Path(path)
+        if readonly:
+            uri = f"{self.path.resolve().as_uri()}?mode=ro"
+            self.conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30.0)
+            tables = {n for (n,) in self.conn.execute("SELECT name FROM sqlite_master")}
+            if not {"meta", "schedule", "games"} <= tables:
+                self.conn.close()
+                raise StoreError(f"{self.path} is an SQLite database but not a league's")
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=FULL")
+        self.conn.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.conn.close()
+
+    def __enter__(self) -> LeagueStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _write(self, sql: str, rows: list[tuple]) -> int:
+        """Run `sql` for every row in one transaction; the number of rows changed."""
+        with self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")
+            return sum(self.conn.execute(sql, row).rowcount for row in rows)
+
+    def meta(self) -> dict[str, Any]:
+        """Stored metadata (config, first code version, creation time)."""
+        rows = self.conn.execute("SELECT key, value FROM meta").fetchall()
+        return {k: json.loads(v) for k, v in rows}
+
+    def start_run(self, config: dict[str, Any], version: str) -> None:
+        """Record the config on first use, refuse a different one later, log this run."""
+        stored = self.meta().get("config")
+        if stored is None:
+            rows = [("config", config), ("code_version", version), ("created_at", time.time())]
+            self._write(
+                "INSERT OR IGNORE INTO meta VALUES (?, ?)", [(k, json.dumps(v)) for k, v in rows]
+            )
+        else:
+            _check_same_config(stored, config, self.path)
+            self._write("UPDATE meta SET value = ? WHERE key = 'config'", [(json.dumps(config),)])
+        self._write("INSERT INTO runs VALUES (?, ?, ?)", [(time.time(), version, os.getpid())])
+
+    def has_round(self, round_: int) -> bool:
+        """Whether round `round_` has been scheduled."""
+        sql = "SELECT 1 FROM schedule WHERE round = ? LIMIT 1"
+        return self.conn.execute(sql, (round_,)).fetchone() is not None
+
+    def schedule(self, games: list[ScheduledGame]) -> None:
+        """Store a round's planned games, all in one transaction."""
+        rows = [
+            (g.round, g.slot, g.match, g.player_a, g.player_b, int(g.a_first), g.seed)
+            for g in games
+        ]
+        self._write("INSERT INTO schedule VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+
+    def pending(self, round_: int) -> list[ScheduledGame]:
+        """Scheduled games of a round that are not stored as finished."""
+        rows = self.conn.execute(
+            "SELECT s.round, s.slot, s.match, s.player_a, s.player_b, s.a_first, s.seed "
+            "FROM schedule s LEFT JOIN games g ON s.round = g.round AND s.slot = g.slot "
+            "WHERE s.round = ? AND g.slot IS NULL ORDER BY s.slot",
+            (round_,),
+        ).fetchall()
+        return [ScheduledGame(r, s, m, a, b, bool(f), seed) for r, s, m, a, b, f, seed in rows]
+
+    def record(self, result: GameResult) -> bool:
+        """Store a finished game in its own transaction; False if it was already stored."""
+        row = self.conn.execute(
+            "SELECT player_a, player_b, a_first FROM schedule WHERE round = ? AND slot = ?",
+            (result.round, result.slot),
+        ).fetchone()
+        if row is None:
+            raise StoreError(f"game ({result.round}, {result.slot}) was never scheduled")
+        first = row[0] if row[2] else row[1]
+        values = (result.round, result.slot, row[0], row[1], result.score_a, first)
+        values += (result.moves, result.seconds, time.time())
+        sql = "INSERT OR IGNORE INTO games VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        return self._write(sql, [values]) == 1
+
+    def num_games(self) -> int:
+        """Finished games stored."""
+        return self.conn.execute("SELECT COUNT(*) FROM games").fetchone()[0]
+
+    def game_rows(self, until_round: int | None = None) -> list[tuple]:
+        """(round, slot, player_a, player_b, score_a, first, moves, seconds, finished_at)."""
+        last = until_round if until_round is not None else 2**62
+        return self.conn.execute(
+            "SELECT * FROM games WHERE round <= ? ORDER BY round, slot", (last,)
+        ).fetchall()
+
+    def game_table(self, until_round: int | None = None) -> GameTable:
+        """The finished games (up to a round) as a rating table."""
+        rows = self.game_rows(until_round)
+        return game_table([(a, b, score, first) for _, _, a, b, score, first, *_ in rows])
+
+
+def _check_same_config(stored: dict, config: dict, path: Path) -> None:
+    """Only `rounds` (to extend a league) and `workers` may change between runs."""
+    free = {"rounds", "workers"}
+    old = {**stored, "league": {k: v for k, v in stored["league"].items() if k not in free}}
+    new = {**config, "league": {k: v for k, v in config["league"].items() if k not in free}}
+    if old != new:
+        changed = [k for k in ("league", "matchmaker", "players") if old.get(k) != new.get(k)]
+        raise StoreError(
+            f"{path} holds a league started with a different config (changed: "
+            f"{', '.join(changed)}); resume it with the original TOML (only league.rounds and "
+            f"league.workers may change) or use a new output folder"
+        )
