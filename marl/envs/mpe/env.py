@@ -1,0 +1,181 @@
+"""B copies of one MPE scenario stepped as tensors, following marl's VecEnv protocol."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from gymnasium import spaces
+
+from marl.envs.mpe.scenario import Scenario
+from marl.envs.mpe.world import MOVE_DIM, Physics, WorldSpec, WorldState, merge_states
+from marl.envs.types import VecStep
+
+
+def team_of(agent_name: str) -> str:
+    """The team an agent belongs to: its name up to the last underscore."""
+    return agent_name.rsplit("_", 1)[0]
+
+
+def action_size(spec: WorldSpec, agent: int, continuous: bool) -> int:
+    """mpe2's action size: Discrete n, or the Box length with continuous actions."""
+    movable, silent, c = spec.movable[agent], spec.silent[agent], spec.dim_c
+    if continuous:
+        return (2 * 2 + 1 if movable else 0) + (0 if silent else c)
+    return (MOVE_DIM if movable else 1) * (1 if silent else c)
+
+
+class BatchedMPE:
+    """A natively batched MPE scenario with autoreset after `max_cycles` steps."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        num_envs: int,
+        *,
+        max_cycles: int = 25,
+        continuous_actions: bool = False,
+        device: torch.device | str = "cpu",
+        dtype: torch.dtype = torch.float32,
+        seed: int | None = None,
+    ) -> None:
+        """Wrap `scenario` for `num_envs` worlds on `device`."""
+        if num_envs < 1 or max_cycles < 1:
+            raise ValueError(f"num_envs and max_cycles must be >= 1, got {num_envs}, {max_cycles}")
+        spec = scenario.spec
+        self.scenario = scenario
+        self.num_envs = num_envs
+        self.max_cycles = max_cycles
+        self.continuous_actions = continuous_actions
+        self.device = torch.device(device)
+        self.physics = Physics(spec, self.device, dtype)
+        self.agents = list(spec.agent_names)
+        self.teams: dict[str, list[int]] = {}
+        for i, name in enumerate(self.agents):
+            self.teams.setdefault(team_of(name), []).append(i)
+        self._generator = torch.Generator(device=self.device)
+        if seed is None:
+            self._generator.seed()
+        else:
+            self._generator.manual_seed(seed)
+        # Only collect_treasure has a post-physics step (pickups, deliveries, respawns).
+        self._post_step = getattr(scenario, "post_step", None)
+        self._state = scenario.reset(num_envs, self._generator)
+        self._t = torch.zeros(num_envs, dtype=torch.long, device=self.device)
+        self._define_spaces(spec, continuous_actions)
+
+    def _define_spaces(self, spec: WorldSpec, continuous: bool) -> None:
+        """Spaces equal to mpe2's, sizes, and the constant mask and alive tensors."""
+        blocks = self.scenario.observe(self._state)
+        obs_sizes = [b.shape[-1] for b in blocks for _ in range(b.shape[1])]
+        self.obs_sizes = obs_sizes
+        self.obs_dim = max(obs_sizes)
+        self.state_dim = sum(obs_sizes)
+        inf = np.float32(np.inf)
+        self.observation_spaces = [spaces.Box(-inf, inf, (o,), np.float32) for o in obs_sizes]
+        sizes = [action_size(spec, i, continuous) for i in range(spec.num_agents)]
+        self.action_sizes = torch.tensor(sizes, device=self.device)
+        if continuous:
+            self.action_spaces = [spaces.Box(0.0, 1.0, (d,)) for d in sizes]
+            self.num_actions, self.action_dim = 0, max(sizes)
+        else:
+            self.action_spaces = [spaces.Discrete(n) for n in sizes]
+            self.num_actions, self.action_dim = max(sizes), 0
+        legal = torch.arange(self.num_actions, device=self.device) < self.action_sizes[:, None]
+        self._action_mask = legal.expand(self.num_envs, -1, -1)
+        self._alive = torch.ones(self.num_envs, len(sizes), dtype=torch.bool, device=self.device)
+        self._no = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
+
+    @property
+    def world_state(self) -> WorldState:
+        """The current state of all B worlds."""
+        return self._state
+
+    def set_state(self, state: WorldState, steps: torch.Tensor | int = 0) -> VecStep:
+        """Replace the world state (and the step counters); returns the new observations."""
+        self._state = WorldState(*(x.to(self.device) for x in state))
+        self._t = torch.zeros_like(self._t) + torch.as_tensor(steps, device=self.device)
+        return self._observe_step(self._no, self._no, reward=None)
+
+    def reset(self, seed: int | None = None) -> VecStep:
+        """Start all B episodes; a seed reseeds the env's one generator first."""
+        if seed is not None:
+            self._generator.manual_seed(seed)
+        self._state = self.scenario.reset(self.num_envs, self._generator)
+        self._t.zero_()
+        return self._observe_step(self._no, self._no, reward=None)
+
+    def _pack(self, blocks: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Observation blocks -> padded obs [B, N, O] and state [B, S] (all obs in a row)."""
+        state = (
+            torch.cat([b.flatten(1) for b in blocks], 1)
+            if len(blocks) > 1
+            else blocks[0].flatten(1)
+        )
+        padded = [
+            F.pad(b, (0, self.obs_dim - b.shape[-1])) if b.shape[-1] < self.obs_dim else b
+            for b in blocks
+        ]
+        obs = padded[0] if len(padded) == 1 else torch.cat(padded, 1)
+        return obs, state
+
+    def _observe_step(
+        self, terminated: torch.Tensor, truncated: torch.Tensor, reward: torch.Tensor | None
+    ) -> VecStep:
+        """The VecStep of the current state (no episode ended)."""
+        obs, state = self._pack(self.scenario.observe(self._state))
+        if reward is None:
+            reward = obs.new_zeros(self.num_envs, len(self.agents))
+        return VecStep(
+            obs, state, self._action_mask, reward, self._alive, terminated, truncated, obs, state
+        )
+
+    def _controls(self, actions: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """Forces and messages from a batch of actions, after checking their shape and range."""
+        a = torch.as_tensor(actions, device=self.device)
+        b, n = self.num_envs, len(self.agents)
+        if self.continuous_actions:
+            if a.shape != (b, n, self.action_dim):
+                raise ValueError(
+                    f"expected continuous actions of shape {(b, n, self.action_dim)}, "
+                    f"got {tuple(a.shape)}"
+                )
+            return self.physics.continuous_controls(a.to(self.physics.push.dtype))
+        if a.shape != (b, n) or a.dtype.is_floating_point:
+            raise ValueError(
+                f"expected integer actions of shape {(b, n)}, got {a.dtype} {tuple(a.shape)}"
+            )
+        bad = (a < 0) | (a >= self.action_sizes)
+        if bad.any():
+            env, agent = (int(i) for i in bad.nonzero()[0])
+            raise ValueError(
+                f"action {int(a[env, agent])} of {self.agents[agent]} in env {env} is outside "
+                f"Discrete({int(self.action_sizes[agent])})"
+            )
+        return self.physics.discrete_controls(a.long())
+
+    def step(self, actions: Any) -> VecStep:
+        """Apply actions ([B, N] ints or [B, N, action_dim] floats); autoreset ended episodes."""
+        force, said = self._controls(actions)
+        s = self.physics.step(self._state, force, said)
+        if self._post_step is not None:
+            s = self._post_step(s, self._generator)
+        self._state = s
+        reward = self.scenario.reward(s)
+        self._t += 1
+        truncated = self._t >= self.max_cycles
+        ends = self.scenario.is_terminal(s)
+        terminated = self._no if ends is None else ends & ~truncated
+        done = truncated | terminated
+        out = self._observe_step(terminated, truncated, reward)
+        if not bool(done.any()):
+            return out
+        self._state = merge_states(done, self.scenario.reset(self.num_envs, self._generator), s)
+        self._t.masked_fill_(done, 0)
+        obs, state = self._pack(self.scenario.observe(self._state))
+        return out._replace(obs=obs, state=state)
+
+    def close(self) -> None:
+        """Nothing to free: the state is a handful of tensors."""
