@@ -45,7 +45,11 @@ class VecEnv(Protocol):
     action_dim: int  # largest Box action size (0 for discrete actions)
 
     def reset(self, seed: int | None = None) -> VecStep:
-        """Start all B episodes; with a seed, env b is seeded `seed + b`."""
+        """Start all B episodes from `seed`: same seed, same arrays.
+
+        PettingZoo-backed envs seed env b with `seed + b`; the natively batched MPE draws
+        the whole batch from one generator seeded with `seed`.
+        """
         ...
 
     def step(self, actions: Any) -> VecStep:
