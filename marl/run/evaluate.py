@@ -14,6 +14,7 @@ from marl.envs.vector import SyncVecEnv, _make_parallel, make_vec
 from marl.run.algos import learner_module, make_config
 from marl.run.checkpoint import load_checkpoint
 from marl.run.device import get_device
+from marl.run.learner import reset_finished
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,7 @@ def run_episodes(policy: Any, vec: Any, episodes: int, greedy: bool, seed: int) 
     while any(len(f) < per_env for f in finished):
         actions = policy.act(step.obs, step.action_mask, greedy=greedy)
         step = vec.step(np.asarray(actions))
+        reset_finished(policy, step.done)
         running += np.asarray(step.reward, dtype=np.float64)
         for b in np.flatnonzero(np.asarray(step.done)):
             if len(finished[b]) < per_env:
@@ -117,6 +119,7 @@ def render_gif(source: str | Path, path: str | Path, *, seed: int = 0, greedy: b
     frames = [vec.envs[0].render()]
     while True:
         step = vec.step(np.asarray(policy.act(step.obs, step.action_mask, greedy=greedy)))
+        reset_finished(policy, step.done)
         if step.done[0]:
             break
         frames.append(vec.envs[0].render())

@@ -22,6 +22,13 @@ class Policy(Protocol):
         ...
 
 
+def reset_finished(policy: Policy, done: Any) -> None:
+    """Tell a recurrent policy which envs started a new episode (`reset(done)`, if it has one)."""
+    reset = getattr(policy, "reset", None)
+    if reset is not None:
+        reset(done)
+
+
 class Learner(Protocol):
     """One algorithm on one env; the loop calls `iterate` until `env_steps` reaches the budget."""
 

@@ -1,0 +1,136 @@
+"""The value learner's config and the presets that make it QMIX, VDN, IQL or DQN."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from marl.run.config import ConfigError
+
+
+@dataclass(frozen=True)
+class ValueConfig:
+    """Settings of the value-based learner (QMIX / VDN / IQL / DQN are presets of it)."""
+
+    mixer: Literal["qmix", "vdn", "none"] = "qmix"
+    """How a team's agent Qs are combined: QMIX hypernetwork, VDN sum, or none (IQL/DQN)."""
+    recurrent: bool = True
+    """GRU agent network trained on stored episodes; False: MLP trained on transitions."""
+    hidden_sizes: tuple[int, ...] = (64,)
+    """Widths of the agent network's MLP layers (the GRU, if any, has the last width)."""
+    agent_id: bool = True
+    """Append the agent's one-hot index within its team to its observation."""
+    last_action: bool = True
+    """Append the agent's previous action one-hot (recurrent only, as in the QMIX paper)."""
+    dueling: bool = False
+    """Dueling head: Q = V + A - mean(A)."""
+    double_q: bool = True
+    """Double Q-learning: the online net picks the bootstrap action, the target net values it."""
+    mixer_embed: int = 32
+    """Width of the QMIX mixing layer."""
+    hypernet_hidden: int = 64
+    """Hidden width of the QMIX hypernetworks."""
+    gamma: float = 0.99
+    """Discount factor."""
+    n_step: int = 1
+    """Rewards summed before bootstrapping (cut at termination and at a segment's end)."""
+    lr: float = 5e-4
+    """Adam learning rate."""
+    max_grad_norm: float = 10.0
+    """Gradient-norm clip."""
+    loss: Literal["mse", "huber"] = "mse"
+    """TD loss: 0.5 * squared error, or Huber (smooth L1, delta 1)."""
+    num_envs: int = 8
+    """Environments stepped together."""
+    rollout_steps: int = 25
+    """Vector-env steps per iteration (each is num_envs env steps)."""
+    updates_per_iterate: int = 1
+    """Gradient updates per iteration once learning has started."""
+    batch_size: int = 32
+    """Items per gradient update: episode segments (recurrent) or transitions."""
+    buffer_size: int = 5000
+    """Replay capacity in items: episode segments (recurrent) or transitions."""
+    max_seq_len: int = 64
+    """Longest stored segment; longer episodes are cut into segments of this many steps."""
+    learning_starts: int = 1000
+    """Env steps collected before the first update."""
+    epsilon_start: float = 1.0
+    """Exploration rate at the start."""
+    epsilon_end: float = 0.05
+    """Exploration rate after annealing."""
+    epsilon_anneal_steps: int = 50_000
+    """Env steps over which epsilon falls linearly from start to end."""
+    target_update_interval: int = 200
+    """Updates between hard target-network copies (used when tau is 0)."""
+    tau: float = 0.0
+    """Polyak rate of the target network per update; 0 means hard copies instead."""
+    prioritized: bool = False
+    """Proportional prioritized replay (episodes when recurrent, transitions otherwise)."""
+    per_alpha: float = 0.6
+    """Priority exponent alpha (0 is uniform)."""
+    per_beta: float = 0.4
+    """Initial importance-weight exponent beta, annealed linearly to 1."""
+    per_beta_anneal_steps: int = 100_000
+    """Env steps over which beta rises to 1."""
+    per_eps: float = 1e-6
+    """Added to |TD error| so that no priority is 0."""
+
+    def validate(self) -> None:
+        """Refuse inconsistent settings with a message naming the fix."""
+        positive = (
+            "n_step",
+            "num_envs",
+            "rollout_steps",
+            "batch_size",
+            "buffer_size",
+            "max_seq_len",
+            "target_update_interval",
+            "mixer_embed",
+            "hypernet_hidden",
+        )
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ConfigError(f"ValueConfig.{name}={getattr(self, name)}: must be >= 1")
+        if not self.hidden_sizes or min(self.hidden_sizes) < 1:
+            raise ConfigError(
+                f"ValueConfig.hidden_sizes={self.hidden_sizes}: need >= 1 positive width"
+            )
+        for name in ("gamma", "tau", "epsilon_start", "epsilon_end", "per_alpha", "per_beta"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"ValueConfig.{name}={getattr(self, name)}: must lie in [0, 1]")
+        if self.last_action and not self.recurrent:
+            raise ConfigError(
+                "ValueConfig.last_action=True needs recurrent=True (a feed-forward net trains on "
+                "transitions that do not store the previous action); set last_action=False"
+            )
+        if self.lr <= 0 or self.max_grad_norm <= 0:
+            raise ConfigError("ValueConfig.lr and max_grad_norm must be > 0")
+
+
+ALGOS: dict[str, dict[str, Any]] = {
+    "qmix": dict(mixer="qmix"),
+    "vdn": dict(mixer="vdn"),
+    "iql": dict(mixer="none"),
+    "dqn": dict(  # tuned on gym/CartPole-v1 (greedy return 500 after ~20k env steps)
+        mixer="none",
+        recurrent=False,
+        last_action=False,
+        agent_id=False,
+        hidden_sizes=(256, 256),
+        dueling=True,
+        double_q=True,
+        n_step=3,
+        loss="huber",
+        lr=2.3e-3,
+        num_envs=8,
+        rollout_steps=32,
+        updates_per_iterate=64,
+        batch_size=64,
+        buffer_size=50_000,
+        learning_starts=1000,
+        epsilon_end=0.02,
+        epsilon_anneal_steps=10_000,
+        target_update_interval=64,
+    ),
+}
+"""Preset overrides per algorithm name; `marl train <algo>` starts from these."""

@@ -1,0 +1,69 @@
+"""The agent Q-network a team shares (feed-forward or GRU, plain or dueling head)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+
+def agent_inputs(
+    obs: Tensor, last_action: Tensor | None, num_actions: int, agent_id: bool
+) -> Tensor:
+    """obs [B, T, n, O] -> [B, T, n, O (+ n) (+ A)] with agent-id and last-action one-hots.
+
+    last_action: [B, T, n] long, -1 where there was none (episode start); None leaves it out.
+    """
+    parts = [obs]
+    batch, horizon, n_agents, _ = obs.shape
+    if agent_id:
+        eye = torch.eye(n_agents, device=obs.device, dtype=obs.dtype)
+        parts.append(eye.expand(batch, horizon, n_agents, n_agents))
+    if last_action is not None:
+        onehot = nn.functional.one_hot(last_action.clamp(min=0), num_actions).to(obs.dtype)
+        parts.append(onehot * (last_action >= 0).unsqueeze(-1).to(obs.dtype))
+    return torch.cat(parts, dim=-1)
+
+
+class AgentQNet(nn.Module):
+    """Per-agent Q(o, a): an MLP, then a GRU when recurrent, then a plain or dueling head.
+
+    Dueling (Wang et al. 2016): Q = V + A - mean_a A. Agents of a team share these weights;
+    the agent-id one-hot in the input lets them still act differently.
+    """
+
+    def __init__(
+        self,
+        input_dim: int,
+        num_actions: int,
+        hidden_sizes: tuple[int, ...],
+        recurrent: bool,
+        dueling: bool,
+    ):
+        super().__init__()
+        layers: list[nn.Module] = []
+        width = input_dim
+        for size in hidden_sizes:
+            layers += [nn.Linear(width, size), nn.ReLU()]
+            width = size
+        self.body = nn.Sequential(*layers)
+        self.hidden_dim = width
+        self.rnn = nn.GRU(width, width, batch_first=True) if recurrent else None
+        self.dueling = dueling
+        self.head = nn.Linear(width, num_actions)
+        self.value_head = nn.Linear(width, 1) if dueling else None
+
+    def forward(self, inputs: Tensor, hidden: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        """inputs [B, T, n, I], hidden [B, n, H] or None (zeros) -> (Q [B, T, n, A], hidden)."""
+        batch, horizon, n_agents, _ = inputs.shape
+        features = self.body(inputs)
+        if self.rnn is not None:
+            seq = features.transpose(1, 2).reshape(batch * n_agents, horizon, self.hidden_dim)
+            h0 = None if hidden is None else hidden.reshape(1, batch * n_agents, self.hidden_dim)
+            seq, h_last = self.rnn(seq, h0)
+            features = seq.reshape(batch, n_agents, horizon, self.hidden_dim).transpose(1, 2)
+            hidden = h_last.reshape(batch, n_agents, self.hidden_dim)
+        advantages = self.head(features)
+        if self.value_head is None:
+            return advantages, hidden
+        values = self.value_head(features)
+        return values + advantages - advantages.mean(dim=-1, keepdim=True), hidden
