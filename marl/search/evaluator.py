@@ -1,0 +1,54 @@
+"""What search asks of a network: priors and values for a batch of positions, in one call."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+from torch import Tensor, nn
+
+
+class Evaluator(Protocol):
+    """Batch of observations + legal masks -> (priors [B, A], values [B]) from the side to move."""
+
+    def __call__(self, obs: Tensor, legal: Tensor) -> tuple[Tensor, Tensor]:
+        """obs [B, ...], legal [B, A] bool -> priors (0 where illegal), values in [-1, 1]."""
+        ...
+
+
+def masked_softmax(logits: Tensor, legal: Tensor) -> Tensor:
+    """Softmax over the legal entries of each row; illegal entries get probability 0."""
+    masked = logits.masked_fill(~legal, float("-inf"))
+    return torch.softmax(masked, dim=-1).nan_to_num(0.0)
+
+
+class UniformEvaluator:
+    """Uniform priors over legal moves and a constant value (a network-free baseline for tests)."""
+
+    def __init__(self, value: float = 0.0):
+        self.value = value
+        self.calls = 0
+        self.positions = 0
+
+    def __call__(self, obs: Tensor, legal: Tensor) -> tuple[Tensor, Tensor]:
+        """Uniform priors, constant values; counts calls and positions asked about."""
+        self.calls += 1
+        self.positions += legal.shape[0]
+        priors = legal.float() / legal.sum(-1, keepdim=True).clamp(min=1)
+        return priors, torch.full((legal.shape[0],), self.value, device=legal.device)
+
+
+class NetEvaluator:
+    """Wraps a policy/value net `net(obs) -> (logits [B, A], values [B])` as an Evaluator."""
+
+    def __init__(self, net: nn.Module):
+        self.net = net
+
+    @torch.inference_mode()
+    def __call__(self, obs: Tensor, legal: Tensor) -> tuple[Tensor, Tensor]:
+        """One forward pass in eval mode; priors are the masked softmax of the logits."""
+        was_training = self.net.training
+        self.net.eval()
+        logits, values = self.net(obs)
+        self.net.train(was_training)
+        return masked_softmax(logits.float(), legal), values.float()

@@ -1,0 +1,261 @@
+"""Batched PUCT search: B trees advance together, one evaluator call per simulation step.
+
+Each simulation (1) walks every tree from its root by PUCT until it leaves the tree or hits a
+finished game, (2) plays the chosen moves to make the new leaves, (3) evaluates all new
+non-terminal leaves in ONE call, and (4) backs the values up all paths with one scatter-add.
+Only the walk loops in Python, over depth; nothing loops over the B trees.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from marl.search import gumbel
+from marl.search.evaluator import Evaluator
+from marl.search.game import BatchedGame
+from marl.search.tree import Tree, add_nodes, clear_rows, empty_tree, put, reroot, set_roots, take
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """How one search runs."""
+
+    simulations: int = 64
+    """Simulations per move (each adds at most one node to each tree)."""
+    c_puct: float = 1.5
+    """Exploration weight: score = Q + c_puct * prior * sqrt(N_parent) / (1 + N_child)."""
+    fpu: float = 0.0
+    """Value assumed for a move never tried (first-play urgency)."""
+    dirichlet_alpha: float = 0.3
+    """Concentration of the root Dirichlet noise."""
+    dirichlet_fraction: float = 0.0
+    """Weight of the root noise in the root priors (0 turns noise off; AlphaZero used 0.25)."""
+    gumbel: bool = False
+    """Choose root moves by Gumbel top-k with sequential halving (Danihelka et al. 2022)."""
+    gumbel_considered: int = 16
+    """Root moves sequential halving starts from (the paper's m)."""
+    gumbel_c_visit: float = 50.0
+    """c_visit of the monotone transform sigma(q) = (c_visit + max N) * c_scale * q."""
+    gumbel_c_scale: float = 1.0
+    """c_scale of the same transform."""
+    reuse_tree: bool = True
+    """Keep the subtree below the played move for the next search."""
+
+    def validate(self) -> None:
+        """Refuse settings no search can run with."""
+        if self.simulations < 1:
+            raise ValueError(f"simulations={self.simulations}: expected at least 1")
+        if not 0.0 <= self.dirichlet_fraction <= 1.0:
+            raise ValueError(f"dirichlet_fraction={self.dirichlet_fraction}: expected 0..1")
+
+
+class SearchResult(NamedTuple):
+    """What a search of B trees returns."""
+
+    visit_counts: Tensor  # [B, A] root children's visit counts
+    policy: Tensor  # [B, A] training target: visit shares, or Gumbel's improved policy
+    root_value: Tensor  # [B] mean value of the root from the side to move's view
+    action: Tensor | None  # [B] Gumbel's chosen move (None for PUCT: use select_action)
+
+
+def puct_scores(
+    prior: Tensor, legal: Tensor, child_visits: Tensor, child_values: Tensor, parent_visits: Tensor,
+    c_puct: float, fpu: float = 0.0,
+) -> Tensor:  # fmt: skip
+    """[B, A] PUCT scores, -inf on illegal moves; `child_values` are value sums (mover's view)."""
+    q = torch.where(child_visits > 0, child_values / child_visits.clamp(min=1), fpu)
+    u = c_puct * prior * parent_visits.sqrt()[:, None] / (1.0 + child_visits)
+    return torch.where(legal, q + u, float("-inf"))
+
+
+def dirichlet_noise(rng: np.random.Generator, legal: Tensor, alpha: float) -> Tensor:
+    """[B, A] Dirichlet(alpha) samples over each row's legal moves (0 elsewhere)."""
+    gamma = torch.as_tensor(rng.gamma(alpha, size=tuple(legal.shape)), dtype=torch.float32)
+    gamma = gamma.to(legal.device) * legal
+    return gamma / gamma.sum(-1, keepdim=True).clamp(min=1e-12)
+
+
+def select_action(visit_counts: Tensor, temperature: float, rng: np.random.Generator) -> Tensor:
+    """[B] moves: argmax of visits at temperature 0, else sampled with p ~ N^(1/T)."""
+    if temperature <= 0.0:
+        return visit_counts.argmax(dim=1)
+    weights = visit_counts.double().cpu().numpy() ** (1.0 / temperature)
+    probs = weights / weights.sum(axis=1, keepdims=True)
+    uniforms = rng.random(len(probs))[:, None]
+    choice = (probs.cumsum(axis=1) < uniforms).sum(axis=1)
+    choice = np.minimum(choice, probs.shape[1] - 1)
+    return torch.as_tensor(choice, device=visit_counts.device)
+
+
+def child_stats(tree: Tree, rows: Tensor, node: Tensor) -> tuple[Tensor, Tensor]:
+    """(visits [B, A], value sums [B, A]) of the children of `node` (zeros where unexpanded)."""
+    children = tree.children[rows, node]
+    idx = torch.where(children >= 0, children, tree.capacity)
+    return tree.visits.gather(1, idx), tree.value_sum.gather(1, idx)
+
+
+class Walk(NamedTuple):
+    """Where each tree's selection walk ended."""
+
+    path: Tensor  # [B, D] nodes visited from the root (dummy index past the walk's end)
+    parent: Tensor  # [B] last node inside the tree
+    action: Tensor  # [B] move chosen there
+    child: Tensor  # [B] existing terminal child, or -1 where a new node is to be made
+
+
+def select(tree: Tree, config: SearchConfig, root_actions: Tensor | None = None) -> Walk:
+    """Walk all trees down by PUCT (the root move may be forced) to a new or terminal node."""
+    rows = torch.arange(tree.batch, device=tree.visits.device)
+    node = torch.zeros_like(rows)
+    active = torch.ones_like(rows, dtype=torch.bool)
+    path, parent, action, child = [node], node, torch.zeros_like(node), torch.full_like(node, -1)
+    while True:
+        visits, values = child_stats(tree, rows, node)
+        scores = puct_scores(
+            tree.prior[rows, node], tree.legal[rows, node], visits, values,
+            tree.visits[rows, node], config.c_puct, config.fpu,
+        )  # fmt: skip
+        move = scores.argmax(dim=1)
+        if root_actions is not None and len(path) == 1:
+            move = root_actions
+        nxt = tree.children[rows, node, move]
+        stop = active & ((nxt < 0) | tree.terminal[rows, nxt.clamp(min=0)])
+        parent = torch.where(stop, node, parent)
+        action = torch.where(stop, move, action)
+        child = torch.where(stop, nxt, child)
+        active = active & ~stop
+        node = torch.where(active, nxt, node)
+        path.append(torch.where(active, nxt, tree.capacity))
+        if not active.any():
+            return Walk(torch.stack(path, dim=1), parent, action, child)
+
+
+def backup(tree: Tree, path: Tensor, value: Tensor, value_player: Tensor) -> None:
+    """Add `value` (from `value_player`'s view) to every node on `path`, negated for the other."""
+    sign = torch.where(tree.player.gather(1, path) == value_player[:, None], 1.0, -1.0)
+    valid = (path != tree.capacity).float()
+    tree.value_sum.scatter_add_(1, path, sign * value[:, None] * valid)
+    tree.visits.scatter_add_(1, path, valid)
+
+
+def simulate(
+    tree: Tree, game: BatchedGame, evaluator: Evaluator, config: SearchConfig,
+    root_actions: Tensor | None = None,
+) -> None:  # fmt: skip
+    """One simulation in every tree: select, expand (one evaluator call), back up."""
+    walk = select(tree, config, root_actions)
+    rows = torch.arange(tree.batch, device=tree.visits.device)
+    new = (walk.child < 0).nonzero()[:, 0]
+    leaf = walk.child.clone()
+    value = tree.terminal_value[rows, walk.child.clamp(min=0)].clone()
+    if new.numel() > 0:
+        parents = take(tree.states, new, walk.parent[new])
+        states = game.play(parents, walk.action[new], check=False)
+        node, new_value = add_nodes(
+            tree, game, evaluator, new, states, walk.parent[new], walk.action[new]
+        )
+        leaf[new] = node
+        value[new] = new_value
+        tree.children[new, walk.parent[new], walk.action[new]] = node
+    path = torch.cat([walk.path, leaf[:, None]], dim=1)
+    backup(tree, path, value, tree.player[rows, leaf])
+
+
+def root_visit_counts(tree: Tree) -> Tensor:
+    """[B, A] visit counts of the roots' children."""
+    rows = torch.arange(tree.batch, device=tree.visits.device)
+    return child_stats(tree, rows, torch.zeros_like(rows))[0]
+
+
+def root_value(tree: Tree) -> Tensor:
+    """[B] mean root value from the view of the side to move at the root."""
+    return -tree.value_sum[:, 0] / tree.visits[:, 0].clamp(min=1)
+
+
+def run_search(
+    tree: Tree, game: BatchedGame, evaluator: Evaluator, config: SearchConfig,
+    rng: np.random.Generator,
+) -> SearchResult:  # fmt: skip
+    """Run `config.simulations` simulations in all trees (roots must already be set)."""
+    if config.gumbel:
+        step = functools.partial(simulate, tree, game, evaluator, config)
+        return gumbel.gumbel_search(tree, config, rng, lambda actions: step(root_actions=actions))
+    raw_prior = tree.prior[:, 0].clone()
+    if config.dirichlet_fraction > 0:
+        noise = dirichlet_noise(rng, tree.legal[:, 0], config.dirichlet_alpha)
+        eps = config.dirichlet_fraction
+        tree.prior[:, 0] = (1 - eps) * raw_prior + eps * noise
+    for _ in range(config.simulations):
+        simulate(tree, game, evaluator, config)
+    tree.prior[:, 0] = raw_prior
+    counts = root_visit_counts(tree)
+    policy = counts / counts.sum(1, keepdim=True).clamp(min=1)
+    return SearchResult(counts, policy, root_value(tree), None)
+
+
+class MCTS:
+    """B search trees over one game, with subtree reuse between moves."""
+
+    def __init__(
+        self, game: BatchedGame, evaluator: Evaluator, config: SearchConfig,
+        device: torch.device | str = "cpu",
+    ) -> None:  # fmt: skip
+        config.validate()
+        self.game, self.evaluator, self.config = game, evaluator, config
+        self.device = torch.device(device)
+        self.capacity = 2 * config.simulations + 2
+        self.tree: Tree | None = None
+
+    def reset(self, states: Any) -> None:
+        """Start fresh trees at `states` (B positions)."""
+        self.tree = empty_tree(self.game, states, self.capacity, self.device)
+        rows = torch.arange(len(states), device=self.device)
+        set_roots(self.tree, self.game, self.evaluator, rows, states)
+
+    def search(self, rng: np.random.Generator) -> SearchResult:
+        """Search all trees from their current roots."""
+        if self.tree is None or not bool((self.tree.num_nodes > 0).all()):
+            raise RuntimeError("call MCTS.reset(states) before search (some trees have no root)")
+        return run_search(self.tree, self.game, self.evaluator, self.config, rng)
+
+    def root_states(self) -> Any:
+        """The B root positions."""
+        rows = torch.arange(self.tree.batch, device=self.device)
+        return take(self.tree.states, rows, torch.zeros_like(rows))
+
+    def advance(
+        self, actions: Tensor, new_games: Callable[[int], Any] | None = None
+    ) -> tuple[Any, Tensor, Tensor]:
+        """Play `actions` [B] at the roots; return (next positions, terminal [B], returns [B, 2]).
+
+        Trees keep the subtree below the move (when `reuse_tree`). Trees whose game just ended
+        restart at `new_games(k)` (k fresh positions); without it they are left empty and must
+        be `reset` before the next search.
+        """
+        tree, game = self.tree, self.game
+        actions = actions.to(self.device)
+        next_states = game.play(self.root_states(), actions)
+        terminal, returns = game.outcome(next_states)
+        limit = self.capacity - self.config.simulations - 1 if self.config.reuse_tree else 0
+        empty = reroot(tree, actions, max_nodes=limit)
+        finished = terminal.nonzero()[:, 0]
+        clear_rows(tree, finished)
+        roots = next_states
+        if new_games is not None and finished.numel() > 0:
+            roots = (
+                next_states.copy() if isinstance(next_states, np.ndarray) else next_states.clone()
+            )
+            put(roots, (finished,), new_games(finished.numel()))
+        restart = (torch.zeros_like(terminal).index_fill(0, empty, True)) & ~terminal
+        if new_games is not None:
+            restart |= terminal
+        rows = restart.nonzero()[:, 0]
+        set_roots(tree, game, self.evaluator, rows, take(roots, rows))
+        return next_states, terminal, returns

@@ -1,0 +1,67 @@
+"""The AlphaZero policy/value network: a small residual tower with two heads."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+
+class ResidualBlock(nn.Module):
+    """conv-BN-ReLU-conv-BN plus the input, then ReLU."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(channels),
+            nn.ReLU(),
+            nn.Conv2d(channels, channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(channels),
+        )
+        self.act = nn.ReLU()
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x [B, C, H, W] -> same shape."""
+        return self.act(x + self.body(x))
+
+
+class PolicyValueNet(nn.Module):
+    """obs planes [B, C_in, H, W] -> (move logits [B, A], value in [-1, 1] [B])."""
+
+    def __init__(
+        self,
+        obs_shape: tuple[int, int, int],
+        num_actions: int,
+        channels: int = 32,
+        blocks: int = 3,
+        value_hidden: int = 64,
+    ):
+        super().__init__()
+        in_channels, rows, cols = obs_shape
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(channels),
+            nn.ReLU(),
+        )
+        self.tower = nn.Sequential(*[ResidualBlock(channels) for _ in range(blocks)])
+        self.policy_head = nn.Sequential(
+            nn.Conv2d(channels, 2, 1, bias=False),
+            nn.BatchNorm2d(2),
+            nn.ReLU(),
+            nn.Flatten(),
+            nn.Linear(2 * rows * cols, num_actions),
+        )
+        self.value_head = nn.Sequential(
+            nn.Conv2d(channels, 1, 1, bias=False),
+            nn.BatchNorm2d(1),
+            nn.ReLU(),
+            nn.Flatten(),
+            nn.Linear(rows * cols, value_hidden),
+            nn.ReLU(),
+            nn.Linear(value_hidden, 1),
+            nn.Tanh(),
+        )
+
+    def forward(self, obs: Tensor) -> tuple[Tensor, Tensor]:
+        """Logits [B, A] and values [B] from the side to move's view."""
+        x = self.tower(self.stem(obs))
+        return self.policy_head(x), self.value_head(x)[:, 0]

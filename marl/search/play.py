@@ -1,0 +1,75 @@
+"""Play a trained AlphaZero checkpoint in the terminal."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from marl.games import game_for_env
+from marl.run.checkpoint import CheckpointError, load_checkpoint
+from marl.run.config import build_config
+from marl.search.alphazero import AlphaZeroConfig, make_net
+from marl.search.mcts import SearchConfig
+from marl.search.players import AlphaZeroPlayer
+
+
+def load_player(
+    env_id: str, checkpoint: str | Path, simulations: int | None = None
+) -> AlphaZeroPlayer:
+    """A greedy search player from an alphazero checkpoint made for `env_id`."""
+    record = load_checkpoint(checkpoint, env_id=env_id, algo="alphazero")
+    config = build_config(AlphaZeroConfig, record["config"])
+    game = game_for_env(env_id)
+    net = make_net(game, config)
+    state = record.get("learner", {}).get("net")
+    if state is None:
+        raise CheckpointError(f"{checkpoint} holds no network weights (expected learner.net)")
+    net.load_state_dict(state)
+    net.eval()
+    search = SearchConfig(c_puct=config.c_puct)
+    return AlphaZeroPlayer(net, simulations or config.eval_simulations, game, search)
+
+
+def _ask_move(game, board: torch.Tensor, input_fn: Callable[[str], str], print_fn) -> int:
+    legal = game.legal_mask(board[None])[0].nonzero()[:, 0].tolist()
+    what = "column" if game.gravity else "cell (row * 3 + column)"
+    while True:
+        text = input_fn(f"your move, a {what} in {legal}: ").strip()
+        if text.lower() in ("q", "quit", "exit"):
+            raise KeyboardInterrupt
+        if text.isdigit() and int(text) in legal:
+            return int(text)
+        print_fn(f"{text!r} is not a legal move; choose one of {legal} (or q to quit)")
+
+
+def play_terminal(
+    env_id: str,
+    checkpoint: str | Path,
+    human_first: bool = True,
+    input_fn: Callable[[str], str] = input,
+    print_fn: Callable[[str], None] = print,
+    simulations: int | None = None,
+) -> int:
+    """Play one game against the checkpoint; return +1 / 0 / -1 as the human won / drew / lost."""
+    player = load_player(env_id, checkpoint, simulations)
+    game = player.game
+    board = game.initial(1)
+    human = 0 if human_first else 1
+    marks = "X (first)" if human_first else "O (second)"
+    print_fn(f"{game.name}: you play {marks}; enter q to quit")
+    while True:
+        print_fn(game.render(board[0]))
+        if int(game.to_play(board)[0]) == human:
+            move = _ask_move(game, board[0], input_fn, print_fn)
+        else:
+            move = int(player.act_batch(board)[0])
+            print_fn(f"AlphaZero plays {move}")
+        board = game.play(board, torch.tensor([move]))
+        terminal, returns = game.outcome(board)
+        if bool(terminal[0]):
+            print_fn(game.render(board[0]))
+            result = int(returns[0, human])
+            print_fn({1: "You win!", 0: "Draw.", -1: "AlphaZero wins."}[result])
+            return result

@@ -1,0 +1,231 @@
+"""Batched PUCT search: exact numerics, a hand-worked tree, forced wins, the reference twin."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from marl.games import CONNECT_FOUR, TIC_TAC_TOE
+from marl.search.evaluator import UniformEvaluator
+from marl.search.gumbel import considered_visits
+from marl.search.mcts import MCTS, SearchConfig, dirichlet_noise, puct_scores, select_action
+from marl.search.openspiel_game import OpenSpielGame
+from marl.search.reference import reference_search
+
+
+def board(game, text: str) -> torch.Tensor:
+    """One board from rows of X (first player), O (second player) and '.'."""
+    values = {"X": 1, "O": -1, ".": 0}
+    return torch.tensor([[values[ch] for ch in text.split()]], dtype=torch.int8)
+
+
+class ScriptedEvaluator:
+    """Priors and values from exact integer hashes of each board (batch-independent)."""
+
+    def __init__(self, game, seed: int = 0):
+        gen = np.random.default_rng(seed)
+        cells = game.rows * game.cols
+        self.w_prior = torch.as_tensor(gen.integers(-3, 4, size=(2 * cells, game.num_actions)))
+        self.w_value = torch.as_tensor(gen.integers(-3, 4, size=(2 * cells,)))
+        self.calls = 0
+
+    def __call__(self, obs, legal):
+        self.calls += 1
+        x = obs.flatten(1).round().long()
+        weights = ((x @ self.w_prior) % 5 + 1).float() * legal
+        priors = weights / weights.sum(1, keepdim=True)
+        values = ((x @ self.w_value) % 7 - 3).float() / 4
+        return priors, values
+
+
+def test_puct_scores_by_hand():
+    prior = torch.tensor([[0.5, 0.3, 0.2]])
+    legal = torch.tensor([[True, True, False]])
+    visits = torch.tensor([[3.0, 0.0, 0.0]])
+    values = torch.tensor([[1.5, 0.0, 0.0]])
+    scores = puct_scores(prior, legal, visits, values, torch.tensor([4.0]), c_puct=2.0, fpu=-0.1)
+    assert scores[0, 0].item() == pytest.approx(0.5 + 2 * 0.5 * 2 / 4)
+    assert scores[0, 1].item() == pytest.approx(-0.1 + 2 * 0.3 * 2 / 1)
+    assert scores[0, 2].item() == float("-inf")
+
+
+def test_dirichlet_noise_is_seeded_and_masked():
+    legal = torch.tensor([[True, False, True, True], [False, True, True, False]])
+    a = dirichlet_noise(np.random.default_rng(3), legal, 0.3)
+    b = dirichlet_noise(np.random.default_rng(3), legal, 0.3)
+    assert torch.equal(a, b)
+    assert torch.allclose(a.sum(1), torch.ones(2))
+    assert (a[~legal] == 0).all() and (a[legal] > 0).all()
+
+
+def test_select_action_temperature():
+    counts = torch.tensor([[1.0, 5.0, 2.0], [0.0, 0.0, 4.0]])
+    assert select_action(counts, 0.0, np.random.default_rng(0)).tolist() == [1, 2]
+    rng = np.random.default_rng(0)
+    draws = torch.stack([select_action(counts, 1.0, rng) for _ in range(4000)])
+    share = (draws[:, 0] == 1).float().mean().item()
+    assert share == pytest.approx(5 / 8, abs=0.03)
+    assert (draws[:, 1] == 2).all()
+    again = torch.stack([select_action(counts, 1.0, np.random.default_rng(0)) for _ in range(2)])
+    assert torch.equal(again[0], again[1])
+
+
+HAND_WORKED = "X X O  O X X  . O ."  # O to move; O@6 lets X win at 8, O@8 draws
+
+
+def test_visit_counts_match_a_hand_worked_tree():
+    """Five simulations, uniform priors, value 0, c_puct 1 (worked out in the comments)."""
+    # sim1: both moves score 0.5 -> 6. sim2: 6 scores .354, 8 scores .707 -> 8.
+    # sim3: tie -> 6, then X's only move 8 wins: +1 for X, -1 for O at node 6.
+    # sim4: 6 scores -.5 + .333, 8 scores .5 -> 8 -> drawn terminal. sim5: 8 again (0 + .373).
+    mcts = MCTS(TIC_TAC_TOE, UniformEvaluator(), SearchConfig(simulations=5, c_puct=1.0))
+    mcts.reset(board(TIC_TAC_TOE, HAND_WORKED))
+    result = mcts.search(np.random.default_rng(0))
+    expected = [0, 0, 0, 0, 0, 0, 2, 0, 3]
+    assert result.visit_counts[0].tolist() == expected
+    assert result.root_value[0].item() == pytest.approx(-1 / 6)
+
+
+def test_one_evaluator_call_per_simulation_for_all_trees():
+    evaluator = UniformEvaluator()
+    mcts = MCTS(CONNECT_FOUR, evaluator, SearchConfig(simulations=12))
+    mcts.reset(CONNECT_FOUR.initial(5))
+    mcts.search(np.random.default_rng(0))
+    assert evaluator.calls == 1 + 12
+    assert evaluator.positions == 5 * (1 + 12)
+
+
+@pytest.mark.parametrize("use_gumbel", [False, True])
+def test_forced_win_in_one_found_with_few_simulations(use_gumbel):
+    ttt = board(TIC_TAC_TOE, "X X .  O O .  . . .")  # X wins at 2
+    c4 = board(CONNECT_FOUR, ". . . . . . .  " * 5 + "X X X . O O O")  # X wins at 3
+    for game, position, win, sims in ((TIC_TAC_TOE, ttt, 2, 12), (CONNECT_FOUR, c4, 3, 12)):
+        config = SearchConfig(simulations=sims, gumbel=use_gumbel, gumbel_considered=16)
+        mcts = MCTS(game, UniformEvaluator(), config)
+        mcts.reset(position.repeat(3, 1))
+        result = mcts.search(np.random.default_rng(1))
+        chosen = result.action if use_gumbel else result.visit_counts.argmax(1)
+        assert chosen.tolist() == [win] * 3
+
+
+def random_positions(game, count: int, seed: int) -> torch.Tensor:
+    """`count` unfinished positions reached by seeded random play."""
+    rng = np.random.default_rng(seed)
+    out = []
+    while len(out) < count:
+        b = game.initial(1)
+        for _ in range(rng.integers(0, 4 if game is TIC_TAC_TOE else 12)):
+            moves = game.legal_mask(b)[0].nonzero()[:, 0]
+            nxt = game.play(b, moves[rng.integers(len(moves))][None])
+            if game.outcome(nxt)[0][0]:
+                break
+            b = nxt
+        out.append(b)
+    return torch.cat(out)
+
+
+@pytest.mark.parametrize("game", [TIC_TAC_TOE, CONNECT_FOUR], ids=lambda g: g.name)
+def test_batched_search_agrees_with_the_reference(game):
+    positions = random_positions(game, 4, seed=5)
+    evaluator = ScriptedEvaluator(game)
+    config = SearchConfig(simulations=40, c_puct=1.3, dirichlet_fraction=0.25, fpu=-0.2)
+    mcts = MCTS(game, evaluator, config)
+    mcts.reset(positions)
+    result = mcts.search(np.random.default_rng(7))
+    noise = dirichlet_noise(np.random.default_rng(7), game.legal_mask(positions), 0.3)
+    for b in range(len(positions)):
+        counts, value = reference_search(
+            game, evaluator, positions[b : b + 1], 40, 1.3, -0.2, noise[b].numpy(), 0.25
+        )
+        assert result.visit_counts[b].tolist() == counts.tolist()
+        assert result.root_value[b].item() == pytest.approx(value, abs=1e-5)
+
+
+def test_subtree_reuse_keeps_the_child_statistics():
+    game = CONNECT_FOUR
+    mcts = MCTS(game, ScriptedEvaluator(game), SearchConfig(simulations=60))
+    mcts.reset(game.initial(3))
+    first = mcts.search(np.random.default_rng(0))
+    actions = first.visit_counts.argmax(1)
+    tree = mcts.tree
+    rows = torch.arange(3)
+    child = tree.children[rows, 0, actions]
+    grandchild_visits = [
+        [tree.visits[b, c].item() if c >= 0 else 0.0 for c in tree.children[b, child[b]].tolist()]
+        for b in range(3)
+    ]
+    child_visits = tree.visits[rows, child].tolist()
+    mcts.advance(actions)
+    assert mcts.tree.visits[:, 0].tolist() == child_visits
+    assert mcts.tree.num_nodes.tolist() == child_visits  # no terminal revisits this early
+    from marl.search.mcts import root_visit_counts
+
+    assert root_visit_counts(mcts.tree).tolist() == grandchild_visits
+    second = mcts.search(np.random.default_rng(0))
+    assert (second.visit_counts.sum(1) == torch.tensor(child_visits) - 1 + 60).all()
+
+
+def test_reuse_never_overflows_the_tree_over_a_whole_game():
+    game = TIC_TAC_TOE
+    mcts = MCTS(game, UniformEvaluator(), SearchConfig(simulations=30))
+    mcts.reset(game.initial(2))
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        result = mcts.search(rng)
+        assert (mcts.tree.num_nodes <= mcts.capacity).all()
+        mcts.advance(select_action(result.visit_counts, 1.0, rng))
+
+
+def test_sequential_halving_schedule_by_hand():
+    assert considered_visits(4, 8) == (0, 0, 0, 0, 1, 1, 2, 2)
+    assert considered_visits(1, 3) == (0, 1, 2)
+    seq = considered_visits(16, 64)
+    assert seq[:16] == tuple([0] * 16) and len(seq) == 64
+    assert max(seq) < 64 // 2 and math.ceil(math.log2(16)) == 4
+
+
+def test_gumbel_policy_prefers_the_winning_move():
+    position = board(TIC_TAC_TOE, "X X .  O O .  . . .")
+    config = SearchConfig(simulations=16, gumbel=True, gumbel_considered=8)
+    mcts = MCTS(TIC_TAC_TOE, UniformEvaluator(), config)
+    mcts.reset(position)
+    result = mcts.search(np.random.default_rng(0))
+    assert result.policy[0].argmax().item() == 2
+    assert result.policy[0].sum().item() == pytest.approx(1.0)
+    assert result.policy[0, ~TIC_TAC_TOE.legal_mask(position)[0]].sum() == 0
+
+
+def test_openspiel_adapter_matches_the_native_game():
+    native = board(TIC_TAC_TOE, "X . .  . O .  . . .")
+    spiel = OpenSpielGame("tic_tac_toe")
+    state = spiel.initial(1)
+    state = spiel.play(state, torch.tensor([0]))
+    state = spiel.play(state, torch.tensor([4]))
+    counts = []
+    for game, position in ((TIC_TAC_TOE, native), (spiel, state)):
+        evaluator = UniformEvaluator()
+        mcts = MCTS(game, evaluator, SearchConfig(simulations=50))
+        mcts.reset(np.concatenate([position] * 3) if game is spiel else position.repeat(3, 1))
+        counts.append(mcts.search(np.random.default_rng(0)).visit_counts)
+        assert evaluator.calls == 1 + 50  # one batched call per simulation step for all trees
+    assert torch.equal(counts[0], counts[1])
+    with pytest.raises(ValueError, match="action 4 on state 0 is illegal"):
+        spiel.play(state, torch.tensor([4]))
+    with pytest.raises(ValueError, match="need DETERMINISTIC"):
+        OpenSpielGame("backgammon")
+
+
+def test_gumbel_with_a_reused_subtree_still_plays_legal_moves():
+    game = CONNECT_FOUR
+    mcts = MCTS(game, ScriptedEvaluator(game), SearchConfig(simulations=16, gumbel=True))
+    mcts.reset(game.initial(4))
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        result = mcts.search(rng)
+        legal = game.legal_mask(mcts.root_states())
+        assert legal.gather(1, result.action[:, None]).all()
+        assert (result.visit_counts.sum(1) >= 16).all()
+        mcts.advance(result.action)
