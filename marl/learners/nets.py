@@ -1,0 +1,327 @@
+"""Network building blocks shared by the learners: MLPs, agent groups, a GRU core, action heads.
+
+Modules here hold weights and compute forward passes; no training logic. `ActorPolicy` is
+the inference view of an actor-critic (evaluation, leagues, GIFs). Every module takes
+a `torch.Generator` for its initial weights, so the same seed builds the same network without
+touching torch's global RNG. Agent-indexed tensors put agents on the second-to-last axis:
+`[..., N, F]`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import gymnasium
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from marl.run.seeding import torch_generator
+
+ILLEGAL_LOGIT = -1e8  # logit of a masked action: its probability underflows to exactly 0
+CriticInput = Literal["local", "state", "state+agent"]
+
+
+def init_linear(layer: nn.Linear, gain: float, generator: torch.Generator) -> nn.Linear:
+    """Orthogonal weights with `gain`, zero bias (the usual PPO/DQN initialization)."""
+    nn.init.orthogonal_(layer.weight, gain=gain, generator=generator)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+def mlp(
+    in_dim: int,
+    hidden: Sequence[int],
+    out_dim: int | None,
+    generator: torch.Generator,
+    out_gain: float = 1.0,
+) -> nn.Sequential:
+    """Tanh MLP `in_dim -> hidden... -> out_dim` (no output layer when `out_dim` is None)."""
+    layers: list[nn.Module] = []
+    for size in hidden:
+        layers += [init_linear(nn.Linear(in_dim, size), math.sqrt(2), generator), nn.Tanh()]
+        in_dim = size
+    if out_dim is not None:
+        layers.append(init_linear(nn.Linear(in_dim, out_dim), out_gain, generator))
+    return nn.Sequential(*layers)
+
+
+class AgentGroups:
+    """Agents split into groups that share one network (a team, or a single agent).
+
+    `gather` picks a group's agents out of an `[..., N, F]` tensor, `with_ids` appends each
+    agent's one-hot position inside its group, and `scatter` puts per-group results back in
+    agent order.
+    """
+
+    def __init__(self, groups: Sequence[Sequence[int]], num_agents: int, agent_ids: bool):
+        flat = sorted(i for g in groups for i in g)
+        if flat != list(range(num_agents)):
+            raise ValueError(f"groups {groups} must cover agents 0..{num_agents - 1} once each")
+        self.groups = [list(g) for g in groups]
+        self.num_agents = num_agents
+        self.agent_ids = agent_ids
+        self._order = torch.tensor([i for g in self.groups for i in g]).argsort()
+
+    def id_dim(self, g: int) -> int:
+        """Width of the one-hot id appended for group `g` (0 for one-agent groups)."""
+        return len(self.groups[g]) if self.agent_ids and len(self.groups[g]) > 1 else 0
+
+    def gather(self, x: Tensor, g: int) -> Tensor:
+        """`[..., N, F] -> [..., G, F]`: the agents of group `g`."""
+        return x[..., self.groups[g], :]
+
+    def with_ids(self, x: Tensor, g: int) -> Tensor:
+        """Append the one-hot agent id (position in group `g`) to `x` `[..., G, F]`."""
+        width = self.id_dim(g)
+        if width == 0:
+            return x
+        ids = torch.eye(width, dtype=x.dtype, device=x.device)
+        return torch.cat([x, ids.expand(*x.shape[:-1], width)], dim=-1)
+
+    def scatter(self, parts: Sequence[Tensor], dim: int = -1) -> Tensor:
+        """Concatenate per-group `[..., G_g, ...]` along agent axis `dim` into agent order."""
+        joined = torch.cat(list(parts), dim=dim)
+        return joined.index_select(dim, self._order.to(joined.device))
+
+
+class GRUCore(nn.Module):
+    """A GRU cell unrolled over time, resetting its state where an episode starts."""
+
+    def __init__(self, size: int, generator: torch.Generator):
+        super().__init__()
+        self.cell = nn.GRUCell(size, size)
+        for weight in (self.cell.weight_ih, self.cell.weight_hh):
+            nn.init.orthogonal_(weight, generator=generator)
+        nn.init.zeros_(self.cell.bias_ih)
+        nn.init.zeros_(self.cell.bias_hh)
+
+    def forward(self, x: Tensor, h: Tensor, starts: Tensor) -> tuple[Tensor, Tensor]:
+        """x [T, M, H], h [M, H], starts [T, M] bool -> (outputs [T, M, H], last h [M, H])."""
+        outputs = []
+        for t in range(x.shape[0]):
+            h = self.cell(x[t], h * (~starts[t]).to(h.dtype)[:, None])
+            outputs.append(h)
+        return torch.stack(outputs), h
+
+
+def mask_logits(logits: Tensor, mask: Tensor) -> Tensor:
+    """Set the logits of illegal actions (mask False) to a huge negative number."""
+    return torch.where(mask, logits, torch.full_like(logits, ILLEGAL_LOGIT))
+
+
+def sample_categorical(logits: Tensor, generator: torch.Generator) -> Tensor:
+    """One action per row of `logits` `[..., A]`, drawn with `generator`."""
+    probs = torch.softmax(logits, dim=-1).reshape(-1, logits.shape[-1])
+    return torch.multinomial(probs, 1, generator=generator).reshape(logits.shape[:-1])
+
+
+def categorical_log_prob_entropy(logits: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
+    """Log-probability of `actions` `[...]` and entropy under softmax(`logits` `[..., A]`)."""
+    log_probs = torch.log_softmax(logits, dim=-1)
+    chosen = log_probs.gather(-1, actions.long()[..., None]).squeeze(-1)
+    entropy = -(log_probs.exp() * log_probs).sum(-1)
+    return chosen, entropy
+
+
+def gaussian_log_prob_entropy(
+    mean: Tensor, log_std: Tensor, actions: Tensor, dim_mask: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Diagonal Gaussian log-prob and entropy summed over the dims `dim_mask` keeps."""
+    z = (actions - mean) * torch.exp(-log_std)
+    per_dim = -0.5 * z**2 - log_std - 0.5 * math.log(2 * math.pi)
+    entropy = (0.5 + 0.5 * math.log(2 * math.pi) + log_std).expand_as(mean)
+    return (per_dim * dim_mask).sum(-1), (entropy * dim_mask).sum(-1)
+
+
+class ActorCritic(nn.Module):
+    """Actor (MLP, optional GRU, linear head) and critic (MLP) for one group of agents."""
+
+    def __init__(
+        self,
+        actor_in: int,
+        critic_in: int,
+        hidden: Sequence[int],
+        out_dim: int,
+        continuous: bool,
+        recurrent: bool,
+        generator: torch.Generator,
+    ):
+        super().__init__()
+        self.body = mlp(actor_in, hidden, None, generator)
+        self.gru = GRUCore(hidden[-1], generator) if recurrent else None
+        self.head = init_linear(nn.Linear(hidden[-1], out_dim), 0.01, generator)
+        self.log_std = nn.Parameter(torch.zeros(out_dim)) if continuous else None
+        self.critic = mlp(critic_in, hidden, 1, generator, out_gain=1.0)
+
+    def actor(self, x: Tensor, h: Tensor, starts: Tensor) -> tuple[Tensor, Tensor]:
+        """x [T, B, G, I], h [B, G, H], starts [T, B] -> (head output [T, B, G, out], h)."""
+        features = self.body(x)
+        if self.gru is not None:
+            t, b, g, size = features.shape
+            rows = starts[..., None].expand(t, b, g).reshape(t, b * g)
+            features, h = self.gru(features.reshape(t, b * g, size), h.reshape(b * g, -1), rows)
+            features, h = features.reshape(t, b, g, size), h.reshape(b, g, size)
+        return self.head(features), h
+
+
+def box_bounds(spaces: Sequence[gymnasium.Space], action_dim: int) -> tuple[Tensor, ...]:
+    """(low, high, dim_mask) `[N, D]` of each agent's Box, padded to `action_dim` dims."""
+    n = len(spaces)
+    low, high, dims = (torch.zeros(n, action_dim) for _ in range(3))
+    for i, space in enumerate(spaces if action_dim else []):
+        size = int(np.prod(space.shape))
+        low[i, :size] = torch.as_tensor(space.low, dtype=torch.float32).flatten()
+        high[i, :size] = torch.as_tensor(space.high, dtype=torch.float32).flatten()
+        dims[i, :size] = 1.0
+    return low, high, dims
+
+
+class MultiAgentActorCritic(nn.Module):
+    """One `ActorCritic` per agent group; inputs composed per group, outputs in agent order.
+
+    Discrete actors output masked-categorical logits `[..., N, A]`; continuous actors output
+    Gaussian means `[..., N, D]` with a state-independent log-std per group. Continuous
+    actions are clipped to each agent's Box only when handed to the env.
+    """
+
+    def __init__(
+        self,
+        groups: AgentGroups,
+        obs_dim: int,
+        state_dim: int,
+        action_spaces: Sequence[gymnasium.Space],
+        hidden: Sequence[int],
+        critic: CriticInput,
+        recurrent: bool,
+        generator: torch.Generator,
+    ):
+        super().__init__()
+        kinds = {type(space).__name__ for space in action_spaces}
+        if not kinds <= {"Discrete", "Box"} or len(kinds) != 1:
+            raise ValueError(
+                f"action spaces {sorted(kinds)}: expected all Discrete or all Box per env"
+            )
+        self.continuous = kinds == {"Box"}
+        if self.continuous:
+            out_dim = max(int(np.prod(s.shape)) for s in action_spaces)
+        else:
+            out_dim = max(int(s.n) for s in action_spaces)
+        low, high, dims = box_bounds(action_spaces, out_dim if self.continuous else 0)
+        self.register_buffer("action_low", low)
+        self.register_buffer("action_high", high)
+        self.register_buffer("dim_mask", dims)
+        self.groups, self.critic_input = groups, critic
+        self.hidden_size = hidden[-1] if recurrent else 0
+        nets = []
+        for g in range(len(groups.groups)):
+            ids = groups.id_dim(g)
+            critic_in = {"local": obs_dim + ids, "state": state_dim}.get(
+                critic, state_dim + obs_dim + ids
+            )
+            nets.append(
+                ActorCritic(
+                    obs_dim + ids, critic_in, hidden, out_dim, self.continuous, recurrent, generator
+                )
+            )
+        self.nets = nn.ModuleList(nets)
+
+    def initial_hidden(self, num_envs: int) -> Tensor:
+        """Zero GRU state `[B, N, H]` (H = 0 for a feedforward actor)."""
+        return torch.zeros(num_envs, self.groups.num_agents, self.hidden_size)
+
+    def actor(self, obs: Tensor, hidden: Tensor, starts: Tensor) -> tuple[Tensor, Tensor]:
+        """obs [T, B, N, O], hidden [B, N, H], starts [T, B] -> (out [T, B, N, *], hidden)."""
+        outs, hiddens = [], []
+        for g, net in enumerate(self.nets):
+            x = self.groups.with_ids(self.groups.gather(obs, g), g)
+            out, h = net.actor(x, self.groups.gather(hidden, g), starts)
+            outs.append(out)
+            hiddens.append(h)
+        return self.groups.scatter(outs, dim=-2), self.groups.scatter(hiddens, dim=-2)
+
+    def log_std(self) -> Tensor:
+        """Per-agent log standard deviations `[N, D]` of a continuous actor."""
+        return self.groups.scatter(
+            [net.log_std.expand(len(g), -1) for net, g in zip(self.nets, self.groups.groups)],
+            dim=-2,
+        )
+
+    def log_prob_entropy(self, out: Tensor, mask: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
+        """Log-probabilities and entropies `[..., N]` of `actions` under actor output `out`."""
+        if self.continuous:
+            return gaussian_log_prob_entropy(out, self.log_std(), actions, self.dim_mask)
+        return categorical_log_prob_entropy(mask_logits(out, mask), actions)
+
+    def act(
+        self,
+        obs: Tensor,  # [B, N, O]
+        mask: Tensor,  # [B, N, A] bool
+        hidden: Tensor,  # [B, N, H]
+        starts: Tensor,  # [B] bool
+        generator: torch.Generator,
+        greedy: bool,
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """(actions, env actions clipped to the Box, log-probs [B, N], next hidden)."""
+        out, hidden = self.actor(obs[None], hidden, starts[None])
+        out = out[0]
+        if self.continuous:
+            actions = out
+            if not greedy:
+                noise = torch.randn(out.shape, generator=generator, device=out.device)
+                actions = out + self.log_std().exp() * noise
+            env_actions = torch.clamp(actions, self.action_low, self.action_high)
+        else:
+            logits = mask_logits(out, mask)
+            actions = logits.argmax(-1) if greedy else sample_categorical(logits, generator)
+            env_actions = actions
+        log_probs, _ = self.log_prob_entropy(out, mask, actions)
+        return actions, env_actions, log_probs, hidden
+
+    def values(self, obs: Tensor, state: Tensor) -> Tensor:
+        """obs [..., N, O], state [..., S] -> values [..., N]."""
+        values = []
+        for g, net in enumerate(self.nets):
+            local = self.groups.with_ids(self.groups.gather(obs, g), g)
+            shared = state[..., None, :].expand(*local.shape[:-1], state.shape[-1])
+            x = {"local": local, "state": shared}.get(self.critic_input)
+            if x is None:
+                x = torch.cat([shared, local], dim=-1)
+            values.append(net.critic(x).squeeze(-1))
+        return self.groups.scatter(values, dim=-1)
+
+
+class ActorPolicy:
+    """A `MultiAgentActorCritic`'s actor as a policy: greedy = argmax / Gaussian mean."""
+
+    def __init__(self, net: MultiAgentActorCritic, seed: int = 0):
+        self.net = net
+        self.device = net.action_low.device
+        self.generator = torch_generator(seed, self.device)
+        self.hidden: Tensor | None = None
+
+    def reset(self, done: Any) -> None:
+        """Start new episodes (zero GRU state) in the envs where `done` ([B] bool) is true."""
+        if self.hidden is not None:
+            keep = ~torch.as_tensor(done, dtype=torch.bool, device=self.device)
+            self.hidden = self.hidden * keep[:, None, None].to(self.hidden.dtype)
+
+    def act(self, obs: Any, action_mask: Any, *, greedy: bool = True) -> np.ndarray:
+        """obs [B, N, O], action_mask [B, N, A] -> env actions [B, N] (or [B, N, D]).
+
+        A recurrent policy keeps its GRU state between calls; `reset(done)` after each env
+        step starts it afresh where an episode ended.
+        """
+        obs = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
+        mask = torch.as_tensor(action_mask, dtype=torch.bool, device=self.device)
+        batch = obs.shape[0]
+        if self.hidden is None or self.hidden.shape[0] != batch:
+            self.hidden = self.net.initial_hidden(batch).to(self.device)
+        no_starts = torch.zeros(batch, dtype=torch.bool, device=self.device)
+        with torch.no_grad():
+            _, env_actions, _, self.hidden = self.net.act(
+                obs, mask, self.hidden, no_starts, self.generator, greedy
+            )
+        return env_actions.cpu().numpy()

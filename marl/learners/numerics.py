@@ -1,0 +1,129 @@
+"""Pure numerics of on-policy learning: GAE(lambda), bootstrapping targets, running moments.
+
+Every function here is a plain function of tensors (no modules, no hidden state), so the
+tests check them against hand-worked numbers. Time is the leading axis: `[T, ...]`.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+
+def bootstrap_targets(
+    values: Tensor,  # [T, B, N] V(s_t)
+    last_values: Tensor,  # [B, N] V(s_T), the state after the rollout
+    final_values: Tensor,  # [T, B, N] V(final state) where the episode was truncated at t
+    terminated: Tensor,  # [T, B] bool, episode ended by the env at t: no bootstrap
+    truncated: Tensor,  # [T, B] bool, episode cut by a time limit at t: bootstrap final value
+    next_alive: Tensor,  # [T, B, N] bool, the agent is alive after step t
+) -> tuple[Tensor, Tensor]:
+    """The value of what follows each step, and where each agent's trajectory ends.
+
+    Returns `(next_values, ends)`, both `[T, B, N]`. `next_values[t]` is V(s_{t+1}) inside an
+    episode, V(final_obs) on truncation, and 0 on termination or when the agent died at t
+    (alive before, not after, in the same episode). `ends[t]` cuts the lambda-trace.
+    """
+    next_values = torch.cat([values[1:], last_values[None]], dim=0)
+    trunc = truncated[..., None].expand_as(values)
+    term = terminated[..., None].expand_as(values)
+    done = trunc | term
+    died = ~done & ~next_alive
+    next_values = torch.where(trunc, final_values, next_values)
+    next_values = torch.where(term | died, torch.zeros_like(values), next_values)
+    return next_values, done | died
+
+
+def gae(
+    rewards: Tensor,  # [T, ...] reward after the action at t
+    values: Tensor,  # [T, ...] V(s_t)
+    next_values: Tensor,  # [T, ...] V of the next state, 0 where nothing follows
+    ends: Tensor,  # [T, ...] bool, trajectory ends at t (the trace does not cross it)
+    gamma: float,
+    lam: float,
+) -> Tensor:
+    """Generalized advantage estimates A_t = sum_k (gamma lam)^k delta_{t+k}, cut at `ends`."""
+    deltas = rewards + gamma * next_values - values
+    carry = (1.0 - ends.to(values.dtype)) * gamma * lam
+    advantages = torch.zeros_like(values)
+    running = torch.zeros_like(values[0])
+    for t in range(values.shape[0] - 1, -1, -1):
+        running = deltas[t] + carry[t] * running
+        advantages[t] = running
+    return advantages
+
+
+def clipped_surrogate(log_ratio: Tensor, advantages: Tensor, clip: float) -> Tensor:
+    """PPO's per-sample policy loss: -min(r A, clip(r, 1-clip, 1+clip) A), r = exp(log_ratio)."""
+    ratio = torch.exp(log_ratio)
+    unclipped = ratio * advantages
+    clipped = torch.clamp(ratio, 1.0 - clip, 1.0 + clip) * advantages
+    return -torch.min(unclipped, clipped)
+
+
+def value_loss(values: Tensor, old_values: Tensor, returns: Tensor, clip: float | None) -> Tensor:
+    """Per-sample 0.5 (V - R)^2; with `clip`, the max against V kept within clip of old V."""
+    loss = (values - returns) ** 2
+    if clip is not None:
+        kept = old_values + torch.clamp(values - old_values, -clip, clip)
+        loss = torch.max(loss, (kept - returns) ** 2)
+    return 0.5 * loss
+
+
+def masked_mean(x: Tensor, mask: Tensor) -> Tensor:
+    """Mean of `x` over entries where `mask` is true (0 when none are)."""
+    weights = mask.to(x.dtype)
+    return (x * weights).sum() / weights.sum().clamp(min=1.0)
+
+
+def explained_variance(predicted: Tensor, target: Tensor, mask: Tensor) -> float:
+    """1 - Var[target - predicted] / Var[target] over masked entries (nan if Var[target]=0)."""
+    y, p = target[mask].double(), predicted[mask].double()
+    var_y = y.var(unbiased=False) if y.numel() else torch.tensor(0.0)
+    if var_y == 0:
+        return float("nan")
+    return float(1.0 - (y - p).var(unbiased=False) / var_y)
+
+
+class Moments(NamedTuple):
+    """Running mean and variance of a stream of scalars (float64 scalars)."""
+
+    mean: Tensor  # [] running mean
+    var: Tensor  # [] running (population) variance
+    count: Tensor  # [] number of samples seen (starts at a tiny epsilon)
+
+
+def init_moments() -> Moments:
+    """Moments before any data: mean 0, variance 1, a negligible count."""
+    f64 = torch.float64
+    return Moments(
+        torch.zeros((), dtype=f64), torch.ones((), dtype=f64), torch.tensor(1e-4, dtype=f64)
+    )
+
+
+def update_moments(moments: Moments, x: Tensor) -> Moments:
+    """Fold a batch of samples into the running moments (Chan et al.'s parallel formula)."""
+    x = x.detach().double().flatten()
+    if x.numel() == 0:
+        return moments
+    n = torch.tensor(float(x.numel()), dtype=torch.float64)
+    batch_mean, batch_var = x.mean(), x.var(unbiased=False)
+    total = moments.count + n
+    delta = batch_mean - moments.mean
+    mean = moments.mean + delta * n / total
+    m2 = moments.var * moments.count + batch_var * n + delta**2 * moments.count * n / total
+    return Moments(mean, m2 / total, total)
+
+
+def normalize(x: Tensor, moments: Moments, eps: float = 1e-8) -> Tensor:
+    """(x - mean) / std under the running moments, in `x`'s dtype."""
+    std = torch.sqrt(moments.var + eps)
+    return ((x.double() - moments.mean) / std).to(x.dtype)
+
+
+def denormalize(x: Tensor, moments: Moments, eps: float = 1e-8) -> Tensor:
+    """Invert `normalize`."""
+    std = torch.sqrt(moments.var + eps)
+    return (x.double() * std + moments.mean).to(x.dtype)

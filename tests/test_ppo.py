@@ -1,0 +1,342 @@
+"""PPO-family learner: masks, heads, parameter sharing, dead agents, learning, exact resume."""
+
+import dataclasses
+
+import gymnasium
+import numpy as np
+import pytest
+import torch
+
+from marl.envs.types import VecStep
+from marl.learners import ppo
+from marl.learners.nets import AgentGroups
+from marl.run.checkpoint import load_checkpoint, save_checkpoint
+from marl.run.config import ConfigError, build_config
+from marl.run.seeding import torch_generator
+
+torch.set_num_threads(1)
+
+
+class CueVecEnv:
+    """B copies of a cued bandit with time limit, masks, teams and a dying agent.
+
+    Agent i sees a one-hot cue and earns 1 for playing the cued action (continuous: reward
+    -sum((a - target)^2) with target +-0.5 by the cue). Action 2 is illegal for agent 0 and
+    never its cue. Episodes last `length` steps (truncated); agent 2 dies after `dies_after`
+    steps. Optimal per-agent return: `length` for agents 0 and 1, `dies_after` for agent 2.
+    """
+
+    agents = ["red_0", "red_1", "blue_0"]
+    teams = {"red": [0, 1], "blue": [2]}
+    obs_dim, state_dim = 4, 12
+
+    def __init__(self, num_envs=4, length=4, dies_after=2, continuous=False, terminate=False):
+        self.num_envs, self.length, self.dies_after = num_envs, length, dies_after
+        self.continuous, self.terminate = continuous, terminate
+        self.observation_spaces = [gymnasium.spaces.Box(0, 1, (4,))] * 3
+        box = gymnasium.spaces.Box(-1.0, 1.0, (2,), dtype=np.float32)
+        self.action_spaces = [box] * 3 if continuous else [gymnasium.spaces.Discrete(3)] * 3
+        self.num_actions, self.action_dim = (0, 2) if continuous else (3, 0)
+        self.rng = np.random.default_rng(0)
+        self.t = np.zeros(num_envs, int)
+        self.cue = np.zeros((num_envs, 3), int)
+
+    def _new_cues(self, rows):
+        self.cue[rows] = self.rng.integers(0, 3, size=(len(rows), 3))
+        self.cue[rows, 0] %= 2
+        if self.continuous:
+            self.cue[rows] %= 2
+
+    def _observe(self):
+        alive = np.ones((self.num_envs, 3), bool)
+        alive[:, 2] = self.t < self.dies_after
+        obs = np.zeros((self.num_envs, 3, 4), np.float32)
+        obs[np.arange(self.num_envs)[:, None], np.arange(3), self.cue] = 1.0
+        obs[..., 3] = (self.t / self.length)[:, None]
+        obs *= alive[..., None]
+        mask = np.ones((self.num_envs, 3, self.num_actions), bool)
+        if not self.continuous:
+            mask[:, 0, 2] = False
+        return obs, obs.reshape(self.num_envs, -1), mask, alive
+
+    def reset(self, seed=None):
+        self.rng = np.random.default_rng(seed)
+        self.t[:] = 0
+        self._new_cues(np.arange(self.num_envs))
+        obs, state, mask, alive = self._observe()
+        no = np.zeros(self.num_envs, bool)
+        return VecStep(obs, state, mask, np.zeros((self.num_envs, 3), np.float32), alive,
+                       no, no, obs, state)  # fmt: skip
+
+    def _rewards(self, actions, alive):
+        if self.continuous:
+            target = np.where(self.cue == 1, 0.5, -0.5)[..., None]
+            reward = -((np.asarray(actions) - target) ** 2).sum(-1)
+        else:
+            reward = (np.asarray(actions) == self.cue).astype(np.float32)
+        return (reward * alive).astype(np.float32)
+
+    def step(self, actions):
+        _, _, _, alive = self._observe()
+        if not self.continuous:
+            assert not np.any(np.asarray(actions)[:, 0] == 2), "illegal action played"
+        reward = self._rewards(actions, alive)
+        self.t += 1
+        self._new_cues(np.arange(self.num_envs))
+        done = self.t >= self.length
+        final_obs, final_state, _, _ = self._observe()
+        self.t[done] = 0
+        obs, state, mask, alive = self._observe()
+        term, trunc = (done, np.zeros_like(done)) if self.terminate else (np.zeros_like(done), done)
+        return VecStep(obs, state, mask, reward, alive, term, trunc, final_obs, final_state)
+
+    def close(self):
+        pass
+
+
+def _learner(algo="ppo", seed=0, env=None, **overrides):
+    base = dict(num_envs=4, rollout_len=16, minibatches=2, total_steps=100_000, hidden=(32,))
+    config = build_config(ppo.PPOConfig, {**ppo.ALGOS[algo], **base, **overrides})
+    return ppo.PPOLearner(env or CueVecEnv(num_envs=config.num_envs), config, seed)
+
+
+def test_config_validation_names_the_field_and_the_closest_key():
+    with pytest.raises(ConfigError, match=r"PPOConfig.clip=0.*> 0"):
+        ppo.PPOConfig(clip=0.0).validate()
+    with pytest.raises(ConfigError, match=r"minibatches=9.*\[1, 8\]"):
+        ppo.PPOConfig(recurrent=True, num_envs=8, minibatches=9).validate()
+    with pytest.raises(ConfigError, match="did you mean gae_lambda"):
+        build_config(ppo.PPOConfig, {"gae_lamda": 0.9})
+    with pytest.raises(ConfigError, match="expected one of"):
+        build_config(ppo.PPOConfig, {"critic": "global"})
+    assert build_config(ppo.PPOConfig, ppo.ALGOS["mappo"]).critic == "state"
+    assert build_config(ppo.PPOConfig, ppo.ALGOS["ippo"]).critic == "local"
+
+
+def test_env_with_other_num_envs_is_refused():
+    config = ppo.PPOConfig(num_envs=8)
+    with pytest.raises(ConfigError, match="4 copies but num_envs=8"):
+        ppo.PPOLearner(CueVecEnv(num_envs=4), config, seed=0)
+
+
+def test_agent_groups_gather_scatter_and_ids():
+    groups = AgentGroups([[0, 2], [1]], num_agents=3, agent_ids=True)
+    x = torch.arange(6.0).reshape(3, 2)  # [N, F]
+    parts = [groups.gather(x, g) for g in range(2)]
+    assert parts[0].tolist() == [[0.0, 1.0], [4.0, 5.0]]
+    assert torch.equal(groups.scatter(parts, dim=-2), x)
+    assert groups.with_ids(parts[0], 0).tolist() == [[0, 1, 1, 0], [4, 5, 0, 1]]
+    assert groups.id_dim(1) == 0  # a one-agent group needs no id
+    with pytest.raises(ValueError, match="cover agents"):
+        AgentGroups([[0, 1]], num_agents=3, agent_ids=False)
+
+
+@pytest.mark.parametrize(("share", "num_nets"), [(True, 2), (False, 3)])
+def test_parameter_sharing_builds_one_net_per_team_or_agent(share, num_nets):
+    learner = _learner(share_parameters=share)
+    assert len(learner.net.nets) == num_nets
+
+
+def test_state_critic_gives_teammates_one_value_local_critic_does_not():
+    env = CueVecEnv()
+    step = env.reset(seed=1)
+    obs, state = torch.as_tensor(step.obs), torch.as_tensor(step.state)
+    for critic, same in (("state", True), ("local", False)):
+        values = _learner(critic=critic).net.values(obs, state)
+        assert values.shape == (4, 3)
+        assert torch.equal(values[:, 0], values[:, 1]) is same
+
+
+def test_masked_action_never_sampled_and_has_zero_probability():
+    learner = _learner()
+    net, gen = learner.net, torch_generator(0)
+    obs = torch.randn(512, 3, 4)
+    mask = torch.ones(512, 3, 3, dtype=torch.bool)
+    mask[:, 0, 2] = False
+    mask[:, 1, 0] = False
+    hidden, starts = net.initial_hidden(512), torch.ones(512, dtype=torch.bool)
+    actions, _, log_probs, _ = net.act(obs, mask, hidden, starts, gen, greedy=False)
+    assert not (actions[:, 0] == 2).any() and not (actions[:, 1] == 0).any()
+    assert set(actions[:, 2].tolist()) == {0, 1, 2}
+    out, _ = net.actor(obs[None], hidden, starts[None])
+    illegal = torch.full((1, 512, 3), 2)
+    logp, entropy = net.log_prob_entropy(out, mask[None], illegal)
+    assert torch.exp(logp[..., 0]).max().item() == 0.0
+    assert torch.isfinite(entropy).all() and (entropy[..., 0] <= np.log(2) + 1e-6).all()
+
+
+def test_continuous_actions_are_clipped_for_env_but_logprob_is_of_the_sample():
+    learner = _learner(env=CueVecEnv(continuous=True))
+    net = learner.net
+    with torch.no_grad():
+        for sub in net.nets:
+            sub.log_std.fill_(np.log(3.0))  # wide, so many samples leave [-1, 1]
+    obs = torch.zeros(256, 3, 4)
+    hidden, starts = net.initial_hidden(256), torch.ones(256, dtype=torch.bool)
+    actions, env_actions, logp, _ = net.act(
+        obs, torch.ones(256, 3, 0, dtype=torch.bool), hidden, starts, torch_generator(0), False
+    )
+    assert actions.abs().max() > 1.0 and env_actions.abs().max() <= 1.0
+    mean, _ = net.actor(obs[None], hidden, starts[None])
+    std = 3.0
+    expected = (-0.5 * ((actions - mean[0]) / std) ** 2 - np.log(std * np.sqrt(2 * np.pi))).sum(-1)
+    assert torch.allclose(logp, expected, atol=1e-5)
+
+
+def test_dead_agents_do_not_change_the_loss():
+    learner = _learner(critic="state", value_norm="running")
+    carry = learner._reset_envs()
+    rollout, _, _ = ppo.collect(learner.net, learner.env, carry, learner.config, learner.generator)
+    batch, _, _ = ppo.make_batch(rollout, learner.config, learner.groups, learner.moments)
+    dead = ~batch.alive
+    assert dead.any() and batch.alive.any()
+    junk = batch._replace(
+        advantages=torch.where(dead, 1e3, batch.advantages),
+        returns=torch.where(dead, -1e3, batch.returns),
+        log_probs=torch.where(dead, 5.0, batch.log_probs),
+        actions=torch.where(dead, 1 - batch.actions.clamp(max=1), batch.actions),
+    )
+    loss, stats = ppo.ppo_loss(learner.net, batch, learner.config)
+    junk_loss, junk_stats = ppo.ppo_loss(learner.net, junk, learner.config)
+    assert torch.allclose(loss, junk_loss) and stats.keys() == junk_stats.keys()
+
+
+def test_episode_returns_are_per_agent_and_per_team():
+    # uniform random policy (head gain 0.01): E[red] = (4*1/2 + 4*1/3)/2, E[blue] = 2/3
+    learner = _learner(num_envs=16, rollout_len=64, lr=1e-9, anneal_lr=False)
+    stats = learner.iterate()
+    assert stats["episodes"] == 16 * 64 / 4
+    assert stats["return/red"] == pytest.approx((2.0 + 4 / 3) / 2, abs=0.12)
+    assert stats["return/blue"] == pytest.approx(2 / 3, abs=0.12)
+    assert learner.env_steps == 16 * 64
+
+
+def test_learning_rate_anneals_with_env_steps():
+    learner = _learner(lr=1e-3, total_steps=256)
+    lrs = [learner.iterate()["lr"] for _ in range(3)]
+    assert lrs == pytest.approx([1e-3, 1e-3 * 0.75, 1e-3 * 0.5])
+
+
+@pytest.mark.parametrize(
+    ("algo", "iterations", "overrides"),
+    [
+        ("ippo", 30, {"share_parameters": False}),
+        ("mappo", 25, {"critic": "state+agent"}),
+        ("mappo", 20, {"recurrent": True, "minibatches": 2}),
+    ],
+)
+def test_learns_cued_bandit_to_near_optimal(algo, iterations, overrides):
+    learner = _learner(algo, lr=3e-3, anneal_lr=False, num_envs=8, **overrides)
+    for _ in range(iterations):
+        stats = learner.iterate()
+    # optimal: red 4, blue 2; random: red 1.67, blue 0.67
+    assert stats["return/red"] > 3.6 and stats["return/blue"] > 1.6
+
+
+def test_learns_continuous_targets():
+    learner = _learner(env=CueVecEnv(continuous=True, num_envs=8), num_envs=8, lr=1e-2,
+                       ent_coef=0.0, anneal_lr=False)  # fmt: skip
+    first = learner.iterate()["return/red"]
+    for _ in range(30):
+        stats = learner.iterate()
+    assert first < -5.0 and stats["return/red"] > -0.5  # optimum 0, initial policy about -6.8
+
+
+def _params(learner):
+    return [p.detach().clone() for p in learner.net.parameters()]
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{}, {"recurrent": True, "critic": "state", "value_norm": "running"}],
+)
+def test_resume_from_checkpoint_continues_bit_for_bit(tmp_path, overrides):
+    unbroken = _learner(seed=3, **overrides)
+    for _ in range(2):
+        unbroken.iterate()
+    path = save_checkpoint(tmp_path / "ckpt.pt", algo="ppo", env_id="fake", config={},
+                           learner=unbroken.state_dict())  # fmt: skip
+    expected = [unbroken.iterate() for _ in range(2)]
+
+    resumed = _learner(seed=99, **overrides)  # the seed comes back from the checkpoint
+    resumed.load_state_dict(load_checkpoint(path)["learner"])
+    got = [resumed.iterate() for _ in range(2)]
+    assert got == expected
+    assert all(torch.equal(a, b) for a, b in zip(_params(unbroken), _params(resumed)))
+    assert resumed.env_steps == unbroken.env_steps == 4 * 4 * 16
+
+
+def test_same_seed_same_run_and_other_seed_differs():
+    runs = [_learner(seed=s) for s in (5, 5, 6)]
+    stats = [[r.iterate() for _ in range(2)] for r in runs]
+    assert stats[0] == stats[1] and stats[0] != stats[2]
+
+
+def test_policy_acts_greedily_within_masks():
+    learner = _learner()
+    env = CueVecEnv()
+    step = env.reset(seed=0)
+    actions = learner.policy().act(step.obs, step.action_mask, greedy=True)
+    assert actions.shape == (4, 3) and actions.dtype == np.int64
+    assert not (actions[:, 0] == 2).any()
+    again = learner.policy().act(step.obs, step.action_mask, greedy=True)
+    assert np.array_equal(actions, again)
+
+
+def test_recurrent_policy_forgets_only_where_episodes_end():
+    policy = _learner(recurrent=True).policy()
+    step = CueVecEnv().reset(seed=0)
+    policy.act(step.obs, step.action_mask)
+    memory = policy.hidden.clone()
+    assert memory.abs().sum() > 0
+    policy.reset(np.array([True, False, False, False]))
+    assert policy.hidden[0].abs().sum() == 0 and torch.equal(policy.hidden[1:], memory[1:])
+
+
+def test_default_config_docstrings_cover_every_field():
+    from marl.run.config import field_docs
+
+    fields = {f.name for f in dataclasses.fields(ppo.PPOConfig)}
+    assert set(field_docs(ppo.PPOConfig)) == fields
+
+
+def _greedy_return(learner, env_id, episodes, seed=12345, num_envs=10, **kwargs):
+    """Mean per-agent undiscounted return of `episodes` greedy episodes."""
+    import marl
+
+    env = marl.make_vec(env_id, num_envs, seed=seed, **kwargs)
+    policy, step = learner.policy(), env.reset(seed=seed)
+    running, returns = np.zeros((num_envs, len(env.agents))), []
+    while len(returns) < episodes:
+        step = env.step(policy.act(step.obs, step.action_mask, greedy=True))
+        done = np.asarray(step.terminated | step.truncated)
+        policy.reset(done)
+        running += np.asarray(step.reward)
+        returns += [running[b].mean() for b in np.flatnonzero(done)]
+        running[done] = 0.0
+    env.close()
+    return float(np.mean(returns[:episodes]))
+
+
+def _train(env_id, algo, steps, **overrides):
+    config = build_config(ppo.PPOConfig, {**ppo.ALGOS[algo], "total_steps": steps, **overrides})
+    learner = ppo.make_learner(env_id, config, seed=0, device="cpu")
+    while learner.env_steps < steps:
+        learner.iterate()
+    return learner
+
+
+@pytest.mark.slow
+def test_ppo_solves_cartpole_within_200k_steps():
+    learner = _train("gym/CartPole-v1", "ppo", 200_000, num_envs=8, rollout_len=128, lr=1e-3,
+                     ent_coef=0.0)  # fmt: skip
+    assert _greedy_return(learner, "gym/CartPole-v1", episodes=20) >= 475.0
+
+
+@pytest.mark.slow
+def test_mappo_spreads_out_on_simple_spread():
+    spread = "mpe/simple_spread-v3"
+    learner = _train(spread, "mappo", 300_000, backend="batched", num_envs=32, rollout_len=50,
+                     epochs=10, minibatches=4, lr=1e-3)  # fmt: skip
+    # random play scores about -26.2 per agent; heading for the landmarks' centre about -21
+    assert _greedy_return(learner, spread, episodes=100, backend="batched") >= -20.0
