@@ -31,6 +31,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, help="seed (default 0)")
     p.add_argument("--out", type=Path, help="run directory (default runs/ALGO-ENV-sSEED)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     p.add_argument("--resume", type=Path, metavar="DIR", help="continue the run in DIR")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler=train_command)
@@ -78,7 +79,7 @@ def train_command(args: argparse.Namespace) -> int:
             out=args.out,
             config={**spec.get("config", {}), **parse_overrides(args.overrides)},
             env_kwargs={**spec.get("env_kwargs", {}), **parse_overrides(args.env_kwargs)},
-            device=args.device, progress=not args.no_progress,
+            device=args.device, threads=args.threads, progress=not args.no_progress,
         )  # fmt: skip
     last = {k: v for k, v in (run.rows[-1] if run.rows else {}).items() if k.startswith("return/")}
     print(f"run: {run.out_dir}  steps: {run.learner.env_steps:,}  last returns: "
