@@ -9,6 +9,7 @@ import torch
 
 from marl.envs.types import VecStep
 from marl.learners import ppo
+from marl.learners import rollout as rollout_mod
 from marl.learners.nets import AgentGroups
 from marl.run.checkpoint import load_checkpoint, save_checkpoint
 from marl.run.config import ConfigError, build_config
@@ -186,8 +187,10 @@ def test_continuous_actions_are_clipped_for_env_but_logprob_is_of_the_sample():
 def test_dead_agents_do_not_change_the_loss():
     learner = _learner(critic="state", value_norm="running")
     carry = learner._reset_envs()
-    rollout, _, _ = ppo.collect(learner.net, learner.env, carry, learner.config, learner.generator)
-    batch, _, _ = ppo.make_batch(rollout, learner.config, learner.groups, learner.moments)
+    rollout, _, _ = rollout_mod.collect(
+        learner.net, learner.env, carry, learner.config, learner.generator
+    )
+    batch, _, _ = rollout_mod.make_batch(rollout, learner.config, learner.groups, learner.moments)
     dead = ~batch.alive
     assert dead.any() and batch.alive.any()
     junk = batch._replace(

@@ -1,0 +1,174 @@
+"""On-policy rollouts: step the vector env with the sampled policy, then GAE targets.
+
+`collect` records `rollout_len` steps of B envs (with what bootstrapping needs: values of
+`final_obs` where an episode was truncated, of the next obs after the rollout); `make_batch`
+turns a `Rollout` into advantages and value targets. Shared by the PPO family and by Ray
+rollout actors, which run `collect` away from the learner.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from marl.envs.types import VecEnv, VecStep
+from marl.learners import numerics as nx
+from marl.learners.nets import AgentGroups, MultiAgentActorCritic
+
+
+class Batch(NamedTuple):
+    """One rollout with its targets (feedforward updates flatten it to T=1, B=T*B)."""
+
+    obs: Tensor  # [T, B, N, O]
+    state: Tensor  # [T, B, S]
+    action_mask: Tensor  # [T, B, N, A] bool (A = 0 for continuous actions)
+    actions: Tensor  # [T, B, N] long, or [T, B, N, D] float (unclipped samples)
+    log_probs: Tensor  # [T, B, N] log-prob of `actions` under the collecting policy
+    values: Tensor  # [T, B, N] critic output at collection (normalized with value_norm)
+    advantages: Tensor  # [T, B, N] GAE advantages
+    returns: Tensor  # [T, B, N] value targets, in the critic's (normalized) space
+    alive: Tensor  # [T, B, N] bool, the agent acted at t (loss mask)
+    starts: Tensor  # [T, B] bool, obs[t] is the first of an episode (GRU reset)
+    hidden: Tensor  # [B, N, H] GRU state before obs[0] (H = 0 when feedforward)
+
+
+class Rollout(NamedTuple):
+    """What `collect` records; `make_batch` turns it into a `Batch`."""
+
+    batch: Batch  # advantages and returns still zero
+    rewards: Tensor  # [T, B, N]
+    terminated: Tensor  # [T, B] bool
+    truncated: Tensor  # [T, B] bool
+    next_alive: Tensor  # [T, B, N] bool
+    final_values: Tensor  # [T, B, N] critic output for final_obs where truncated
+    last_values: Tensor  # [B, N] critic output for the obs after the rollout
+
+
+class Carry(NamedTuple):
+    """Env-side state carried between iterations."""
+
+    step: VecStep  # the latest step (its obs is the next to act on)
+    hidden: Tensor  # [B, N, H] GRU state
+    starts: Tensor  # [B] bool, step.obs starts an episode
+    episode_returns: Tensor  # [B, N] undiscounted return so far of the running episodes
+
+
+def _inputs(step: VecStep, device: torch.device) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """obs, state (float32), action mask and alive (bool) of a step as tensors."""
+    f32 = torch.float32
+    return (
+        torch.as_tensor(step.obs, dtype=f32, device=device),
+        torch.as_tensor(step.state, dtype=f32, device=device),
+        torch.as_tensor(step.action_mask, dtype=torch.bool, device=device),
+        torch.as_tensor(step.alive, dtype=torch.bool, device=device),
+    )
+
+
+def _env_step(
+    net: MultiAgentActorCritic,
+    env: VecEnv,
+    carry: Carry,
+    generator: torch.Generator,
+) -> tuple[dict[str, Tensor], Carry, Tensor]:
+    """Act once in every env: (the step's record, the new carry, finished returns [k, N])."""
+    device = carry.hidden.device
+    obs, state, mask, alive = _inputs(carry.step, device)
+    actions, env_actions, log_probs, hidden = net.act(
+        obs, mask, carry.hidden, carry.starts, generator, greedy=False
+    )
+    values = net.values(obs, state)
+    native = isinstance(carry.step.obs, Tensor)  # a torch env takes tensors where they are
+    step = env.step(env_actions if native else env_actions.cpu().numpy())
+    reward = torch.as_tensor(step.reward, dtype=torch.float32, device=device)
+    terminated = torch.as_tensor(step.terminated, dtype=torch.bool, device=device)
+    truncated = torch.as_tensor(step.truncated, dtype=torch.bool, device=device)
+    final_values = torch.zeros_like(values)
+    if truncated.any():
+        final_obs, final_state = _inputs(
+            step._replace(obs=step.final_obs, state=step.final_state), device
+        )[:2]
+        final_values = net.values(final_obs, final_state)
+    done = terminated | truncated
+    returns = carry.episode_returns + reward
+    record = dict(
+        obs=obs, state=state, action_mask=mask, actions=actions, log_probs=log_probs,
+        values=values, alive=alive, starts=carry.starts, rewards=reward,
+        terminated=terminated, truncated=truncated, final_values=final_values,
+        next_alive=torch.as_tensor(step.alive, dtype=torch.bool, device=device),
+    )  # fmt: skip
+    carry = Carry(step, hidden, done, returns * ~done[:, None])
+    return record, carry, returns[done]
+
+
+def collect(
+    net: MultiAgentActorCritic,
+    env: VecEnv,
+    carry: Carry,
+    cfg: Any,
+    generator: torch.Generator,
+) -> tuple[Rollout, Carry, Tensor]:
+    """Step the envs `rollout_len` times with the sampled policy.
+
+    Returns the rollout, the carry for the next call, and the per-agent undiscounted returns
+    `[episodes, N]` of the episodes that finished.
+    """
+    hidden0, records, finished = carry.hidden, [], []
+    with torch.no_grad():
+        for _ in range(cfg.rollout_len):
+            record, carry, done_returns = _env_step(net, env, carry, generator)
+            records.append(record)
+            finished.append(done_returns)
+        obs, state = _inputs(carry.step, carry.hidden.device)[:2]
+        last_values = net.values(obs, state)
+    cols = {key: torch.stack([r[key] for r in records]) for key in records[0]}
+    zeros = torch.zeros_like(cols["values"])
+    batch = Batch(
+        **{k: cols[k] for k in Batch._fields if k in cols},
+        advantages=zeros, returns=zeros, hidden=hidden0,
+    )  # fmt: skip
+    rollout = Rollout(
+        batch, cols["rewards"], cols["terminated"], cols["truncated"],
+        cols["next_alive"], cols["final_values"], last_values,
+    )  # fmt: skip
+    return rollout, carry, torch.cat(finished)
+
+
+def _per_group(groups: AgentGroups, x: Tensor, fn: Any, moments: list[nx.Moments]) -> Tensor:
+    """Apply `fn(x_group, moments_group)` to each group's agents of `x` `[..., N]`."""
+    parts = [fn(x[..., idx], m) for idx, m in zip(groups.groups, moments)]
+    return groups.scatter(parts, dim=-1)
+
+
+def make_batch(
+    rollout: Rollout, cfg: Any, groups: AgentGroups, moments: list[nx.Moments]
+) -> tuple[Batch, list[nx.Moments], dict[str, float]]:
+    """GAE advantages and value targets; with value_norm, update and apply running moments."""
+    batch, running = rollout.batch, cfg.value_norm == "running"
+
+    def raw(x: Tensor) -> Tensor:
+        return _per_group(groups, x, nx.denormalize, moments) if running else x
+
+    values = raw(batch.values)
+    next_values, ends = nx.bootstrap_targets(
+        values, raw(rollout.last_values), raw(rollout.final_values),
+        rollout.terminated, rollout.truncated, rollout.next_alive,
+    )  # fmt: skip
+    advantages = nx.gae(rollout.rewards, values, next_values, ends, cfg.gamma, cfg.gae_lambda)
+    returns = advantages + values
+    stats = {"explained_variance": nx.explained_variance(values, returns, batch.alive)}
+    if running:
+        moments = [
+            nx.update_moments(m, returns[..., idx][batch.alive[..., idx]])
+            for m, idx in zip(moments, groups.groups)
+        ]
+        returns = _per_group(groups, returns, nx.normalize, moments)
+    return batch._replace(advantages=advantages, returns=returns), moments, stats
+
+
+def env_seed(seed: int, iteration: int) -> int:
+    """The env reset seed for a run `seed` at `iteration` (distinct per iteration)."""
+    state = np.random.SeedSequence([seed & 0xFFFFFFFF, iteration]).generate_state(1)[0]
+    return int(state) % 2**31
