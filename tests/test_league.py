@@ -133,20 +133,36 @@ def test_league_config_errors_name_the_fix(tmp_path):
         league_from_dict({**_league(m40=40), "league": {"matches_per_round": 0}})
 
 
-def test_learner_kinds_parse_but_are_not_available_yet(tmp_path, capsys):
+def test_learner_configs_are_checked_before_any_game(tmp_path, capsys):
     data = _league(m10=10)
-    data["players"].append({"name": "az", "kind": "alphazero", "checkpoint": "az.pt"})
-    config = league_from_dict(data)
-    assert config.players[-1].spec.checkpoint == "az.pt"
-    with pytest.raises(PlayerError, match="'alphazero' is not available yet"):
-        run_league(config, tmp_path)
+    data["players"].append({"name": "az", "kind": "alphazero", "config": {"num_game": 8}})
+    with pytest.raises(ConfigError, match=r"players\[2\] \(az\).*did you mean num_games"):
+        league_from_dict(data)
+    data["players"][-1] = {"name": "az", "kind": "alphazero", "checkpoint": "az.pt"}
+    assert league_from_dict(data).players[-1].spec.checkpoint == "az.pt"
+    with pytest.raises(PlayerError, match="no checkpoint at az.pt"):
+        run_league(league_from_dict(data), tmp_path)
+    data["players"][-1] = {"name": "p", "kind": "ppo"}
+    with pytest.raises(ConfigError, match="needs team = "):
+        league_from_dict(data)
+    with pytest.raises(ConfigError, match="kind='snapshot' is unknown"):
+        league_from_dict(
+            {**data, "players": data["players"][:2] + [{"name": "s", "kind": "snapshot"}]}
+        )
     path = tmp_path / "ppo.toml"
     path.write_text(
-        '[[players]]\nname = "a"\nkind = "random"\n[[players]]\nname = "p"\nkind = "ppo"\n'
+        '[[players]]\nname = "a"\nkind = "random"\n'
+        '[[players]]\nname = "p"\nkind = "ppo"\nteam = "agent"\n'
     )
     assert league_main(["run", str(path), "--out", str(tmp_path / "out")]) == 2
-    assert "kind 'ppo' is not available yet" in capsys.readouterr().err
-    assert not (tmp_path / "league.db").exists()
+    assert "kind 'ppo' cannot play OpenSpiel board games" in capsys.readouterr().err
+    path.write_text(
+        '[league]\nenv = "openspiel/kuhn_poker"\n[[players]]\nname = "a"\nkind = "random"\n'
+        '[[players]]\nname = "az"\nkind = "alphazero"\n'
+    )
+    assert league_main(["run", str(path), "--out", str(tmp_path / "out")]) == 2
+    assert "alphazero players need a board game" in capsys.readouterr().err
+    assert not (tmp_path / "league.db").exists() and not (tmp_path / "out").exists()
 
 
 def test_load_game_refuses_unknown_and_non_turn_games():
@@ -155,8 +171,12 @@ def test_load_game_refuses_unknown_and_non_turn_games():
         load_game("openspiel/conect_four")
     with pytest.raises(ArenaError, match="two-player game with alternating"):
         load_game("openspiel/matrix_rps")
-    with pytest.raises(ArenaError, match="expected openspiel/<game>"):
+    with pytest.raises(ArenaError, match="did you mean openspiel/connect_four"):
         load_game("connect_four")
+    with pytest.raises(ArenaError, match="needs exactly two"):
+        load_game("mpe/simple_spread-v3")
+    with pytest.raises(ArenaError, match="takes no env_kwargs"):
+        load_game("openspiel/tic_tac_toe", {"rows": 4})
 
 
 def test_games_do_not_depend_on_batching_and_chance_is_seeded():

@@ -26,6 +26,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     run.add_argument("file", help="league TOML, e.g. leagues/connect_four_baselines.toml")
     run.add_argument("--out", default=None, help="output folder (default: runs/<league name>)")
     run.add_argument("--workers", type=int, default=None, help="override league.workers")
+    run.add_argument("--rounds", type=int, default=None, help="override league.rounds")
     run.set_defaults(handler=run_league_command)
     status = sub.add_parser("status", help="progress and current top ratings")
     status.add_argument("path", help="league folder or its league.db")
@@ -54,8 +55,10 @@ def run_league_command(args: argparse.Namespace) -> int:
 
     try:
         config = load_league(args.file)
-        if args.workers is not None:
-            league = dataclasses.replace(config.league, workers=args.workers)
+        overrides = {k: getattr(args, k) for k in ("workers", "rounds")}
+        overrides = {k: v for k, v in overrides.items() if v is not None}
+        if overrides:
+            league = dataclasses.replace(config.league, **overrides)
             league.validate()
             config = dataclasses.replace(config, league=league)
         out = Path(args.out) if args.out else Path("runs") / config.league.name
@@ -74,13 +77,14 @@ def status_command(args: argparse.Namespace) -> int:
 
     from marl.cli.elo import ratings_table
     from marl.league.ratings import fit_ratings
-    from marl.league.report import league_status
+    from marl.league.report import describe_learner, league_status, learner_progress
     from marl.league.store import LeagueStore, resolve_db
 
     try:
         with LeagueStore(resolve_db(args.path), readonly=True) as store:
             status = league_status(store)
             table = store.game_table()
+            learners = learner_progress(store)
         ratings = fit_ratings(table) if table.num_games else None
     except _ERRORS as err:
         return _fail(err)
@@ -91,6 +95,8 @@ def status_command(args: argparse.Namespace) -> int:
         f"{status.planned_games} games, {status.rounds_done}/{status.rounds} rounds, "
         f"{status.runs} run(s), last game {last if status.last_game_at else 'none yet'}"
     )
+    for progress in learners:
+        console.print(describe_learner(progress))
     if ratings is not None:
         console.print(ratings_table(ratings, f"Top {args.top} ratings", top=args.top))
     return 0

@@ -3,7 +3,7 @@
 Games of one match (same two players) advance together so that a network player can
 answer all of them with one batched call. Each game draws only from its own generator,
 seeded by its schedule entry, so its moves do not depend on which games shared its batch
-or which worker played it.
+or which worker played it. Two-team envs (MPE) are played by `marl.league.teams`.
 """
 
 from __future__ import annotations
@@ -14,12 +14,13 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pyspiel
 
+from marl.league.config import LeagueSettings
 from marl.league.players import Player, PlayerEntry, PlayerError, PositionBatch, make_player
 from marl.league.store import GameResult, ScheduledGame
 
@@ -31,10 +32,21 @@ class ArenaError(ValueError):
     """A game the arena cannot play, or a player that broke its rules."""
 
 
-def load_game(env: str) -> Any:
-    """The pyspiel game behind `openspiel/<game>`, checked to be a two-player turn game."""
+def load_game(
+    env: str, env_kwargs: dict[str, Any] | None = None, win_threshold: float = 0.0
+) -> Any:
+    """The game of a league env: a two-player OpenSpiel turn game, or a two-team `TeamGame`."""
     if not env.startswith(ENV_PREFIX):
-        raise ArenaError(f"league env {env!r} is not supported: expected openspiel/<game>")
+        from marl.league.teams import TeamGameError, load_team_game
+
+        try:
+            return load_team_game(env, env_kwargs or {}, win_threshold)
+        except TeamGameError as err:
+            raise ArenaError(
+                f"{err} (league envs: openspiel/<game> or a two-team env such as mpe/simple_tag-v3)"
+            ) from None
+    if env_kwargs:
+        raise ArenaError(f"{env} takes no env_kwargs (got {sorted(env_kwargs)})")
     name = env[len(ENV_PREFIX) :]
     known = pyspiel.registered_names()
     if name not in known:
@@ -120,26 +132,35 @@ class MatchJob:
     """All pending games of one match: what a worker needs to play them."""
 
     env: str
-    """openspiel/<game>."""
+    """openspiel/<game> or a team env id."""
     player_a: PlayerEntry
     """Player A's entry."""
     player_b: PlayerEntry
     """Player B's entry."""
     games: tuple[ScheduledGame, ...]
     """The games, all between A and B."""
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Team env keyword arguments."""
+    win_threshold: float = 0.0
+    """Team envs: the first team wins above this per-agent return."""
 
 
 def play_job(job: MatchJob) -> list[GameResult]:
     """Build the game and players of a job and play its games (a worker's entry point)."""
-    game = load_game(job.env)
+    from marl.league.teams import TeamGame, play_team_games
+
+    game = load_game(job.env, job.env_kwargs, job.win_threshold)
     players = (make_player(game, job.player_a), make_player(game, job.player_b))
-    return play_games(game, players, (job.player_a.name, job.player_b.name), list(job.games))
+    names, games = (job.player_a.name, job.player_b.name), list(job.games)
+    if isinstance(game, TeamGame):
+        return play_team_games(game, players, names, games)
+    return play_games(game, players, names, games)
 
 
 def match_jobs(
-    env: str, entries: Sequence[PlayerEntry], games: list[ScheduledGame]
+    settings: LeagueSettings, entries: Sequence[PlayerEntry], games: list[ScheduledGame]
 ) -> list[MatchJob]:
-    """Group pending games by (round, match) into jobs."""
+    """Group pending games by (round, match) into jobs for the league `settings`."""
     by_name = {e.name: e for e in entries}
     groups: dict[tuple[int, int], list[ScheduledGame]] = {}
     for g in games:
@@ -151,12 +172,15 @@ def match_jobs(
             raise PlayerError(
                 f"scheduled player {a if a not in by_name else b!r} is not in the league"
             )
-        jobs.append(MatchJob(env, by_name[a], by_name[b], tuple(group)))
+        s = settings
+        job = MatchJob(s.env, by_name[a], by_name[b], tuple(group), s.env_kwargs, s.win_threshold)
+        jobs.append(job)
     return jobs
 
 
 def _exit_with_parent(parent: int) -> None:
     """Worker initializer: leave when the league process dies (even by kill -9)."""
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # torch players: one thread per worker
 
     def watch() -> None:
         while os.getppid() == parent:

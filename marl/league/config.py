@@ -16,6 +16,14 @@ weighting = "hard"         # pfsp: hard (1-x)^p or variance x(1-x)
 name = "mcts_100"
 kind = "mcts"              # random | mcts | alphazero | ppo
 simulations = 100
+
+[[players]]
+name = "az"
+kind = "alphazero"         # no checkpoint: a learner the league trains between rounds
+iterations_per_round = 4
+snapshot_every = 8
+[players.config]           # checked against marl.search.alphazero.CONFIG
+num_games = 32
 ```
 Every key is checked against the dataclasses below; unknown keys name the closest valid one.
 """
@@ -23,11 +31,12 @@ Every key is checked against the dataclasses below; unknown keys name the closes
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from marl.league.players import KINDS, PlayerEntry
+from marl.league.players import KINDS, TOML_KINDS, LearnedSpec, PlayerEntry, is_learner
 from marl.run.config import ConfigError, build_config, closest, load_toml
 
 
@@ -38,7 +47,7 @@ class LeagueSettings:
     name: str = "league"
     """League name (the default output folder is runs/<name>)."""
     env: str = "openspiel/connect_four"
-    """Game to play: openspiel/<game> for any two-player OpenSpiel game."""
+    """Game to play: openspiel/<game> (a two-player OpenSpiel game) or a two-team env id."""
     seed: int = 0
     """Seed of matchmaking and of every game."""
     rounds: int = 4
@@ -49,6 +58,10 @@ class LeagueSettings:
     """Games per pairing; who moves first alternates."""
     workers: int = 2
     """Worker processes playing games (0: play in the main process)."""
+    env_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """Keyword arguments of a team env (e.g. max_cycles for mpe/simple_tag-v3)."""
+    win_threshold: float = 0.0
+    """Team envs: the first team wins a game when its per-agent episode return exceeds this."""
 
     def validate(self) -> None:
         """Refuse counts below their minimum."""
@@ -71,6 +84,14 @@ class MatchmakerConfig:
     """Exponent of the hard weighting (1 - x)^p."""
     prior_games: float = 1.0
     """Win rates are (score + prior_games/2) / (games + prior_games)."""
+    calibration_matches: int = 0
+    """Extra pairings per round between two frozen players (baselines, snapshots), drawn
+    uniformly, so that their ratings are tied to each other and not only to the learners."""
+
+    def validate(self) -> None:
+        """Refuse a negative number of calibration matches."""
+        if self.calibration_matches < 0:
+            raise ConfigError(f"calibration_matches={self.calibration_matches}: expected >= 0")
 
 
 @dataclass(frozen=True)
@@ -88,7 +109,26 @@ class LeagueConfig:
     def planned_games(self) -> int:
         """Games the league plays in all its rounds."""
         s = self.league
-        return s.rounds * s.matches_per_round * s.games_per_match
+        return (
+            s.rounds
+            * (s.matches_per_round + self.matchmaker.calibration_matches)
+            * (s.games_per_match)
+        )
+
+
+def _table(where: str, key: str, values: dict[str, Any]) -> dict[str, Any]:
+    """Pop the sub-table `key` from `values` (empty if absent), refusing a non-table."""
+    table = values.pop(key, {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: {key} must be a table ([{key}] or {key} = {{...}})")
+    return table
+
+
+def _learner_config(spec: LearnedSpec) -> None:
+    """Check a learner's [players.config] table against its learner's CONFIG."""
+    from marl.run.algos import make_config
+
+    make_config(getattr(spec, "algo", "alphazero"), spec.config)
 
 
 def _player_entry(index: int, table: Any) -> PlayerEntry:
@@ -99,14 +139,24 @@ def _player_entry(index: int, table: Any) -> PlayerEntry:
     name, kind = values.pop("name", None), values.pop("kind", None)
     if not isinstance(name, str) or not name:
         raise ConfigError(f"{where} needs a name (a non-empty string)")
-    if kind not in KINDS:
-        near = closest(str(kind), KINDS)
+    if kind not in TOML_KINDS:
+        near = closest(str(kind), TOML_KINDS)
         hint = f"; did you mean {' or '.join(near)}?" if near else ""
-        raise ConfigError(f"{where} ({name}): kind={kind!r} is unknown{hint} ({', '.join(KINDS)})")
+        raise ConfigError(
+            f"{where} ({name}): kind={kind!r} is unknown{hint} ({', '.join(TOML_KINDS)})"
+        )
+    spec_type = KINDS[kind][0]
+    learned = issubclass(spec_type, LearnedSpec)
+    config = _table(f"{where} ({name})", "config", values) if learned else None
     try:
-        spec = build_config(KINDS[kind][0], values)
+        spec = build_config(spec_type, values)
+        if learned:
+            spec = dataclasses.replace(spec, config=config)
+            _learner_config(spec)
     except ValueError as err:
         raise ConfigError(f"{where} ({name}): {err}") from None
+    if kind == "ppo" and not spec.team:
+        raise ConfigError(f"{where} ({name}): a ppo player needs team = <the team it controls>")
     return PlayerEntry(name, kind, spec)
 
 
@@ -118,7 +168,9 @@ def league_from_dict(data: dict[str, Any]) -> LeagueConfig:
             near = closest(key, sections)
             hint = f"; did you mean {' or '.join(near)}?" if near else ""
             raise ConfigError(f"unknown section [{key}]{hint} (sections: {', '.join(sections)})")
-    league = build_config(LeagueSettings, data.get("league", {}))
+    league_table = dict(data.get("league", {}))
+    env_kwargs = _table("[league]", "env_kwargs", league_table)
+    league = dataclasses.replace(build_config(LeagueSettings, league_table), env_kwargs=env_kwargs)
     matchmaker = build_config(MatchmakerConfig, data.get("matchmaker", {}))
     players = tuple(_player_entry(i, t) for i, t in enumerate(data.get("players", [])))
     if len(players) < 2:
@@ -127,6 +179,12 @@ def league_from_dict(data: dict[str, Any]) -> LeagueConfig:
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise ConfigError(f"player names must be unique; repeated: {', '.join(duplicates)}")
+    learners = sum(is_learner(p) for p in players)
+    if learners > league.matches_per_round:
+        raise ConfigError(
+            f"league.matches_per_round={league.matches_per_round} is below the {learners} "
+            "learners: each learner needs at least one match (its opponents) per round"
+        )
     return LeagueConfig(league, matchmaker, players)
 
 
@@ -139,11 +197,12 @@ def load_league(path: str | Path) -> LeagueConfig:
 
 
 def league_to_dict(config: LeagueConfig) -> dict[str, Any]:
-    """The league as plain values (what the store keeps, and compares on resume)."""
-    return {
+    """The league as plain JSON values (what the store keeps, and compares on resume)."""
+    plain = {
         "league": dataclasses.asdict(config.league),
         "matchmaker": dataclasses.asdict(config.matchmaker),
         "players": [
             {"name": p.name, "kind": p.kind, **dataclasses.asdict(p.spec)} for p in config.players
         ],
     }
+    return json.loads(json.dumps(plain))  # tuples become lists, as they come back from JSON

@@ -2,10 +2,12 @@
 
 Focal players take turns choosing an opponent. Focal players are the newest member of
 each learner lineage; a league of fixed players only (no learners) makes every player
-focal. Three ways to choose the opponent:
+focal. In team envs a player fixed to one team only meets players of the other team (or
+players that can take either team). Three ways to choose the opponent:
 
 - `uniform`: any other player, uniformly.
-- `latest_vs_past`: the focal player's own past snapshots and the fixed players, uniformly.
+- `latest_vs_past`: past snapshots and the fixed players (no learner's newest version),
+  uniformly.
 - `pfsp`: prioritized fictitious self-play (Vinyals et al. 2019, AlphaStar): opponent o is
   drawn with probability proportional to f(x), x = the focal player's win rate against o;
   f = (1 - x)^p ("hard": focus on opponents it loses to) or x (1 - x) ("variance": focus on
@@ -31,6 +33,13 @@ class PoolMember:
     """The learner it is (a snapshot of), or None for a fixed player."""
     version: int = 0
     """Snapshot number within its lineage (higher is newer)."""
+    team: str | None = None
+    """Team envs: the team it plays (None: either team); it only meets other teams' players."""
+
+
+def can_meet(a: PoolMember, b: PoolMember) -> bool:
+    """Whether a game between a and b can be played: not both fixed to the same team."""
+    return a.team is None or b.team is None or a.team != b.team
 
 
 def win_rates(score: np.ndarray, count: np.ndarray, prior_games: float = 1.0) -> np.ndarray:
@@ -64,11 +73,13 @@ def focal_players(pool: list[PoolMember]) -> list[int]:
 
 def candidate_opponents(pool: list[PoolMember], focal: int, kind: str) -> list[int]:
     """Indices the focal player may meet under matchmaker `kind`."""
-    others = [i for i in range(len(pool)) if i != focal]
+    others = [i for i in range(len(pool)) if i != focal and can_meet(pool[focal], pool[i])]
+    if not others:
+        raise ValueError(f"player {pool[focal].name!r} has no opponent it can play")
     if kind != "latest_vs_past" or pool[focal].lineage is None:
         return others
-    lineage = pool[focal].lineage
-    past_or_fixed = [i for i in others if pool[i].lineage in (None, lineage)]
+    newest = set(focal_players(pool))
+    past_or_fixed = [i for i in others if i not in newest]
     return past_or_fixed or others
 
 
@@ -94,3 +105,14 @@ def schedule_matches(
             probs = np.full(len(options), 1.0 / len(options))
         pairs.append((f, options[int(rng.choice(len(options), p=probs))]))
     return pairs
+
+
+def calibration_pairs(
+    pool: list[PoolMember], num_matches: int, rng: np.random.Generator, live: int
+) -> list[tuple[int, int]]:
+    """`num_matches` uniform pairs of frozen players (version below `live`) that can meet."""
+    frozen = [i for i, m in enumerate(pool) if m.version < live]
+    pairs = [(a, b) for a in frozen for b in frozen if a < b and can_meet(pool[a], pool[b])]
+    if not pairs or num_matches == 0:
+        return []
+    return [pairs[int(k)] for k in rng.integers(0, len(pairs), num_matches)]

@@ -6,17 +6,17 @@ position comes with its own `np.random.Generator`, so a game's moves depend only
 game's seed and not on which other games shared the batch: a resumed league replays an
 unfinished game exactly as an uninterrupted run would have.
 
-Kinds named in a league TOML: `random` and `mcts` (OpenSpiel's C++ MCTSBot with random
-rollouts) work now; `alphazero` and `ppo` are part of the schema and answer "not available
-yet" until their learners land (they will come in through `PolicyPlayer` or a search
-player built on `marl.search`).
+Kinds named in a league TOML: `random`, `mcts` (OpenSpiel's C++ MCTSBot with random
+rollouts), `alphazero` (board games) and `ppo` (one team of a team env). A learned kind
+without a `checkpoint` is a learner the league trains; its snapshots join as `snapshot`
+players (marl.league.learned loads them; marl.league.teams plays team envs).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
 
 import numpy as np
 import pyspiel
@@ -73,19 +73,60 @@ class MCTSSpec:
 
 
 @dataclass(frozen=True)
-class LearnerSpec:
-    """A learned player: a checkpoint to play, or a training config to train in the league."""
+class LearnedSpec:
+    """What every learned player kind shares: a checkpoint to play, or training in the league."""
 
     checkpoint: str = ""
-    """Path of a checkpoint written by `marl train` (played frozen)."""
-    config: str = ""
-    """Path of a training config TOML (the league trains this learner between rounds)."""
-    snapshot_every: int = 0
+    """Checkpoint to play frozen (alphazero: from `marl train` or a league; ppo: a league
+    snapshot or learner file); empty: a learner the league trains."""
+    iterations_per_round: int = 4
+    """Learner iterations (updates) after each round's games."""
+    snapshot_every: int = 8
     """Add a frozen snapshot of the learner to the league every K updates (0: never)."""
+    seed: int = 0
+    """Seed of the learner (weights, self-play, sampling)."""
+    config: dict[str, Any] = field(default_factory=dict)
+    """The learner's config table ([players.config]), checked against its CONFIG."""
+
+    def validate(self) -> None:
+        """Refuse negative counts and a learner that never updates."""
+        if self.iterations_per_round < 1 or self.snapshot_every < 0:
+            raise PlayerError(
+                f"iterations_per_round={self.iterations_per_round} (expected >= 1), "
+                f"snapshot_every={self.snapshot_every} (expected >= 0)"
+            )
+
+
+@dataclass(frozen=True)
+class AlphaZeroSpec(LearnedSpec):
+    """An AlphaZero learner (marl.search.alphazero) on a board game the league plays."""
+
     simulations: int = 0
-    """Search simulations per move (AlphaZero only; 0: the checkpoint's own setting)."""
-    greedy: bool = True
-    """Play the most likely action instead of sampling (PPO only)."""
+    """Search simulations per move in league games (0: the config's eval_simulations)."""
+
+
+@dataclass(frozen=True)
+class PPOSpec(LearnedSpec):
+    """A PPO-family learner (marl.learners.ppo) controlling one team of a team env."""
+
+    algo: Literal["mappo", "ippo", "ppo"] = "mappo"
+    """Preset of the PPO family the config starts from."""
+    team: str = ""
+    """The team it controls, e.g. adversary or agent in mpe/simple_tag-v3."""
+
+
+@dataclass(frozen=True)
+class SnapshotSpec:
+    """A frozen learned player read from a checkpoint the league wrote (weights only)."""
+
+    checkpoint: str
+    """Path of the checkpoint."""
+    algo: str
+    """alphazero, or the PPO-family preset."""
+    team: str = ""
+    """Team of a PPO-family player ('' for board games)."""
+    simulations: int = 0
+    """Search simulations per move (AlphaZero; 0: the checkpoint's eval_simulations)."""
 
 
 @dataclass(frozen=True)
@@ -95,9 +136,9 @@ class PlayerEntry:
     name: str
     """Unique player name (the key of every stored game)."""
     kind: str
-    """random | mcts | alphazero | ppo."""
+    """random | mcts | alphazero | ppo | snapshot."""
     spec: Any = field(default_factory=RandomSpec)
-    """The kind's options (RandomSpec, MCTSSpec or LearnerSpec)."""
+    """The kind's options (its spec dataclass in KINDS)."""
 
 
 class RandomPlayer:
@@ -150,32 +191,46 @@ class PolicyPlayer:
         return np.asarray(actions).reshape(len(batch.states)).astype(np.int64)
 
 
-def _not_available(what: str) -> Callable[[Any, PlayerEntry], Player]:
-    def factory(game: Any, entry: PlayerEntry) -> Player:
-        raise PlayerError(
-            f"player {entry.name!r}: kind {entry.kind!r} is not available yet ({what}); "
-            f"kinds that work now: {', '.join(k for k, v in KINDS.items() if v[1] is not None)}"
-        )
+Factory = Callable[[Any, PlayerEntry], Any]
+
+
+def _learned(name: str) -> Factory:
+    def factory(game: Any, entry: PlayerEntry) -> Any:
+        from marl.league import learned
+
+        return getattr(learned, name)(game, entry)
 
     return factory
 
 
-KINDS: dict[str, tuple[type, Callable[[Any, PlayerEntry], Player] | None]] = {
-    "random": (RandomSpec, lambda game, entry: RandomPlayer()),
-    "mcts": (MCTSSpec, lambda game, entry: MCTSPlayer(game, entry.spec)),
-    "alphazero": (LearnerSpec, None),
-    "ppo": (LearnerSpec, None),
+def _random_team(game: Any, entry: PlayerEntry) -> Any:
+    from marl.league.teams import RandomTeamPlayer
+
+    return RandomTeamPlayer()
+
+
+KINDS: dict[str, tuple[type, Factory | None, Factory | None]] = {
+    "random": (RandomSpec, lambda game, entry: RandomPlayer(), _random_team),
+    "mcts": (MCTSSpec, lambda game, entry: MCTSPlayer(game, entry.spec), None),
+    "alphazero": (AlphaZeroSpec, _learned("turn_player"), None),
+    "ppo": (PPOSpec, None, _learned("team_player")),
+    "snapshot": (SnapshotSpec, _learned("turn_player"), _learned("team_player")),
 }
-"""Player kind -> (its spec dataclass, factory(game, entry) or None while not implemented)."""
+"""Player kind -> (its spec dataclass, factory for OpenSpiel games, factory for team envs)."""
 
-_PENDING = {
-    "alphazero": "AlphaZero players arrive with marl.search",
-    "ppo": "PPO league players arrive with marl.learners.ppo",
-}
+TOML_KINDS = ("random", "mcts", "alphazero", "ppo")
+"""Kinds a league TOML may name (snapshots are added by the league itself)."""
 
 
-def make_player(game: Any, entry: PlayerEntry) -> Player:
-    """Build the player an entry describes, for an OpenSpiel `game`."""
+def is_learner(entry: PlayerEntry) -> bool:
+    """Whether the league trains this player (a learned kind without a fixed checkpoint)."""
+    return isinstance(entry.spec, LearnedSpec) and not entry.spec.checkpoint
+
+
+def player_factory(game: Any, entry: PlayerEntry) -> Factory:
+    """The factory that builds `entry` for `game`; a clear error if its kind cannot play it."""
+    from marl.league.teams import TeamGame
+
     if entry.kind not in KINDS:
         from marl.run.config import closest
 
@@ -184,5 +239,18 @@ def make_player(game: Any, entry: PlayerEntry) -> Player:
         raise PlayerError(
             f"player {entry.name!r}: unknown kind {entry.kind!r}{hint} (kinds: {', '.join(KINDS)})"
         )
-    factory = KINDS[entry.kind][1] or _not_available(_PENDING.get(entry.kind, "not implemented"))
-    return factory(game, entry)
+    team = isinstance(game, TeamGame)
+    factory = KINDS[entry.kind][2 if team else 1]
+    if factory is None:
+        what = "team envs (mpe/...)" if team else "OpenSpiel board games"
+        able = [k for k in TOML_KINDS if KINDS[k][2 if team else 1] is not None]
+        raise PlayerError(
+            f"player {entry.name!r}: kind {entry.kind!r} cannot play {what}; kinds that can: "
+            f"{', '.join(able)}"
+        )
+    return factory
+
+
+def make_player(game: Any, entry: PlayerEntry) -> Any:
+    """Build the player an entry describes, for an OpenSpiel game or a `TeamGame`."""
+    return player_factory(game, entry)(game, entry)

@@ -48,7 +48,10 @@ def league_status(store: LeagueStore) -> LeagueStatus:
     if "config" not in meta:
         raise RatingError(f"{store.path} holds no league (no config stored)")
     league = meta["config"]["league"]
-    planned = league["rounds"] * league["matches_per_round"] * league["games_per_match"]
+    matches = league["matches_per_round"] + meta["config"]["matchmaker"].get(
+        "calibration_matches", 0
+    )
+    planned = league["rounds"] * matches * league["games_per_match"]
     q = store.conn.execute
     done = q(
         "SELECT COUNT(*) FROM (SELECT s.round FROM schedule s LEFT JOIN games g "
@@ -64,6 +67,53 @@ def league_status(store: LeagueStore) -> LeagueStatus:
         runs=q("SELECT COUNT(*) FROM runs").fetchone()[0],
         code_version=meta.get("code_version", "?"),
         last_game_at=q("SELECT MAX(finished_at) FROM games").fetchone()[0],
+    )
+
+
+@dataclass(frozen=True)
+class LearnerProgress:
+    """One learner's training so far, as its store records it."""
+
+    name: str
+    """Learner name."""
+    rounds: int
+    """Rounds trained (and checkpointed)."""
+    updates: int
+    """Updates done."""
+    env_steps: int
+    """Env steps (self-play moves for AlphaZero) consumed."""
+    snapshots: int
+    """Snapshots added to the league."""
+    seconds: float
+    """Time spent training."""
+
+
+def learner_progress(store: LeagueStore) -> list[LearnerProgress]:
+    """Each learner's rounds, updates, env steps and snapshots, from the store."""
+    rows = store.training_rows()
+    snapshots = [s.lineage for s in store.snapshots()]
+    out = []
+    for name in dict.fromkeys(r.learner for r in rows):
+        mine = [r for r in rows if r.learner == name]
+        last = mine[-1]
+        out.append(
+            LearnerProgress(
+                name,
+                len(mine),
+                last.updates,
+                last.env_steps,
+                snapshots.count(name),
+                sum(r.seconds for r in mine),
+            )  # fmt: skip
+        )
+    return out
+
+
+def describe_learner(p: LearnerProgress) -> str:
+    """One line of a learner's progress."""
+    return (
+        f"learner {p.name}: {p.rounds} round(s) trained, {p.updates} updates, "
+        f"{p.env_steps} env steps, {p.snapshots} snapshot(s), {p.seconds:.0f} s training"
     )
 
 
@@ -124,6 +174,7 @@ def write_report(path: str | Path, out: str | Path | None = None) -> Path:
         table = store.game_table()
         ratings = fit_ratings(table)
         rounds, players, history = ratings_history(store)
+        learners = learner_progress(store)
     score, count = table.score_matrix()
     order = ratings.ranked()
     ranked_names = tuple(table.players[i] for i in order)
@@ -137,6 +188,7 @@ def write_report(path: str | Path, out: str | Path | None = None) -> Path:
         "<h2>Ratings</h2>",
         f"<p>{html.escape(ratings.describe())}.</p>",
         _ratings_html(ratings),
+        "".join(f"<p>{html.escape(describe_learner(p))}.</p>" for p in learners),
         _img(ratings_png(ratings, f"{status.name} ratings"), "ratings with intervals"),
         "<h2>Ratings over time</h2>",
         _img(history_png(rounds, players, history), "ratings over time"),

@@ -5,15 +5,21 @@ scheduled game has a unique id (round, slot), the primary key of both `schedule`
 `games`, so a resumed run plays exactly the scheduled games that are not yet stored:
 never a finished game again, never one twice. The database runs in WAL mode with
 synchronous=FULL, so a killed process (even kill -9) loses at most games in flight.
+
+Learners add rows too: `players` holds each snapshot (its checkpoint file is written inside
+the same transaction that inserts the row, so a row always has its file), and `training`
+one row per (learner, round) whose training finished and was checkpointed.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sqlite3
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +43,14 @@ CREATE TABLE IF NOT EXISTS games (
     first TEXT NOT NULL, moves INTEGER NOT NULL, seconds REAL NOT NULL,
     finished_at REAL NOT NULL, PRIMARY KEY (round, slot),
     FOREIGN KEY (round, slot) REFERENCES schedule (round, slot));
+CREATE TABLE IF NOT EXISTS players (
+    name TEXT PRIMARY KEY, lineage TEXT NOT NULL, version INTEGER NOT NULL,
+    round INTEGER NOT NULL, algo TEXT NOT NULL, team TEXT NOT NULL,
+    checkpoint TEXT NOT NULL, created_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS training (
+    learner TEXT NOT NULL, round INTEGER NOT NULL, updates INTEGER NOT NULL,
+    env_steps INTEGER NOT NULL, seconds REAL NOT NULL, stats TEXT NOT NULL,
+    run INTEGER NOT NULL, finished_at REAL NOT NULL, PRIMARY KEY (learner, round));
 """
 
 
@@ -110,6 +124,46 @@ def resolve_db(path: str | Path) -> Path:
     return db
 
 
+@dataclass(frozen=True)
+class SnapshotRow:
+    """A frozen snapshot of a learner, as the `players` table keeps it."""
+
+    name: str
+    """Player name, <learner>@<updates>."""
+    lineage: str
+    """The learner it was taken from."""
+    version: int
+    """The learner's update count when it was taken."""
+    round: int
+    """The round whose training produced it."""
+    algo: str
+    """alphazero, or the PPO-family preset."""
+    team: str
+    """The team it plays ('' for board games)."""
+    checkpoint: str
+    """Its weights file, relative to the league folder."""
+
+
+@dataclass(frozen=True)
+class TrainingRow:
+    """A learner's finished (and checkpointed) training of one round."""
+
+    learner: str
+    """Learner name."""
+    round: int
+    """League round."""
+    updates: int
+    """Learner updates done after this round."""
+    env_steps: int
+    """Learner env steps (self-play moves for AlphaZero) after this round."""
+    seconds: float
+    """Wall-clock time of the round's training."""
+    stats: dict[str, float]
+    """Mean learner stats over the round's updates."""
+    run: int
+    """Which run of the league (1 = first, 2 = first resume, ...) trained it."""
+
+
 class LeagueStore:
     """Read and write one league's database."""
 
@@ -177,6 +231,15 @@ class LeagueStore:
         ]
         self._write("INSERT INTO schedule VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
 
+    def scheduled(self, round_: int) -> list[ScheduledGame]:
+        """All scheduled games of a round, finished or not."""
+        rows = self.conn.execute(
+            "SELECT round, slot, match, player_a, player_b, a_first, seed FROM schedule "
+            "WHERE round = ? ORDER BY slot",
+            (round_,),
+        ).fetchall()
+        return [ScheduledGame(r, s, m, a, b, bool(f), seed) for r, s, m, a, b, f, seed in rows]
+
     def pending(self, round_: int) -> list[ScheduledGame]:
         """Scheduled games of a round that are not stored as finished."""
         rows = self.conn.execute(
@@ -211,6 +274,54 @@ class LeagueStore:
         return self.conn.execute(
             "SELECT * FROM games WHERE round <= ? ORDER BY round, slot", (last,)
         ).fetchall()
+
+    def run_number(self) -> int:
+        """Runs started so far (the current run's number once `start_run` was called)."""
+        return self.conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+
+    def add_snapshot(self, row: SnapshotRow, write: Callable[[], None]) -> bool:
+        """Call `write` (the snapshot's file) and insert its row in one transaction.
+
+        False, and nothing written, when a snapshot of that name is already stored.
+        """
+        with self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")
+            sql = "SELECT 1 FROM players WHERE name = ?"
+            if self.conn.execute(sql, (row.name,)).fetchone() is not None:
+                return False
+            write()
+            values = (*dataclasses.astuple(row), time.time())
+            self.conn.execute("INSERT INTO players VALUES (?, ?, ?, ?, ?, ?, ?, ?)", values)
+            return True
+
+    def snapshots(self) -> list[SnapshotRow]:
+        """Every stored snapshot, oldest first."""
+        if "players" not in self._tables():  # a store written before learners existed
+            return []
+        rows = self.conn.execute(
+            "SELECT name, lineage, version, round, algo, team, checkpoint FROM players "
+            "ORDER BY created_at, name"
+        ).fetchall()
+        return [SnapshotRow(*r) for r in rows]
+
+    def record_training(self, row: TrainingRow) -> None:
+        """Store a learner's finished round (replacing a row of an earlier, redone attempt)."""
+        values = (row.learner, row.round, row.updates, row.env_steps, row.seconds)
+        values += (json.dumps(row.stats), row.run, time.time())
+        self._write("INSERT OR REPLACE INTO training VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [values])
+
+    def training_rows(self) -> list[TrainingRow]:
+        """Every learner's finished rounds, by learner then round."""
+        if "training" not in self._tables():  # a store written before learners existed
+            return []
+        rows = self.conn.execute(
+            "SELECT learner, round, updates, env_steps, seconds, stats, run FROM training "
+            "ORDER BY learner, round"
+        ).fetchall()
+        return [TrainingRow(a, r, u, e, s, json.loads(st), run) for a, r, u, e, s, st, run in rows]
+
+    def _tables(self) -> set[str]:
+        return {n for (n,) in self.conn.execute("SELECT name FROM sqlite_master")}
 
     def game_table(self, until_round: int | None = None) -> GameTable:
         """The finished games (up to a round) as a rating table."""
