@@ -7,6 +7,7 @@ A checkpoint is a `torch.save`d dict of tensors and plain values (no pickled cla
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
 import tempfile
@@ -51,21 +52,11 @@ def save_checkpoint(
     path: str | Path, *, algo: str, env_id: str, config: dict, **payload: Any
 ) -> Path:
     """Atomically save a checkpoint with its algorithm, env id and config beside `payload`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        record = {"format": FORMAT, "algo": algo, "env_id": env_id, "config": config, **payload}
-        torch.save(record, tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.chmod(tmp, _umask_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    record = {"format": FORMAT, "algo": algo, "env_id": env_id, "config": config, **payload}
+    buffer = io.BytesIO()
+    torch.save(record, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+    return Path(path)
 
 
 def load_checkpoint(
