@@ -16,16 +16,22 @@ from marl.search.players import AlphaZeroPlayer
 
 
 def load_player(
-    env_id: str, checkpoint: str | Path, simulations: int | None = None
+    env_id: str | None, checkpoint: str | Path, simulations: int | None = None
 ) -> AlphaZeroPlayer:
-    """A greedy search player from an alphazero checkpoint made for `env_id`."""
-    record = load_checkpoint(checkpoint, env_id=env_id, algo="alphazero")
+    """A greedy search player from an alphazero checkpoint file or run directory.
+
+    With `env_id`, a checkpoint trained on another env is refused; None takes the checkpoint's.
+    """
+    path = Path(checkpoint)
+    if path.is_dir():
+        path = path / "checkpoint.pt"
+    record = load_checkpoint(path, env_id=env_id, algo="alphazero")
     config = build_config(AlphaZeroConfig, record["config"])
-    game = game_for_env(env_id)
+    game = game_for_env(record["env_id"])
     net = make_net(game, config)
     state = record.get("learner", {}).get("net")
     if state is None:
-        raise CheckpointError(f"{checkpoint} holds no network weights (expected learner.net)")
+        raise CheckpointError(f"{path} holds no network weights (expected learner.net)")
     net.load_state_dict(state)
     net.eval()
     search = SearchConfig(c_puct=config.c_puct)
@@ -48,11 +54,16 @@ def play_terminal(
     env_id: str,
     checkpoint: str | Path,
     human_first: bool = True,
-    input_fn: Callable[[str], str] = input,
-    print_fn: Callable[[str], None] = print,
+    input_fn: Callable[[str], str] | None = None,
+    print_fn: Callable[[str], None] | None = None,
     simulations: int | None = None,
 ) -> int:
-    """Play one game against the checkpoint; return +1 / 0 / -1 as the human won / drew / lost."""
+    """Play one game against the checkpoint; return +1 / 0 / -1 as the human won / drew / lost.
+
+    `input_fn` / `print_fn` default to the builtins `input` / `print`, looked up at call time.
+    """
+    input_fn = input_fn or input
+    print_fn = print_fn or print
     player = load_player(env_id, checkpoint, simulations)
     game = player.game
     board = game.initial(1)
