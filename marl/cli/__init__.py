@@ -10,11 +10,10 @@ from collections.abc import Sequence
 # Each module has `add_parser(subparsers)`; its parsers set `handler(args) -> int`.
 SUBCOMMANDS = ("envs", "train", "elo", "league", "play")
 
-# Errors that are the user's input being wrong: one line, no traceback.
+# Errors that are the user's input being wrong: one line, no traceback. (marl's own input
+# errors all derive from ValueError; a bare TypeError or KeyError is a bug and shows its trace.)
 USER_ERRORS: tuple[type[BaseException], ...] = (
     ValueError,
-    KeyError,
-    TypeError,
     FileNotFoundError,
     FileExistsError,
     NotImplementedError,
@@ -40,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args) or 0)
     except USER_ERRORS as err:
-        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err  # no quotes
         print(f"marl {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -27,11 +27,15 @@ ID_PATTERN = re.compile(r"^[A-Za-z0-9_.\-]+/[A-Za-z0-9_.\-]+$")
 PLUGIN_GROUP = "marl.envs"
 
 
-class UnknownEnvError(KeyError):
+class UnknownEnvError(KeyError, ValueError):
     """An env id that no family, registration or plugin provides."""
 
     def __str__(self) -> str:
         return str(self.args[0])
+
+
+class EnvKwargError(TypeError, ValueError):
+    """A kwarg that the env's constructor does not take."""
 
 
 @dataclass(frozen=True)
@@ -159,7 +163,7 @@ def _check_kwargs(reg: Registration, kwargs: dict[str, Any]) -> None:
         if key not in valid:
             near = difflib.get_close_matches(key, sorted(valid), n=1, cutoff=0.5)
             hint = f"did you mean {near[0]!r}? " if near else ""
-            raise TypeError(
+            raise EnvKwargError(
                 f"{reg.env_id} got an unknown kwarg {key!r}; {hint}"
                 f"valid kwargs: {', '.join(sorted(valid)) or '(none)'}"
             )
