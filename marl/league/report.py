@@ -27,7 +27,7 @@ class LeagueStatus:
     env: str
     """Game played."""
     planned_games: int
-    """Games planned by the stored config."""
+    """Games scheduled, plus the most the unscheduled rounds of the stored config can have."""
     finished_games: int
     """Games stored as finished."""
     rounds_done: int
@@ -51,8 +51,14 @@ def league_status(store: LeagueStore) -> LeagueStatus:
     matches = league["matches_per_round"] + meta["config"]["matchmaker"].get(
         "calibration_matches", 0
     )
-    planned = league["rounds"] * matches * league["games_per_match"]
     q = store.conn.execute
+    scheduled, scheduled_rounds = q(
+        "SELECT COUNT(*), COUNT(DISTINCT round) FROM schedule"
+    ).fetchone()
+    # scheduled rounds count exactly (calibration can find fewer pairs); the rest at most
+    planned = (
+        scheduled + (league["rounds"] - scheduled_rounds) * matches * league["games_per_match"]
+    )
     done = q(
         "SELECT COUNT(*) FROM (SELECT s.round FROM schedule s LEFT JOIN games g "
         "ON s.round = g.round AND s.slot = g.slot GROUP BY s.round HAVING COUNT(g.slot) = COUNT(*))"

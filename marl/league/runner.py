@@ -150,14 +150,19 @@ def run_league(
     config: LeagueConfig,
     out_dir: str | Path,
     on_game: Callable[[GameResult, int], None] | None = None,
+    make_arena: Callable[[int], Any] = Arena,
 ) -> Path:
-    """Play (or resume) a league into `out_dir`/league.db; returns the database path."""
+    """Play (or resume) a league into `out_dir`/league.db; returns the database path.
+
+    `make_arena(workers)` builds what plays the matches (`marl.distributed.league.RayArena`
+    plays them as Ray tasks); whatever plays them, only this process writes the store.
+    """
     game = league_game(config)
     check_players(config, game)
     out = Path(out_dir)
     learners = [LeagueLearner(p, game, out) for p in config.players if is_learner(p)]
     s = config.league
-    with LeagueStore(out / DB_NAME) as store, Arena(s.workers) as arena:
+    with LeagueStore(out / DB_NAME) as store, make_arena(s.workers) as arena:
         store.start_run(league_to_dict(config), code_version())
         for learner in learners:
             learner.start(store)

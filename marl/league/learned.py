@@ -1,0 +1,140 @@
+"""Learned league players read from checkpoints (weights only): AlphaZero search and PPO teams.
+
+Board games are played by OpenSpiel in the arena and searched by `marl.games` rules in
+AlphaZero: a position is rebuilt from the OpenSpiel state's move history (both number
+moves the same way: a column in connect four, a cell in tic-tac-toe).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from marl.league.players import PlayerEntry, PlayerError, PositionBatch
+from marl.league.teams import PolicyTeamPlayer, TeamGame, TeamView, make_team_env
+
+BOARD_GAMES = {"connect_four": "classic/connect_four-v0", "tic_tac_toe": "classic/tic_tac_toe-v0"}
+"""OpenSpiel game name -> the env id of the batched rules AlphaZero learns on."""
+
+
+def alphazero_env_id(game: Any) -> str:
+    """The AlphaZero env id for an OpenSpiel game, or a clear error for other games."""
+    name = game.get_type().short_name if hasattr(game, "get_type") else str(game)
+    if name not in BOARD_GAMES:
+        raise PlayerError(
+            f"alphazero players need a board game with batched rules; got {name!r} "
+            f"(league env openspiel/<game> with game one of: {', '.join(BOARD_GAMES)})"
+        )
+    return BOARD_GAMES[name]
+
+
+class SearchTurnPlayer:
+    """An `AlphaZeroPlayer` (greedy batched search) over OpenSpiel positions."""
+
+    def __init__(self, player: Any):
+        """Wrap a `marl.search.players.AlphaZeroPlayer`."""
+        self.player = player
+
+    def boards(self, states: Sequence[Any]) -> Any:
+        """[B, cells] boards of the batched rules, replayed from each state's history."""
+        import torch
+
+        game = self.player.game
+        boards = game.initial(len(states))
+        histories = [s.history() for s in states]
+        for t in range(max(len(h) for h in histories)):
+            rows = [i for i, h in enumerate(histories) if t < len(h)]
+            moves = torch.tensor([histories[i][t] for i in rows])
+            boards[rows] = game.play(boards[rows], moves)
+        return boards
+
+    def act(self, batch: PositionBatch, rngs: Sequence[np.random.Generator]) -> np.ndarray:
+        """[B] moves chosen by one batched search from all B positions."""
+        boards = self.boards(batch.states)
+        legal = self.player.game.legal_mask(boards).numpy()
+        if not np.array_equal(legal, batch.action_mask):
+            raise PlayerError("the rebuilt boards disagree with OpenSpiel's legal moves")
+        return self.player.act_batch(boards).numpy().astype(np.int64)
+
+
+def _checkpoint(entry: PlayerEntry) -> str:
+    path = entry.spec.checkpoint
+    if not path:
+        raise PlayerError(
+            f"player {entry.name!r} is a learner: the league trains it and plays it from the "
+            "checkpoint it writes each round (give `checkpoint` to play a fixed one instead)"
+        )
+    return path
+
+
+def turn_player(game: Any, entry: PlayerEntry) -> SearchTurnPlayer:
+    """An AlphaZero checkpoint (a league snapshot or a `marl train` run) as a board player."""
+    from marl.run.checkpoint import CheckpointError
+    from marl.search.play import load_player
+
+    if getattr(entry.spec, "algo", "alphazero") != "alphazero":
+        raise PlayerError(f"player {entry.name!r} ({entry.spec.algo}) cannot play board games")
+    try:
+        player = load_player(alphazero_env_id(game), _checkpoint(entry), entry.spec.simulations)
+    except CheckpointError as err:
+        raise PlayerError(f"player {entry.name!r}: {err}") from None
+    return SearchTurnPlayer(player)
+
+
+def ppo_net(
+    game: TeamGame, team: str, algo: str, config: dict[str, Any], seed: int = 0
+) -> tuple[Any, TeamView]:
+    """A fresh PPO learner for `team` of `game`, and the `TeamView` env it learns on."""
+    import torch
+
+    from marl.learners.ppo import PPOLearner
+    from marl.run.algos import make_config
+
+    game.team_index(team)
+    cfg = make_config(algo, config)
+    view = TeamView(make_team_env(game.env_id, cfg.num_envs, game.kwargs, cfg.backend), team)
+    return PPOLearner(view, cfg, seed, torch.device("cpu"), env_id=game.env_id), view
+
+
+def team_player(game: Any, entry: PlayerEntry) -> PolicyTeamPlayer:
+    """A PPO-family checkpoint written by a league (a snapshot or a learner) as a team player."""
+    from marl.learners.nets import ActorPolicy
+    from marl.run.checkpoint import CheckpointError, load_checkpoint
+
+    if not isinstance(game, TeamGame):
+        raise PlayerError(f"player {entry.name!r}: ppo players play team envs (mpe/...)")
+    try:
+        record = load_checkpoint(_checkpoint(entry), env_id=game.env_id)
+    except CheckpointError as err:
+        raise PlayerError(f"player {entry.name!r}: {err}") from None
+    team = record.get("league", {}).get("team")
+    if team is None:
+        raise PlayerError(f"{entry.spec.checkpoint} is not a league checkpoint (no league.team)")
+    if entry.spec.team and entry.spec.team != team:
+        raise PlayerError(
+            f"player {entry.name!r}: team={entry.spec.team!r} but the checkpoint "
+            f"{entry.spec.checkpoint} plays team {team!r}"
+        )
+    config = dict(record["config"], num_envs=1, minibatches=1)
+    learner, view = ppo_net(game, team, record["algo"], config)
+    view.close()
+    learner.net.load_state_dict(record["learner"]["net"])
+    learner.net.eval()
+    return PolicyTeamPlayer(ActorPolicy(learner.net), team)
+
+
+def with_checkpoint(entry: PlayerEntry, checkpoint: str) -> PlayerEntry:
+    """A frozen snapshot entry that plays `entry`'s learner from `checkpoint`."""
+    from marl.league.players import SnapshotSpec
+
+    spec = entry.spec
+    snapshot = SnapshotSpec(
+        checkpoint,
+        getattr(spec, "algo", "alphazero"),
+        getattr(spec, "team", ""),
+        getattr(spec, "simulations", 0),
+    )
+    return dataclasses.replace(entry, kind="snapshot", spec=snapshot)
