@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from marl.cli.train import add_backend_arguments
 from marl.league.arena import ArenaError
 from marl.league.players import PlayerError
 from marl.league.ratings import RatingError
@@ -27,6 +28,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     run.add_argument("--out", default=None, help="output folder (default: runs/<league name>)")
     run.add_argument("--workers", type=int, default=None, help="override league.workers")
     run.add_argument("--rounds", type=int, default=None, help="override league.rounds")
+    add_backend_arguments(run)
     run.set_defaults(handler=run_league_command)
     status = sub.add_parser("status", help="progress and current top ratings")
     status.add_argument("path", help="league folder or its league.db")
@@ -64,11 +66,27 @@ def run_league_command(args: argparse.Namespace) -> int:
         out = Path(args.out) if args.out else Path("runs") / config.league.name
         with Progress() as progress:
             task = progress.add_task(config.league.name, total=config.planned_games)
-            db = run_league(config, out, lambda result, n: progress.update(task, completed=n))
+            db = run_league(config, out, lambda result, n: progress.update(task, completed=n),
+                            **_arena(args))  # fmt: skip
+            done = progress.tasks[0].completed  # calibration may have found fewer pairings
+            if done:
+                progress.update(task, total=done)
     except _ERRORS as err:
         return _fail(err)
     print(f"league finished: {db}")
     return status_command(argparse.Namespace(path=str(db), top=10))
+
+
+def _arena(args: argparse.Namespace) -> dict[str, Any]:
+    """`run_league` keywords for --backend: ray plays matches as Ray tasks (the head stores)."""
+    if getattr(args, "backend", None) != "ray":
+        if getattr(args, "address", None):
+            raise ConfigError("--address only applies with --backend ray")
+        return {}
+    from marl.distributed import RayConfig
+    from marl.distributed.league import ray_arena_factory
+
+    return {"make_arena": ray_arena_factory(RayConfig(address=args.address))}
 
 
 def status_command(args: argparse.Namespace) -> int:

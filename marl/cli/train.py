@@ -34,6 +34,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     p.add_argument("--resume", type=Path, metavar="DIR", help="continue the run in DIR")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_backend_arguments(p)
+    p.add_argument("--actors", type=int, default=None,
+                   help="ray: rollout / self-play actors (default 2)")  # fmt: skip
+    p.add_argument("--max-lag", type=int, default=None, choices=(0, 1),
+                   help="ray: policy lag bound in updates (default 0, synchronous)")  # fmt: skip
     p.set_defaults(handler=train_command)
 
     p = subparsers.add_parser("eval", help="evaluate a run dir or checkpoint")
@@ -43,6 +48,31 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--sampled", action="store_true", help="sample actions (default greedy)")
     p.add_argument("--render", type=Path, metavar="OUT.gif", help="write a GIF of an episode")
     p.set_defaults(handler=eval_command)
+
+
+def add_backend_arguments(p: argparse.ArgumentParser) -> None:
+    """`--backend local|ray` and `--address` (shared by `marl train` and `marl league run`)."""
+    p.add_argument(
+        "--backend",
+        choices=("local", "ray"),
+        default=None,
+        help="local (default; no Ray needed) or ray (actors on a Ray cluster)",
+    )
+    p.add_argument(
+        "--address",
+        default=None,
+        help="ray: cluster to join, e.g. auto or HEAD:6379 (default: start one)",
+    )
+
+
+def ray_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The `marl.distributed.RayConfig` fields given on the command line (with --backend ray)."""
+    names = ("address", "actors", "max_lag")
+    given = {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
+    if given and args.backend != "ray":
+        flags = ", ".join("--" + k.replace("_", "-") for k in given)
+        raise ValueError(f"{flags} only apply with --backend ray")
+    return given
 
 
 def _run_file(path: Path | None) -> dict[str, Any]:
@@ -63,8 +93,10 @@ def train_command(args: argparse.Namespace) -> int:
     """Train (or resume) and print where the run is and how it ended."""
     from marl.run.loop import resume, train
 
+    backend = args.backend
     if args.resume is not None:
-        run = resume(args.resume, progress=not args.no_progress)
+        run = resume(args.resume, progress=not args.no_progress, backend=backend,
+                     ray=ray_options(args))  # fmt: skip
     else:
         if args.algo is None:
             raise ValueError("name an algorithm: marl train ALGO --env ID (or --resume DIR)")
@@ -80,6 +112,7 @@ def train_command(args: argparse.Namespace) -> int:
             config={**spec.get("config", {}), **parse_overrides(args.overrides)},
             env_kwargs={**spec.get("env_kwargs", {}), **parse_overrides(args.env_kwargs)},
             device=args.device, threads=args.threads, progress=not args.no_progress,
+            backend=backend or "local", ray=ray_options(args),
         )  # fmt: skip
     last = {k: v for k, v in (run.rows[-1] if run.rows else {}).items() if k.startswith("return/")}
     print(f"run: {run.out_dir}  steps: {run.learner.env_steps:,}  last returns: "
