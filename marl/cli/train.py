@@ -14,7 +14,7 @@ from typing import Any
 from marl.run.algos import ALGORITHMS
 from marl.run.config import ConfigError, closest, load_toml, parse_overrides
 
-RUN_FILE_KEYS = ("env", "steps", "seed", "env_kwargs", "config")
+RUN_FILE_KEYS = ("algo", "env", "steps", "seed", "env_kwargs", "config")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -89,6 +89,19 @@ def _run_file(path: Path | None) -> dict[str, Any]:
     return data
 
 
+def _algo(given: str | None, from_file: str | None) -> str:
+    """The algorithm named on the command line or in the run file (they must agree)."""
+    if given and from_file and given != from_file:
+        raise ValueError(f"the run file is for {from_file!r} but {given!r} was asked for")
+    if not (given or from_file):
+        raise ValueError("name an algorithm: marl train ALGO --env ID (or --resume DIR)")
+    if given is None and from_file not in ALGORITHMS:
+        raise ValueError(
+            f"run file names unknown algo {from_file!r}; known: {', '.join(ALGORITHMS)}"
+        )
+    return given or from_file  # type: ignore[return-value]
+
+
 def train_command(args: argparse.Namespace) -> int:
     """Train (or resume) and print where the run is and how it ended."""
     from marl.run.loop import resume, train
@@ -98,15 +111,14 @@ def train_command(args: argparse.Namespace) -> int:
         run = resume(args.resume, progress=not args.no_progress, backend=backend,
                      ray=ray_options(args))  # fmt: skip
     else:
-        if args.algo is None:
-            raise ValueError("name an algorithm: marl train ALGO --env ID (or --resume DIR)")
         spec = _run_file(args.config)
+        algo = _algo(args.algo, spec.get("algo"))
         env_id = args.env or spec.get("env")
         steps = args.steps or spec.get("steps")
         if not env_id or not steps:
             raise ValueError("give --env ID and --steps N (or put env and steps in --config)")
         run = train(
-            args.algo, env_id, steps=int(steps),
+            algo, env_id, steps=int(steps),
             seed=args.seed if args.seed is not None else int(spec.get("seed", 0)),
             out=args.out,
             config={**spec.get("config", {}), **parse_overrides(args.overrides)},

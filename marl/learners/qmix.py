@@ -230,5 +230,5 @@ def make_learner(
     """Build the value learner on `config.num_envs` copies of `env_id`."""
     from marl.envs import make_vec
 
-    env = make_vec(env_id, config.num_envs, seed=seed, **(env_kwargs or {}))
+    env = make_vec(env_id, config.num_envs, seed=seed, backend=config.backend, **(env_kwargs or {}))
     return ValueLearner(env, config, seed, device, env_id=env_id)
