@@ -19,6 +19,8 @@ PPO_ALGOS = ("ppo", "ippo", "mappo")
 """Algorithms whose rollouts run in Ray actors."""
 SELFPLAY_ALGOS = ("alphazero",)
 """Algorithms whose self-play runs in Ray actors around one batched inference actor."""
+VALUE_ALGOS = ("qmix", "vdn", "iql", "dqn")
+"""Algorithms whose acting runs in Ray actors around one replay actor."""
 
 
 @dataclass(frozen=True)
@@ -119,14 +121,16 @@ def make_ray_learner(
     env_kwargs: dict[str, Any] | None,
     ray_config: RayConfig,
 ) -> Any:
-    """The Ray-backed learner of `algo` (PPO family or AlphaZero), following `Learner`."""
+    """The Ray-backed learner of `algo` (PPO family, value family or AlphaZero): a `Learner`."""
     ray_config.validate()
     if algo in PPO_ALGOS:
         from marl.distributed.rollout import make_learner
     elif algo in SELFPLAY_ALGOS:
         from marl.distributed.selfplay import make_learner
+    elif algo in VALUE_ALGOS:
+        from marl.distributed.value import make_learner
     else:
-        supported = ", ".join(PPO_ALGOS + SELFPLAY_ALGOS)
+        supported = ", ".join(PPO_ALGOS + VALUE_ALGOS + SELFPLAY_ALGOS)
         raise NotImplementedError(
             f"--backend ray runs {supported}; {algo!r} runs with --backend local for now"
         )

@@ -35,7 +35,15 @@ from marl.learners.value.replay import ReplayBuffer, episode_fields, transition_
 from marl.run.learner import rng_state, set_rng_state
 
 CONFIG = ValueConfig
-__all__ = ["ALGOS", "CONFIG", "ValueConfig", "ValueLearner", "build_team_nets", "make_learner"]
+__all__ = [
+    "ALGOS",
+    "CONFIG",
+    "ValueConfig",
+    "ValueLearner",
+    "build_team_nets",
+    "make_learner",
+    "make_replay",
+]
 
 
 def build_team_nets(env: VecEnv, config: ValueConfig, seed: int) -> nn.ModuleList:
@@ -62,6 +70,18 @@ def build_team_nets(env: VecEnv, config: ValueConfig, seed: int) -> nn.ModuleLis
     return nn.ModuleList(nets)
 
 
+def make_replay(config: ValueConfig, env: VecEnv) -> ReplayBuffer:
+    """The replay `config` asks for on `env`: episode segments (recurrent) or transitions."""
+    n = len(env.agents)
+    if config.recurrent:
+        fields = episode_fields(config.max_seq_len, n, env.obs_dim, env.state_dim, env.num_actions)
+    else:
+        fields = transition_fields(n, env.obs_dim, env.state_dim, env.num_actions)
+    return ReplayBuffer(
+        fields, config.buffer_size, config.prioritized, config.per_alpha, config.per_eps
+    )
+
+
 class ValueLearner:
     """QMIX / VDN / IQL / DQN on one vector env, following marl.run.learner.Learner."""
 
@@ -72,7 +92,9 @@ class ValueLearner:
         seed: int,
         device: torch.device | str = "cpu",
         env_id: str = "",
+        replay: Any = None,
     ):
+        """`replay` replaces the buffer built from `config` (the Ray backend passes a proxy)."""
         config.validate()
         self.env, self.config, self.env_id = env, config, env_id
         self.device = torch.device(device)
@@ -82,7 +104,7 @@ class ValueLearner:
         self.target = copy.deepcopy(self.online).requires_grad_(False)
         self.optimizer = torch.optim.Adam(self.online.parameters(), lr=config.lr)
         self.rng = np.random.default_rng(seed)
-        self.replay = self._make_replay()
+        self.replay = make_replay(config, env) if replay is None else replay
         n_agents = len(env.agents)
         self.builder = SequenceBuilder(
             env.num_envs, config.max_seq_len, n_agents, env.obs_dim, env.state_dim, env.num_actions
@@ -92,14 +114,6 @@ class ValueLearner:
         self.env_steps = 0
         self.updates = 0
         self._step: VecStep | None = None  # None: the envs must be reset before stepping
-
-    def _make_replay(self) -> ReplayBuffer:
-        cfg, env, n = self.config, self.env, len(self.env.agents)
-        if cfg.recurrent:
-            fields = episode_fields(cfg.max_seq_len, n, env.obs_dim, env.state_dim, env.num_actions)
-        else:
-            fields = transition_fields(n, env.obs_dim, env.state_dim, env.num_actions)
-        return ReplayBuffer(fields, cfg.buffer_size, cfg.prioritized, cfg.per_alpha, cfg.per_eps)
 
     @property
     def epsilon(self) -> float:
@@ -111,11 +125,20 @@ class ValueLearner:
 
     def iterate(self) -> dict[str, float]:
         """Collect `rollout_steps` vector steps, then run the due TD updates."""
+        return self.learn(self.collect(self.config.rollout_steps))
+
+    def collect(self, steps: int, epsilon: float | None = None) -> list[np.ndarray]:
+        """`steps` epsilon-greedy vector steps into replay (epsilon: the schedule's unless
+        given); returns the per-agent returns [N] of the episodes that ended."""
         if self._step is None:
             self._start_episodes()
         finished: list[np.ndarray] = []
-        for _ in range(self.config.rollout_steps):
-            finished.extend(self._env_step())
+        for _ in range(steps):
+            finished.extend(self._env_step(epsilon))
+        return finished
+
+    def learn(self, finished: list[np.ndarray]) -> dict[str, float]:
+        """Run the due TD updates; stats with the mean returns of the `finished` episodes."""
         stats: dict[str, float] = {"epsilon": self.epsilon}
         if (
             self.env_steps >= self.config.learning_starts
@@ -135,9 +158,9 @@ class ValueLearner:
         self.collector.reset()
         self.running_returns[:] = 0.0
 
-    def _env_step(self) -> list[np.ndarray]:
+    def _env_step(self, epsilon: float | None = None) -> list[np.ndarray]:
         """One epsilon-greedy vector step; returns the per-agent returns of ended episodes."""
-        self.collector.epsilon = self.epsilon
+        self.collector.epsilon = self.epsilon if epsilon is None else epsilon
         step = self._step
         actions = self.collector.act(step.obs, step.action_mask, greedy=False)
         nxt = self.env.step(actions)
