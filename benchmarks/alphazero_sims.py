@@ -8,11 +8,12 @@ and ours as a fraction of the net's own forward throughput at batch B (the ceili
 Times are this process's CPU time (`time.process_time`), so other jobs on a shared machine
 do not skew the ratios; with the default `--threads 1` that is one core's work.
 
-Strength (`--strength CKPT`): win rate of a checkpoint's greedy search against
-`pyspiel.MCTSBot` with a random-rollout evaluator (1,000 simulations/move), alternating colors.
+Strength (`--strength CKPT`, a checkpoint or run dir): wins/draws/losses of its greedy search
+against `pyspiel.MCTSBot` with a random-rollout evaluator (1,000 simulations/move), colors
+alternating (`marl.search.strength`).
 
     python benchmarks/alphazero_sims.py --games 256 --simulations 64
-    python benchmarks/alphazero_sims.py --strength runs/alphazero-.../checkpoint.pt --n 20
+    python benchmarks/alphazero_sims.py --strength runs/az_c4 --n 100 --simulations 800
 """
 
 from __future__ import annotations
@@ -29,8 +30,6 @@ from marl.games import CONNECT_FOUR
 from marl.search.alphazero import AlphaZeroConfig, make_net
 from marl.search.evaluator import NetEvaluator
 from marl.search.mcts import MCTS, SearchConfig
-
-ENV_ID = "classic/connect_four-v0"
 
 
 def openings(count: int, moves: int, seed: int) -> torch.Tensor:
@@ -178,50 +177,38 @@ def speed(args: argparse.Namespace) -> None:
 
 def strength(args: argparse.Namespace) -> None:
     """Play the checkpoint against pyspiel.MCTSBot (random rollouts), alternating colors."""
-    from marl.search.play import load_player
+    from marl.search.strength import evaluate_checkpoint
 
-    player = load_player(ENV_ID, args.strength, args.simulations)
-    game = pyspiel.load_game("connect_four")
-    rollout = pyspiel.RandomRolloutEvaluator(1, args.seed)
-    bot = pyspiel.MCTSBot(
-        game, rollout, 2.0, args.bot_simulations, 1000, False, args.seed, False
-    )  # game, evaluator, uct_c, max_simulations, max_memory_mb, solve, seed, verbose
-    states = [game.new_initial_state() for _ in range(args.n)]
-    boards = CONNECT_FOUR.initial(args.n)
-    ours_player = [g % 2 for g in range(args.n)]  # we move first in even games
-    while any(not s.is_terminal() for s in states):
-        live = [g for g, s in enumerate(states) if not s.is_terminal()]
-        mine = [g for g in live if states[g].current_player() == ours_player[g]]
-        moves = dict(zip(mine, player.act_batch(boards[mine]).tolist())) if mine else {}
-        for g in live:
-            move = moves[g] if g in moves else bot.step(states[g])
-            states[g].apply_action(move)
-            boards[g : g + 1] = CONNECT_FOUR.play(boards[g : g + 1], torch.tensor([move]))
-    results = np.array([s.returns()[ours_player[g]] for g, s in enumerate(states)])
-    wins, draws, losses = (results > 0).sum(), (results == 0).sum(), (results < 0).sum()
-    score = (wins + 0.5 * draws) / args.n
-    print(
-        f"vs pyspiel.MCTSBot({args.bot_simulations} random-rollout sims): {wins} wins, "
-        f"{draws} draws, {losses} losses in {args.n} games; score {score:.0%} "
-        f"({args.simulations or 'config'} sims/move)"
+    start = time.perf_counter()
+    result = evaluate_checkpoint(
+        args.strength, args.n, args.simulations, args.bot_simulations, args.seed
     )
+    print(f"{result.summary()}  [{time.perf_counter() - start:.0f} s wall]")
 
 
 def main() -> None:
     """Parse arguments and run the speed or strength benchmark."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--games", type=int, default=256, help="trees searched together (B)")
-    parser.add_argument("--simulations", type=int, default=64, help="simulations per move")
+    parser.add_argument(
+        "--simulations",
+        type=int,
+        help="simulations per move (speed: 64; strength: the checkpoint's eval_simulations)",
+    )
     parser.add_argument("--positions", type=int, default=4, help="positions OpenSpiel searches")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved timing repeats")
     parser.add_argument("--strength", metavar="CKPT", help="play this checkpoint vs MCTSBot")
-    parser.add_argument("--n", type=int, default=20, help="games in --strength mode")
+    parser.add_argument("--n", type=int, default=100, help="games in --strength mode")
     parser.add_argument("--bot-simulations", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    strength(args) if args.strength else speed(args)
+    if args.strength:
+        strength(args)
+    else:
+        args.simulations = args.simulations or 64
+        speed(args)
 
 
 if __name__ == "__main__":

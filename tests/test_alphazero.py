@@ -8,15 +8,21 @@ import numpy as np
 import pytest
 import torch
 
+from marl.cli import main as marl_main
 from marl.games import CONNECT_FOUR, TIC_TAC_TOE
 from marl.games.minimax import MinimaxPlayer, optimal_moves, results_against_all_optimal_replies
 from marl.run.checkpoint import load_checkpoint, save_checkpoint
-from marl.search.alphazero import AlphaZeroConfig, loss, make_learner, make_net
+from marl.run.config import config_to_dict
+from marl.run.loop import resume, train
+from marl.run.metrics import read_metrics
+from marl.search import alphazero
+from marl.search.alphazero import AlphaZeroConfig, AlphaZeroLearner, loss, make_learner, make_net
 from marl.search.evaluator import UniformEvaluator
 from marl.search.mcts import SearchConfig
 from marl.search.play import play_terminal
 from marl.search.replay import Batch, ReplayBuffer, augment
 from marl.search.selfplay import SelfPlay
+from marl.search.strength import StrengthResult, versus_mcts_bot
 
 TTT = "classic/tic_tac_toe-v0"
 SMALL = AlphaZeroConfig(
@@ -165,6 +171,69 @@ def test_play_terminal_reports_the_result(tmp_path):
     assert result in (-1, 0, 1)
     assert any("'9' is not a legal move" in line for line in printed)
     assert printed[-1] in ("You win!", "Draw.", "AlphaZero wins.")
+
+
+def test_train_cli_logs_losses_checkpoints_and_evaluates(tmp_path):
+    sets = [f"{k}={v}" for k, v in config_to_dict(SMALL).items()]
+    argv = ["train", "alphazero", "--env", TTT, "--steps", "80", "--out", str(tmp_path)]
+    assert marl_main([*argv, "--no-progress", *sum((["--set", s] for s in sets), [])]) == 0
+    rows = read_metrics(tmp_path / "metrics.csv")
+    assert [r["env_steps"] for r in rows] == [40.0, 80.0]  # 8 games x 5 moves per iteration
+    assert np.isfinite(rows[-1]["loss"]) and rows[-1]["value_loss"] >= 0
+    record = load_checkpoint(tmp_path / "checkpoint.pt", env_id=TTT, algo="alphazero")
+    assert record["learner"]["env_steps"] == 80 and record["config"]["channels"] == 8
+    result = alphazero.evaluate(tmp_path, episodes=2)  # what `marl eval RUN` is to call
+    assert result.games == 2 and result.simulations == 8 and result.bot_simulations == 1000
+
+
+def test_interrupted_training_resumes_from_its_checkpoint(tmp_path, monkeypatch):
+    iterate = AlphaZeroLearner.iterate
+
+    def crash_after_80_steps(self):
+        if self.env_steps >= 80:
+            raise KeyboardInterrupt
+        return iterate(self)
+
+    monkeypatch.setattr(AlphaZeroLearner, "iterate", crash_after_80_steps)
+    with pytest.raises(KeyboardInterrupt):
+        train("alphazero", TTT, steps=160, out=tmp_path, config=config_to_dict(SMALL),
+              checkpoint_every=40, progress=False)  # fmt: skip
+    saved = load_checkpoint(tmp_path / "checkpoint.pt")["learner"]
+    assert saved["env_steps"] == 80
+    monkeypatch.setattr(AlphaZeroLearner, "iterate", iterate)
+    run = resume(tmp_path, progress=False)
+    assert run.learner.env_steps == 160 and run.learner.games_played > saved["games_played"]
+    assert [r["env_steps"] for r in read_metrics(tmp_path / "metrics.csv")] == [40, 80, 120, 160]
+
+
+class ScriptedPlayer:
+    """Duck-typed `AlphaZeroPlayer` for the strength harness: a fixed rule over boards."""
+
+    def __init__(self, act_batch):
+        self.act_batch, self.game = act_batch, TIC_TAC_TOE
+        self.search = SearchConfig(simulations=1)
+
+
+def test_strength_results_are_counted_from_our_seat():
+    def lowest_cell(boards):
+        return TIC_TAC_TOE.legal_mask(boards).int().argmax(1)
+
+    naive = versus_mcts_bot(ScriptedPlayer(lowest_cell), games=6, bot_simulations=300)
+    perfect = versus_mcts_bot(ScriptedPlayer(MinimaxPlayer().act_batch), 6, 300, seed=1)
+    assert naive.games == perfect.games == 6
+    assert naive.losses >= 4, f"the lowest-cell rule should lose to MCTS: {naive.summary()}"
+    assert perfect.losses == 0, f"perfect play cannot lose: {perfect.summary()}"
+    with pytest.raises(ValueError, match="games=0"):
+        versus_mcts_bot(ScriptedPlayer(lowest_cell), games=0)
+
+
+def test_strength_score_and_summary_by_hand():
+    result = StrengthResult(wins=3, draws=2, losses=5, simulations=64, bot_simulations=1000)
+    assert result.games == 10 and result.score == pytest.approx(0.4)
+    assert "3 wins, 2 draws, 5 losses in 10 games" in result.summary()
+    assert (
+        "MCTSBot(1000 random-rollout" in result.summary() and "(64 sims/move)" in result.summary()
+    )
 
 
 TTT_LEARN = AlphaZeroConfig(

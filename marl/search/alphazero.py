@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,7 @@ from marl.search.net import PolicyValueNet
 from marl.search.players import AlphaZeroPlayer, SearchPolicy
 from marl.search.replay import Batch, ReplayBuffer, augment
 from marl.search.selfplay import SelfPlay
+from marl.search.strength import StrengthResult, evaluate_checkpoint
 
 
 @dataclass(frozen=True)
@@ -221,3 +223,8 @@ def make_learner(
             f"got {sorted(env_kwargs)}"
         )
     return AlphaZeroLearner(env_id, config, seed, device)
+
+
+def evaluate(source: str | Path, *, episodes: int = 100, seed: int = 0) -> StrengthResult:
+    """`marl eval` for alphazero: games vs pyspiel.MCTSBot(1,000 rollouts), colors alternating."""
+    return evaluate_checkpoint(source, games=episodes, seed=seed)
