@@ -228,9 +228,10 @@ def test_strength_results_are_counted_from_our_seat():
 
 
 def test_strength_score_and_summary_by_hand():
-    result = StrengthResult(wins=3, draws=2, losses=5, simulations=64, bot_simulations=1000)
+    result = StrengthResult(3, 2, 5, simulations=64, bot_simulations=1000, wins_as_first=2)
     assert result.games == 10 and result.score == pytest.approx(0.4)
     assert "3 wins, 2 draws, 5 losses in 10 games" in result.summary()
+    assert "2 of the wins moving first" in result.summary()
     assert (
         "MCTSBot(1000 random-rollout" in result.summary() and "(64 sims/move)" in result.summary()
     )

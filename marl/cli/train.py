@@ -134,9 +134,16 @@ def train_command(args: argparse.Namespace) -> int:
 
 
 def eval_command(args: argparse.Namespace) -> int:
-    """Evaluate and print per-team returns; optionally write a GIF."""
-    from marl.run.evaluate import evaluate, render_gif
+    """Evaluate and print per-team returns (or the learner's own evaluation); optionally a GIF."""
+    from marl.run.algos import learner_module
+    from marl.run.checkpoint import load_checkpoint
+    from marl.run.evaluate import checkpoint_path, evaluate, render_gif
 
+    algo = load_checkpoint(checkpoint_path(args.source))["algo"]
+    own = getattr(learner_module(algo), "evaluate", None)
+    if own is not None:  # alphazero: games against pyspiel.MCTSBot, colors alternating
+        print(own(args.source, episodes=args.episodes, seed=args.seed).summary())
+        return 0
     result = evaluate(args.source, episodes=args.episodes, greedy=not args.sampled, seed=args.seed)
     print(result.summary())
     if args.render is not None:

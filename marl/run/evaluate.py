@@ -42,14 +42,15 @@ class EvalResult:
         return "\n".join([*lines, f"({self.convention})"])
 
 
-def _checkpoint_path(source: str | Path) -> Path:
+def checkpoint_path(source: str | Path) -> Path:
+    """The checkpoint file of a run directory (or the file itself)."""
     path = Path(source)
     return path / "checkpoint.pt" if path.is_dir() else path
 
 
 def load_policy(source: str | Path, device: str = "cpu") -> tuple[Any, dict[str, Any]]:
     """The policy of a run dir or checkpoint, and the checkpoint record."""
-    record = load_checkpoint(_checkpoint_path(source))
+    record = load_checkpoint(checkpoint_path(source))
     algo, env_id, spec = record["algo"], record["env_id"], record["run"]
     config = make_config(algo, record["config"])
     learner = learner_module(algo).make_learner(

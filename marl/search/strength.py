@@ -1,0 +1,103 @@
+"""Playing strength of an AlphaZero player against OpenSpiel's C++ `pyspiel.MCTSBot`.
+
+The bot searches with random-rollout evaluation (the classic MCTS baseline the issue names).
+Games alternate colors: the player moves first in even-numbered games. Positions are kept
+twice, as OpenSpiel states for the bot and as one batched board tensor for our player, which
+moves in all games where it is to play with one batched search.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from marl.games.lines import LineGame
+from marl.search.players import AlphaZeroPlayer
+
+
+@dataclass(frozen=True)
+class StrengthResult:
+    """Wins, draws and losses of the player against the bot."""
+
+    wins: int
+    draws: int
+    losses: int
+    simulations: int
+    """Simulations per move of our player."""
+    bot_simulations: int
+    """Random-rollout simulations per move of the bot."""
+    wins_as_first: int = 0
+    """Of the wins, those in games where our player moved first."""
+
+    @property
+    def games(self) -> int:
+        """Games played."""
+        return self.wins + self.draws + self.losses
+
+    @property
+    def score(self) -> float:
+        """(wins + draws / 2) / games."""
+        return (self.wins + 0.5 * self.draws) / max(self.games, 1)
+
+    def summary(self) -> str:
+        """One line, e.g. for `marl eval` or the benchmark."""
+        return (
+            f"vs pyspiel.MCTSBot({self.bot_simulations} random-rollout sims/move): "
+            f"{self.wins} wins, {self.draws} draws, {self.losses} losses in {self.games} games "
+            f"(colors alternating; {self.wins_as_first} of the wins moving first); "
+            f"score {self.score:.0%} ({self.simulations} sims/move)"
+        )
+
+
+def rollout_bot(game_name: str, simulations: int, seed: int, uct_c: float = 2.0):
+    """OpenSpiel's C++ MCTS with one random rollout per leaf (no solver, 1 GB tree cap)."""
+    import pyspiel
+
+    game = pyspiel.load_game(game_name)
+    evaluator = pyspiel.RandomRolloutEvaluator(1, seed)
+    # arguments: game, evaluator, uct_c, max_simulations, max_memory_mb, solve, seed, verbose
+    return game, pyspiel.MCTSBot(game, evaluator, uct_c, simulations, 1000, False, seed, False)
+
+
+def versus_mcts_bot(
+    player: AlphaZeroPlayer, games: int, bot_simulations: int = 1000, seed: int = 0
+) -> StrengthResult:
+    """Play `games` games against `pyspiel.MCTSBot` (colors alternating); count the results."""
+    if games < 1:
+        raise ValueError(f"games={games}: expected at least 1")
+    game: LineGame = player.game
+    spiel_game, bot = rollout_bot(game.name, bot_simulations, seed)
+    states = [spiel_game.new_initial_state() for _ in range(games)]
+    boards = game.initial(games)
+    ours = [g % 2 for g in range(games)]  # our seat: first in even games, second in odd ones
+    while True:
+        live = [g for g, s in enumerate(states) if not s.is_terminal()]
+        if not live:
+            break
+        mine = [g for g in live if states[g].current_player() == ours[g]]
+        moves = dict(zip(mine, player.act_batch(boards[mine]).tolist())) if mine else {}
+        for g in live:
+            move = moves[g] if g in moves else bot.step(states[g])
+            states[g].apply_action(move)
+            boards[g : g + 1] = game.play(boards[g : g + 1], torch.tensor([move]))
+    results = np.array([s.returns()[ours[g]] for g, s in enumerate(states)])
+    return StrengthResult(
+        int((results > 0).sum()), int((results == 0).sum()), int((results < 0).sum()),
+        player.search.simulations, bot_simulations, int((results[0::2] > 0).sum()),
+    )  # fmt: skip
+
+
+def evaluate_checkpoint(
+    checkpoint: str | Path,
+    games: int = 100,
+    simulations: int | None = None,
+    bot_simulations: int = 1000,
+    seed: int = 0,
+) -> StrengthResult:
+    """Strength of an alphazero checkpoint (or run dir) against the rollout MCTS bot."""
+    from marl.search.play import load_player
+
+    return versus_mcts_bot(load_player(None, checkpoint, simulations), games, bot_simulations, seed)
