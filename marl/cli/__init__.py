@@ -21,15 +21,11 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser (subcommands whose module fails to import are skipped)."""
+    """The full argument parser, one subcommand module at a time."""
     parser = argparse.ArgumentParser(prog="marl", description=__doc__)
     subparsers = parser.add_subparsers(dest="command", required=True)
     for name in SUBCOMMANDS:
-        try:
-            module = importlib.import_module(f"marl.cli.{name}")
-        except ImportError:  # an area still being built is left out of the CLI
-            continue
-        module.add_parser(subparsers)
+        importlib.import_module(f"marl.cli.{name}").add_parser(subparsers)
     return parser
 
 
