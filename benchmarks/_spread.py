@@ -1,0 +1,146 @@
+"""Shared parts of the simple_spread benchmarks: the protocol, one torch thread, load average.
+
+Protocol (the issue's): `mpe/simple_spread-v3`, N=3, local_ratio 0.5, max_cycles 25, discrete
+actions. The budget is counted in env steps (one joint step of all agents in one world). The
+return is the mean per-agent undiscounted episode return of the GREEDY policy over 100 fresh
+evaluation episodes (eval seed 10000). Throughput is env steps per second of the whole
+training run (updates, logging and checkpoints included; evaluation excluded).
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # before torch is imported anywhere
+
+import dataclasses  # noqa: E402
+import json  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import torch  # noqa: E402
+
+ENV_ID = "mpe/simple_spread-v3"
+ENV_KWARGS = {"N": 3, "local_ratio": 0.5, "max_cycles": 25, "continuous_actions": False}
+EVAL_EPISODES = 100
+EVAL_SEED = 10_000
+
+torch.set_num_threads(1)
+
+
+class LoadMeter:
+    """Samples the 1-minute load average every few seconds while a block runs."""
+
+    def __init__(self, every_s: float = 5.0) -> None:
+        self.every_s = every_s
+        self.samples: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while True:
+            self.samples.append(os.getloadavg()[0])
+            if self._stop.wait(self.every_s):
+                return
+
+    def __enter__(self) -> LoadMeter:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def mean(self) -> float:
+        """Mean of the sampled 1-minute load averages."""
+        return sum(self.samples) / max(len(self.samples), 1)
+
+
+@dataclass
+class Result:
+    """One training run: greedy return, time, throughput and the machine's load meanwhile."""
+
+    method: str
+    steps: int
+    seed: int
+    ret: float
+    seconds: float
+    load: float
+
+    @property
+    def steps_per_s(self) -> float:
+        """Env steps per second of training."""
+        return self.steps / self.seconds
+
+    def describe(self) -> str:
+        """One line: method, seed, return, time, throughput, load."""
+        return (f"{self.method} seed {self.seed}: return {self.ret:.2f}, {self.steps:,} env "
+                f"steps in {self.seconds:.0f} s, {self.steps_per_s:,.0f} env-steps/s, "
+                f"load avg {self.load:.1f}")  # fmt: skip
+
+
+def save_result(result: Result, path: Path) -> None:
+    """Write one run's result as JSON (so runs made one at a time can be tabled together)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(dataclasses.asdict(result)))
+
+
+def load_result(path: Path) -> Result:
+    """Read a result written by `save_result`."""
+    return Result(**json.loads(path.read_text()))
+
+
+def evaluate_greedy(run_dir: Path) -> float:
+    """Greedy per-agent return over the protocol's episodes, always on mpe2 (sync) envs.
+
+    Every method meets the same 100 episodes, whatever backend it trained on.
+    """
+    from marl.envs import make_vec
+    from marl.run.evaluate import load_policy, run_episodes
+
+    policy, _ = load_policy(run_dir)
+    vec = make_vec(ENV_ID, 16, **ENV_KWARGS)
+    returns = run_episodes(policy, vec, EVAL_EPISODES, greedy=True, seed=EVAL_SEED)
+    vec.close()
+    return float(returns.mean())
+
+
+def train_marl(
+    algo: str,
+    steps: int,
+    seed: int,
+    out: Path,
+    config: dict[str, Any],
+    method: str = "",
+) -> Result:
+    """Train `algo` with marl's loop on the protocol, then evaluate it greedily."""
+    from marl.run.loop import train
+
+    run_dir = out / f"{method or algo}-{steps}-s{seed}"
+    with LoadMeter() as load:
+        start = time.perf_counter()
+        run = train(algo, ENV_ID, steps=steps, seed=seed, out=run_dir, config=config,
+                    env_kwargs=ENV_KWARGS, device="cpu", threads=1,
+                    progress=False)  # fmt: skip
+        seconds = time.perf_counter() - start
+    ret = evaluate_greedy(run_dir)
+    return Result(method or algo, run.learner.env_steps, seed, ret, seconds, load.mean)
+
+
+def run_file(path: Path, algos: tuple[str, ...]) -> dict[str, Any]:
+    """The `[config]` table of a run file (envs/*.toml), checked against the protocol.
+
+    The file must be for one of `algos` and for the protocol's env and env kwargs.
+    """
+    from marl.run.config import load_toml
+
+    record = load_toml(path)
+    if record.get("algo") not in algos:
+        raise ValueError(f"{path} is for algo {record.get('algo')!r}; expected one of {algos}")
+    if record.get("env") != ENV_ID or record.get("env_kwargs") != ENV_KWARGS:
+        raise ValueError(f"{path} is not for {ENV_ID} {ENV_KWARGS}; the benchmark needs that env")
+    return dict(record.get("config", {}))
