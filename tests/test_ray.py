@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from test_qmix import TWO_STEP as QMIX_TWO_STEP
 
 from marl.distributed import RayConfig
 from marl.distributed.rollout import (
@@ -100,16 +101,7 @@ def test_bad_settings_name_the_fix():
 # 6,400 env steps (seeds 0, 1); two acting actors reached it within 8,000 for seeds 0-4
 # (at 6,400: 4 of 5).
 TWO_STEP = "matrix/two_step-v0"
-TWO_STEP_CFG = dict(
-    num_envs=8,
-    rollout_steps=2,
-    learning_starts=64,
-    batch_size=32,
-    buffer_size=500,
-    epsilon_start=1.0,
-    epsilon_end=1.0,
-    target_update_interval=50,
-)
+TWO_STEP_CFG = QMIX_TWO_STEP  # the local test's settings, shared
 
 
 def _value_learner(algo: str, seed: int = 0, **overrides):

@@ -29,8 +29,8 @@ def line_matrix(rows: int, cols: int, k: int) -> Tensor:
             if all(0 <= rr < rows and 0 <= cc < cols for rr, cc in cells):
                 lines.append([rr * cols + cc for rr, cc in cells])
     matrix = torch.zeros(rows * cols, len(lines))
-    for l, cells in enumerate(lines):
-        matrix[cells, l] = 1.0
+    for index, cells in enumerate(lines):
+        matrix[cells, index] = 1.0
     return matrix
 
 
