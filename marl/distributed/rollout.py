@@ -277,13 +277,15 @@ class DistributedPPOLearner:
         self.pool.close()
 
 
-def env_shape(env_id: str, config: PPOConfig, env_kwargs: dict[str, Any] | None) -> EnvShape:
-    """The spaces of `env_id` (from one throwaway env), claiming `config.num_envs` copies."""
+def env_shape(
+    env_id: str, config: Any, env_kwargs: dict[str, Any] | None, shape: Any = EnvShape
+) -> Any:
+    """`shape.of` the spaces of `env_id` (one throwaway env), claiming `config.num_envs` copies."""
     from marl.envs.vector import make_vec
 
     env = make_vec(env_id, 1, backend=config.backend, **(env_kwargs or {}))
     try:
-        return EnvShape.of(env, config.num_envs)
+        return shape.of(env, config.num_envs)
     finally:
         env.close()
 

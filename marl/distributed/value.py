@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from marl.distributed.ray_backend import RayConfig, incarnation, init_ray, remote_actor
-from marl.distributed.rollout import split_envs, worker_seed
+from marl.distributed.rollout import env_shape, split_envs, worker_seed
 from marl.envs.types import VecEnv
 from marl.learners.qmix import ValueConfig, ValueLearner, make_replay
 from marl.learners.value.acting import ValuePolicy
@@ -311,17 +311,6 @@ class DistributedValueLearner:
             handle.close()
 
 
-def value_shape(env_id: str, config: ValueConfig, env_kwargs: dict[str, Any] | None) -> ValueShape:
-    """The spaces of `env_id` (from one throwaway env), claiming `config.num_envs` copies."""
-    from marl.envs.vector import make_vec
-
-    env = make_vec(env_id, 1, backend=config.backend, **(env_kwargs or {}))
-    try:
-        return ValueShape.of(env, config.num_envs)
-    finally:
-        env.close()
-
-
 def make_learner(
     env_id: str,
     config: ValueConfig,
@@ -342,7 +331,7 @@ def make_learner(
             "use max_lag=0"
         )
     per_worker = split_envs(config.num_envs, ray_config.actors)
-    shape = value_shape(env_id, config, env_kwargs)
+    shape = env_shape(env_id, config, env_kwargs, ValueShape)
     args = [(env_id, config, seed, i, per_worker, env_kwargs) for i in range(ray_config.actors)]
     if in_process:
         workers: list[InProcess | OnRay] = [InProcess(ActingWorker(*a)) for a in args]
