@@ -70,6 +70,8 @@ class Result:
     ret: float
     seconds: float
     load: float
+    cpu_s: float = float("nan")
+    """CPU time of the training process (one torch thread), beside wall time and load."""
 
     @property
     def steps_per_s(self) -> float:
@@ -79,8 +81,8 @@ class Result:
     def describe(self) -> str:
         """One line: method, seed, return, time, throughput, load."""
         return (f"{self.method} seed {self.seed}: return {self.ret:.2f}, {self.steps:,} env "
-                f"steps in {self.seconds:.0f} s, {self.steps_per_s:,.0f} env-steps/s, "
-                f"load avg {self.load:.1f}")  # fmt: skip
+                f"steps in {self.seconds:.0f} s wall, {self.cpu_s:.0f} s CPU (1 thread), "
+                f"{self.steps_per_s:,.0f} env-steps/s, load avg {self.load:.1f}")  # fmt: skip
 
 
 def save_result(result: Result, path: Path) -> None:
@@ -118,17 +120,17 @@ def train_marl(
     method: str = "",
 ) -> Result:
     """Train `algo` with marl's loop on the protocol, then evaluate it greedily."""
-    from marl.run.loop import train
+    from marl.run.loop import RunSpec, train
 
     run_dir = out / f"{method or algo}-{steps}-s{seed}"
     with LoadMeter() as load:
-        start = time.perf_counter()
-        run = train(algo, ENV_ID, steps=steps, seed=seed, out=run_dir, config=config,
-                    env_kwargs=ENV_KWARGS, device="cpu", threads=1,
-                    progress=False)  # fmt: skip
-        seconds = time.perf_counter() - start
+        start, cpu = time.perf_counter(), time.process_time()
+        spec = RunSpec(algo, ENV_ID, steps=steps, seed=seed, env_kwargs=ENV_KWARGS,
+                       device="cpu", threads=1)  # fmt: skip
+        run = train(spec, config, out=run_dir, progress=False)
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     ret = evaluate_greedy(run_dir)
-    return Result(method or algo, run.learner.env_steps, seed, ret, seconds, load.mean)
+    return Result(method or algo, run.learner.env_steps, seed, ret, seconds, load.mean, cpu)
 
 
 def run_file(path: Path, algos: tuple[str, ...]) -> dict[str, Any]:
@@ -136,7 +138,7 @@ def run_file(path: Path, algos: tuple[str, ...]) -> dict[str, Any]:
 
     The file must be for one of `algos` and for the protocol's env and env kwargs.
     """
-    from marl.run.config import load_toml
+    from marl.core.config import load_toml
 
     record = load_toml(path)
     if record.get("algo") not in algos:

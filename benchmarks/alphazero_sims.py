@@ -28,8 +28,9 @@ from open_spiel.python.algorithms import mcts as spiel_mcts
 
 from marl.games import CONNECT_FOUR
 from marl.search.alphazero import AlphaZeroConfig, make_net
+from marl.search.config import SearchConfig
 from marl.search.evaluator import NetEvaluator
-from marl.search.mcts import MCTS, SearchConfig
+from marl.search.mcts import MCTS
 
 
 def openings(count: int, moves: int, seed: int) -> torch.Tensor:

@@ -24,9 +24,9 @@ from typing import Any
 
 from _spread import ENV_ID, ENV_KWARGS, EVAL_EPISODES, EVAL_SEED, LoadMeter, run_file
 
-from marl.envs import make_vec
-from marl.run.algos import learner_module, make_config
-from marl.run.device import get_device
+from marl.algorithms import local_trainer, make_config
+from marl.core.device import get_device
+from marl.envs import make_vec, vec_spec
 from marl.run.evaluate import run_episodes
 
 
@@ -41,9 +41,8 @@ def greedy_return(learner: Any, episodes: int) -> float:
 def race(backend: str, config: dict, args: argparse.Namespace) -> dict[str, Any]:
     """Train until the target or the cap; the trace of (env steps, seconds, greedy return)."""
     cfg = make_config("mappo", {**config, "backend": backend})
-    learner = learner_module("mappo").make_learner(
-        ENV_ID, cfg, seed=args.seed, device=get_device("cpu"), env_kwargs=ENV_KWARGS
-    )
+    spec = vec_spec(ENV_ID, backend=backend, **ENV_KWARGS)
+    learner = local_trainer("mappo", spec, cfg, args.seed, get_device("cpu"))
     trace: list[tuple[int, float, float]] = []
     seconds, next_eval = 0.0, args.eval_every
     cap = args.sync_cap if backend != "batched" and args.sync_cap else args.cap

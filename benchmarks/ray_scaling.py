@@ -18,17 +18,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from marl.distributed import RayConfig, make_ray_learner
+from marl.algorithms import local_trainer
+from marl.core.config import build_config
+from marl.distributed import RayConfig, ray_trainer
+from marl.envs import vec_spec
 from marl.learners import ppo
-from marl.run.config import build_config
-from marl.search.alphazero import AlphaZeroConfig, AlphaZeroLearner
+from marl.search.alphazero import AlphaZeroConfig
 
 PPO_CASES = {
     "gym/CartPole-v1": dict(num_envs=8, rollout_len=128),
     "mpe/simple_spread-v3": dict(num_envs=8, rollout_len=50, critic="state"),
 }
-AZ = dict(num_games=32, simulations=16, moves_per_iteration=4, min_buffer=10**5,
-          buffer_size=10**5, channels=32, blocks=2)  # fmt: skip
+AZ = {"num_games": 32, "search.simulations": 16, "moves_per_iteration": 4,
+      "min_buffer": 10**5, "buffer_size": 10**5, "channels": 32, "blocks": 2}  # fmt: skip
 """Self-play only (min_buffer is never reached): what the actors add, without training."""
 
 
@@ -51,11 +53,12 @@ def ppo_rows(env_id: str, args: argparse.Namespace) -> list[tuple[str, float, fl
     """(setting, env steps/s, broadcast ms) for local and Ray PPO on `env_id`."""
     cfg = build_config(ppo.PPOConfig, {**ppo.ALGOS["ppo"], **PPO_CASES[env_id]})
     out = []
-    local = ppo.make_learner(env_id, cfg, seed=0)
+    spec = vec_spec(env_id)
+    local = local_trainer("ppo", spec, cfg, 0)
     out.append(("local", timed(local, args.warmup, args.iterations)[0], float("nan")))
     for actors, lag in ((1, 0), (2, 0), (2, 1)):
         ray_cfg = RayConfig(address=args.address, actors=actors, max_lag=lag)
-        learner = make_ray_learner("ppo", env_id, cfg, 0, torch.device("cpu"), None, ray_cfg)
+        learner = ray_trainer("ppo", spec, cfg, 0, torch.device("cpu"), ray_cfg)
         speed, rows = timed(learner, args.warmup, args.iterations)
         learner.close()
         out.append((f"ray, {actors} actor(s), max_lag {lag}", speed,
@@ -66,20 +69,21 @@ def ppo_rows(env_id: str, args: argparse.Namespace) -> list[tuple[str, float, fl
 def selfplay_rows(args: argparse.Namespace) -> list[tuple[str, float, float]]:
     """(setting, self-play moves/s, broadcast ms) for local and Ray AlphaZero self-play."""
     cfg = build_config(AlphaZeroConfig, AZ)
-    env_id = "classic/connect_four-v0"
-    local = AlphaZeroLearner(env_id, cfg, 0, torch.device("cpu"))
+    spec = vec_spec("classic/connect_four-v0")
+    local = local_trainer("alphazero", spec, cfg, 0)
     out = [("local", timed(local, 1, args.iterations)[0], float("nan"))]
     for inference in ("server", "local"):
         ray_cfg = RayConfig(address=args.address, actors=2, actor_cpus=0.5, inference=inference)
-        learner = make_ray_learner("alphazero", env_id, cfg, 0, torch.device("cpu"), None, ray_cfg)
+        learner = ray_trainer("alphazero", spec, cfg, 0, torch.device("cpu"), ray_cfg)
         speed, rows = timed(learner, 1, args.iterations)
-        batch = mean_of(rows, "inference/batch_size")
-        broadcast = [learner.broadcast() for _ in range(5)]  # nothing trains: time it directly
+        name = f"ray, 2 actors, inference {inference}"
+        if learner.pool.servers:
+            import ray
+
+            served = ray.get(learner.pool.servers[0].stats.remote())
+            name += f" (batch {served['positions'] / max(served['calls'], 1):.1f})"
         learner.close()
-        name = f"ray, 2 actors, inference {inference}" + (
-            f" (batch {batch:.1f})" if inference == "server" else ""
-        )
-        out.append((name, speed, float(np.mean(broadcast))))
+        out.append((name, speed, mean_of(rows, "time/broadcast_ms")))
     return out
 
 

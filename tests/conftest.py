@@ -3,3 +3,15 @@
 import torch
 
 torch.set_num_threads(1)
+
+
+def trainer_on(env, make_learner, config, seed=0):
+    """A `Trainer` whose learner (built by `make_learner(spec, config, seed)`) acts on `env`,
+    a test's own vector env, through one in-process worker."""
+    from marl.core.pool import InProcessPool, Worker, WorkerRecipe
+    from marl.core.spec import VecSpec
+    from marl.core.trainer import Trainer
+
+    learner = make_learner(VecSpec.of(env), config, seed)
+    recipe = WorkerRecipe(make_env=lambda s: env, make_learner=lambda: learner, seed=seed)
+    return Trainer(learner, InProcessPool([Worker(recipe, learner=learner, env=env)]))

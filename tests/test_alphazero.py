@@ -2,33 +2,63 @@
 
 from __future__ import annotations
 
-import time
+import dataclasses
 
 import numpy as np
 import pytest
 import torch
 
+from marl.algorithms import local_trainer
 from marl.cli import main as marl_main
+from marl.core.checkpoint import load_checkpoint, save_checkpoint
+from marl.core.config import build_config, config_to_dict
+from marl.core.trainer import Trainer
+from marl.envs import vec_spec
 from marl.games import CONNECT_FOUR, TIC_TAC_TOE
 from marl.games.minimax import MinimaxPlayer, optimal_moves, results_against_all_optimal_replies
-from marl.run.checkpoint import load_checkpoint, save_checkpoint
-from marl.run.config import config_to_dict
-from marl.run.loop import resume, train
+from marl.run.loop import RunSpec, resume, train
 from marl.run.metrics import read_metrics
-from marl.search import alphazero
-from marl.search.alphazero import AlphaZeroConfig, AlphaZeroLearner, loss, make_learner, make_net
+from marl.search import alphazero, strength
+from marl.search.alphazero import AlphaZeroConfig, loss, make_learner, make_net
+from marl.search.config import SearchConfig
 from marl.search.evaluator import UniformEvaluator
-from marl.search.mcts import SearchConfig
 from marl.search.play import play_terminal
 from marl.search.replay import Batch, ReplayBuffer, augment
 from marl.search.selfplay import SelfPlay
 from marl.search.strength import StrengthResult, versus_mcts_bot
+from marl.search.tree import root_visit_counts
 
 TTT = "classic/tic_tac_toe-v0"
-SMALL = AlphaZeroConfig(
-    num_games=8, simulations=8, moves_per_iteration=5, train_steps=2, batch_size=16,
-    min_buffer=16, channels=8, blocks=1, eval_simulations=8,
+SMALL = build_config(
+    AlphaZeroConfig,
+    {
+        "num_games": 8, "search.simulations": 8, "moves_per_iteration": 5, "train_steps": 2,
+        "batch_size": 16, "min_buffer": 16, "channels": 8, "blocks": 1, "eval_simulations": 8,
+    },
 )  # fmt: skip
+
+
+def _trainer(config: AlphaZeroConfig, seed: int) -> Trainer:
+    """AlphaZero on tic-tac-toe: the learner with one in-process self-play worker."""
+    return local_trainer("alphazero", vec_spec(TTT), config, seed)
+
+
+def _learner(config: AlphaZeroConfig = SMALL, seed: int = 0) -> alphazero.AlphaZeroLearner:
+    return make_learner(vec_spec(TTT), config, seed, torch.device("cpu"))
+
+
+def _untimed(stats: dict[str, float]) -> dict[str, float]:
+    """Stats without the wall-clock ones (`time/...`), which no two runs share."""
+    return {k: v for k, v in stats.items() if not k.startswith("time/")}
+
+
+def _flat_sets(config: AlphaZeroConfig) -> list[str]:
+    """`--set` values for every field of `config` (nested tables as `search.simulations=8`)."""
+    sets = []
+    for key, value in config_to_dict(config).items():
+        items = value.items() if isinstance(value, dict) else [(None, value)]
+        sets += [f"{key}.{k}={v}" if k else f"{key}={v}" for k, v in items]
+    return sets
 
 
 def test_net_shapes_and_value_range():
@@ -101,8 +131,9 @@ def test_selfplay_values_positions_by_the_final_result():
 def test_learner_is_deterministic_and_counts_moves():
     runs = []
     for _ in range(2):
-        learner = make_learner(TTT, SMALL, seed=3, device=torch.device("cpu"))
-        stats = [learner.iterate() for _ in range(2)]
+        trainer = _trainer(SMALL, seed=3)
+        learner = trainer.learner
+        stats = [_untimed(trainer.iterate()) for _ in range(2)]
         runs.append((stats, learner.net.state_dict()))
     assert runs[0][0] == runs[1][0]
     assert all(torch.equal(runs[0][1][k], runs[1][1][k]) for k in runs[0][1])
@@ -111,20 +142,76 @@ def test_learner_is_deterministic_and_counts_moves():
 
 
 def test_checkpoint_is_weights_only_and_resumes_exactly(tmp_path):
-    learner = make_learner(TTT, SMALL, seed=1, device=torch.device("cpu"))
-    learner.iterate()
+    trainer = _trainer(SMALL, seed=1)
+    trainer.iterate()
+    state = trainer.state_dict()
     path = save_checkpoint(
-        tmp_path / "ckpt.pt", algo="alphazero", env_id=TTT, config={}, learner=learner.state_dict()
-    )
+        tmp_path / "ckpt.pt", algo="alphazero", env_id=TTT, config={}, learner=state["learner"],
+        progress={"iteration": state["iteration"]},
+    )  # fmt: skip
     record = load_checkpoint(path, env_id=TTT, algo="alphazero")
-    clone = make_learner(TTT, SMALL, seed=99, device=torch.device("cpu"))
-    clone.load_state_dict(record["learner"])
-    learner.load_state_dict(learner.state_dict())  # both restart self-play from fresh games
-    assert learner.iterate() == clone.iterate()
+    clone = _trainer(SMALL, seed=1)  # a fresh copy of the same run (its acting seeds), restored
+    clone.load_state_dict({"learner": record["learner"], **record["progress"]})
+    trainer.load_state_dict(trainer.state_dict())  # both restart self-play from fresh games
+    assert _untimed(trainer.iterate()) == _untimed(clone.iterate())
+
+
+def _first_search_roots(carry) -> dict:
+    """Wrap the carry's search: record the roots' visits, priors and boards as its first search
+    of the next `collect` finds them (before any simulation)."""
+    mcts, seen = carry.selfplay.mcts, {}
+    search = mcts.search
+
+    def recording(rng):
+        if not seen:
+            seen["visits"] = mcts.tree.visits[:, 0].clone()
+            seen["prior"] = mcts.tree.prior[:, 0].clone()
+            seen["boards"] = mcts.root_states().clone()
+        return search(rng)
+
+    mcts.search = recording
+    return seen
+
+
+@pytest.mark.parametrize("change", ["load_weights", "learn"])
+def test_new_weights_regrow_the_selfplay_trees_at_the_current_roots(change):
+    search = dataclasses.replace(SMALL.search, simulations=32)
+    # greedy moves (the most visited child: its subtree is reused); no game ends in 4 moves
+    config = dataclasses.replace(SMALL, search=search, moves_per_iteration=2, temperature_moves=0)
+    spec = vec_spec(TTT)
+    learner = make_learner(spec, config, 0, torch.device("cpu"))
+    env = alphazero.make_env(spec, config, 4, seed=0)
+    carry = learner.start(env, seed=5)
+    assert carry.version[0] == learner.version
+    _, carry = learner.collect(env, carry)
+    # control: unchanged weights keep the reused subtrees (roots already visited)
+    kept = _first_search_roots(carry)
+    boards = carry.selfplay.mcts.root_states().clone()
+    _, carry = learner.collect(env, carry)
+    assert (kept["visits"] > 1).all() and torch.equal(kept["boards"], boards)
+    boards = carry.selfplay.mcts.root_states().clone()
+    stale = learner.version
+    if change == "load_weights":
+        other = make_learner(spec, config, 1, torch.device("cpu"))
+        learner.load_weights(other.weights())
+    else:
+        side = learner.start(env, seed=6)  # other games, played to the end (<= 9 moves each)
+        parts = [learner.collect(env, side)[0] for _ in range(5)]
+        learner.learn(parts)  # >= 4 x 5 positions: past min_buffer, so it trains
+    assert learner.version > stale and carry.version[0] == stale
+    regrown = _first_search_roots(carry)
+    learner.collect(env, carry)
+    assert carry.version[0] == learner.version  # the trees caught up with the weights
+    assert torch.equal(regrown["boards"], boards)  # regrown at the current roots, not restarted
+    assert (regrown["visits"] == 1).all()  # fresh roots: visited once, by their evaluation
+    legal = TIC_TAC_TOE.legal_mask(boards)
+    prior, _ = learner.evaluator(TIC_TAC_TOE.observe(boards), legal)
+    assert torch.allclose(regrown["prior"], prior)  # evaluated by the current net
+    assert root_visit_counts(carry.selfplay.mcts.tree).sum(1).max() > 0
 
 
 def test_policy_acts_from_vec_env_arrays_and_finds_a_win():
-    learner = make_learner(TTT, SMALL, seed=0, device=torch.device("cpu"))
+    learner = _learner()
     board = torch.tensor([[1, 1, 0, -1, -1, 0, 0, 0, 0]], dtype=torch.int8)
     obs = TIC_TAC_TOE.observe(board).flatten(1)
     obs = torch.stack([obs, obs.flip(0)], dim=1).numpy()  # [B=1, N=2, O]; agent 1 cannot act
@@ -148,15 +235,20 @@ def test_minimax_knows_the_forced_replies():
 
 def test_bad_env_and_env_kwargs_are_refused():
     with pytest.raises(ValueError, match="did you mean classic/tic_tac_toe-v0"):
-        make_learner("classic/tic_tac_to-v0", SMALL, 0, torch.device("cpu"))
+        vec_spec("classic/tic_tac_to-v0")
+    spec = vec_spec(TTT)
+    typo = dataclasses.replace(spec, env_id="classic/tic_tac_to-v0")
+    with pytest.raises(ValueError, match="did you mean classic/tic_tac_toe-v0"):
+        make_learner(typo, SMALL, 0, torch.device("cpu"))
+    with_kwargs = dataclasses.replace(spec, env_kwargs={"render_mode": "ansi"})
     with pytest.raises(ValueError, match="take no env kwargs"):
-        make_learner(TTT, SMALL, 0, torch.device("cpu"), env_kwargs={"render_mode": "ansi"})
+        make_learner(with_kwargs, SMALL, 0, torch.device("cpu"))
 
 
 def test_play_terminal_reports_the_result(tmp_path):
-    learner = make_learner(TTT, SMALL, seed=0, device=torch.device("cpu"))
+    learner = _learner()
     path = save_checkpoint(
-        tmp_path / "c.pt", algo="alphazero", env_id=TTT, config=SMALL.__dict__,
+        tmp_path / "c.pt", algo="alphazero", env_id=TTT, config=config_to_dict(SMALL),
         learner=learner.state_dict(),
     )  # fmt: skip
     replies = iter(["9", "x", "0", "1", "2", "3", "4", "5", "6", "7", "8"])
@@ -174,7 +266,7 @@ def test_play_terminal_reports_the_result(tmp_path):
 
 
 def test_train_cli_logs_losses_checkpoints_and_evaluates(tmp_path):
-    sets = [f"{k}={v}" for k, v in config_to_dict(SMALL).items()]
+    sets = _flat_sets(SMALL)
     argv = ["train", "alphazero", "--env", TTT, "--steps", "80", "--out", str(tmp_path)]
     assert marl_main([*argv, "--no-progress", *sum((["--set", s] for s in sets), [])]) == 0
     rows = read_metrics(tmp_path / "metrics.csv")
@@ -182,25 +274,25 @@ def test_train_cli_logs_losses_checkpoints_and_evaluates(tmp_path):
     assert np.isfinite(rows[-1]["loss"]) and rows[-1]["value_loss"] >= 0
     record = load_checkpoint(tmp_path / "checkpoint.pt", env_id=TTT, algo="alphazero")
     assert record["learner"]["env_steps"] == 80 and record["config"]["channels"] == 8
-    result = alphazero.evaluate(tmp_path, episodes=2)  # what `marl eval RUN` is to call
+    result = strength.evaluate(tmp_path, episodes=2)  # what `marl eval RUN` is to call
     assert result.games == 2 and result.simulations == 8 and result.bot_simulations == 1000
 
 
 def test_interrupted_training_resumes_from_its_checkpoint(tmp_path, monkeypatch):
-    iterate = AlphaZeroLearner.iterate
+    iterate = Trainer.iterate
 
     def crash_after_80_steps(self):
         if self.env_steps >= 80:
             raise KeyboardInterrupt
         return iterate(self)
 
-    monkeypatch.setattr(AlphaZeroLearner, "iterate", crash_after_80_steps)
+    monkeypatch.setattr(Trainer, "iterate", crash_after_80_steps)
+    spec = RunSpec("alphazero", TTT, steps=160, checkpoint_every=40)
     with pytest.raises(KeyboardInterrupt):
-        train("alphazero", TTT, steps=160, out=tmp_path, config=config_to_dict(SMALL),
-              checkpoint_every=40, progress=False)  # fmt: skip
+        train(spec, config_to_dict(SMALL), out=tmp_path, progress=False)
     saved = load_checkpoint(tmp_path / "checkpoint.pt")["learner"]
     assert saved["env_steps"] == 80
-    monkeypatch.setattr(AlphaZeroLearner, "iterate", iterate)
+    monkeypatch.setattr(Trainer, "iterate", iterate)
     run = resume(tmp_path, progress=False)
     assert run.learner.env_steps == 160 and run.learner.games_played > saved["games_played"]
     assert [r["env_steps"] for r in read_metrics(tmp_path / "metrics.csv")] == [40, 80, 120, 160]
@@ -237,10 +329,13 @@ def test_strength_score_and_summary_by_hand():
     )
 
 
-TTT_LEARN = AlphaZeroConfig(
-    num_games=64, simulations=32, channels=32, blocks=2, temperature_moves=4,
-    moves_per_iteration=9, train_steps=16, batch_size=128, min_buffer=256, lr=2e-3,
-    buffer_size=8000,
+TTT_LEARN = build_config(
+    AlphaZeroConfig,
+    {
+        "num_games": 64, "search.simulations": 32, "channels": 32, "blocks": 2,
+        "temperature_moves": 4, "moves_per_iteration": 9, "train_steps": 16, "batch_size": 128,
+        "min_buffer": 256, "lr": 2e-3, "buffer_size": 8000,
+    },
 )  # fmt: skip
 
 
@@ -253,14 +348,15 @@ def _losses(player) -> dict[str, int]:
 
 @pytest.mark.slow
 def test_tic_tac_toe_from_scratch_never_loses_to_perfect_play():
-    """Seeds 0, 1, 2 all reach zero losses by iteration 40 (about 90 s on 2 busy cores)."""
+    """Seeds 0, 1, 2 all reach zero losses by iteration 40; the budget is 45 iterations
+    (45 x 64 games x 9 moves = 25,920 self-play moves), not a wall-clock time."""
     torch.set_num_threads(1)
-    start = time.time()
-    learner = make_learner(TTT, TTT_LEARN, seed=0, device=torch.device("cpu"))
+    trainer = _trainer(TTT_LEARN, seed=0)
+    learner = trainer.learner
     untrained = _losses(learner.player(simulations=64))
     assert sum(untrained.values()) > 0, "the untrained net should not already play perfectly"
     for _ in range(45):
-        learner.iterate()
+        trainer.iterate()
+    assert learner.env_steps == 45 * 64 * 9
     trained = _losses(learner.player(simulations=64))
     assert trained == {"first": 0, "second": 0}, f"lines lost against minimax: {trained}"
-    assert time.time() - start < 180

@@ -16,8 +16,10 @@ import pytest
 
 from marl.cli.elo import main as elo_main
 from marl.cli.league import main as league_main
+from marl.core.config import ConfigError
 from marl.league.arena import ArenaError, MatchJob, load_game, play_games, play_job
 from marl.league.config import MatchmakerConfig, league_from_dict, load_league
+from marl.league.kinds import make_player
 from marl.league.matchmaking import (
     PoolMember,
     candidate_opponents,
@@ -33,11 +35,9 @@ from marl.league.players import (
     PlayerError,
     PolicyPlayer,
     RandomPlayer,
-    make_player,
 )
 from marl.league.runner import run_league
 from marl.league.store import GameResult, LeagueStore, ScheduledGame, StoreError
-from marl.run.config import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -17,6 +17,7 @@ import tomli_w
 import tomllib
 
 from marl.cli.league import main as league_main
+from marl.core.checkpoint import load_checkpoint
 from marl.league.arena import load_game
 from marl.league.config import league_from_dict
 from marl.league.learned import SearchTurnPlayer
@@ -25,15 +26,23 @@ from marl.league.matchmaking import PoolMember, calibration_pairs, can_meet, can
 from marl.league.runner import LIVE, a_first, run_league
 from marl.league.store import LeagueStore, ScheduledGame
 from marl.league.teams import RandomTeamPlayer, TeamGame, TeamView, make_team_env, play_team_games
-from marl.run.checkpoint import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 
 TINY_AZ = {
-    "num_games": 8, "simulations": 4, "moves_per_iteration": 4, "train_steps": 2,
+    "num_games": 8, "search": {"simulations": 4}, "moves_per_iteration": 4, "train_steps": 2,
     "batch_size": 16, "min_buffer": 16, "buffer_size": 2000, "channels": 8, "blocks": 1,
 }  # fmt: skip
 TINY_PPO = {"num_envs": 4, "rollout_len": 25, "epochs": 1, "minibatches": 2, "hidden": [16]}
+
+
+def _merged(table: dict, values: dict) -> dict:
+    """`table` with `values` set in it, nested tables (`search`) merged key by key."""
+    out = dict(table)
+    for key, value in values.items():
+        nested = isinstance(value, dict) and isinstance(out.get(key), dict)
+        out[key] = _merged(out[key], value) if nested else value
+    return out
 
 
 def _shipped(name: str, rounds: int = 2, **learner: object) -> dict:
@@ -44,7 +53,7 @@ def _shipped(name: str, rounds: int = 2, **learner: object) -> dict:
         if p["kind"] in ("alphazero", "ppo"):
             tiny = TINY_AZ if p["kind"] == "alphazero" else TINY_PPO
             p |= {"iterations_per_round": 2, "snapshot_every": 2, **learner}
-            p["config"] |= tiny
+            p["config"] = _merged(p["config"], tiny)
             if p["kind"] == "alphazero":
                 p["simulations"] = 4
         if p["kind"] == "mcts":
@@ -145,7 +154,7 @@ def test_connect_four_league_trains_snapshots_and_rates_them(tmp_path, capsys):
     assert [s[:4] for s in snaps] == [("az@2", "az", 2, 0), ("az@4", "az", 4, 1)]
     for *_, path in snaps:
         record = load_checkpoint(tmp_path / path, env_id="classic/connect_four-v0")
-        assert set(record["learner"]) == {"net"}  # weights only
+        assert set(record["learner"]) == {"weights"}  # weights only
     training = _rows(db, "SELECT learner, round, updates, run FROM training")
     assert training == [("az", 0, 2, 1), ("az", 1, 4, 1)]
     state = load_checkpoint(tmp_path / "learners" / "az.pt")

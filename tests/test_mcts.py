@@ -9,11 +9,14 @@ import pytest
 import torch
 
 from marl.games import CONNECT_FOUR, TIC_TAC_TOE
+from marl.search import gumbel
+from marl.search.config import SearchConfig
 from marl.search.evaluator import UniformEvaluator
 from marl.search.gumbel import considered_visits
-from marl.search.mcts import MCTS, SearchConfig, dirichlet_noise, puct_scores, select_action
+from marl.search.mcts import MCTS, dirichlet_noise, puct_scores, select_action
 from marl.search.openspiel_game import OpenSpielGame
 from marl.search.reference import reference_search
+from marl.search.tree import child_stats, root_net_value, root_value, root_visit_counts
 
 
 def board(game, text: str) -> torch.Tensor:
@@ -161,8 +164,6 @@ def test_subtree_reuse_keeps_the_child_statistics():
     mcts.advance(actions)
     assert mcts.tree.visits[:, 0].tolist() == child_visits
     assert mcts.tree.num_nodes.tolist() == child_visits  # no terminal revisits this early
-    from marl.search.mcts import root_visit_counts
-
     assert root_visit_counts(mcts.tree).tolist() == grandchild_visits
     second = mcts.search(np.random.default_rng(0))
     assert (second.visit_counts.sum(1) == torch.tensor(child_visits) - 1 + 60).all()
@@ -229,3 +230,48 @@ def test_gumbel_with_a_reused_subtree_still_plays_legal_moves():
         assert legal.gather(1, result.action[:, None]).all()
         assert (result.visit_counts.sum(1) >= 16).all()
         mcts.advance(result.action)
+
+
+class RootValueEvaluator:
+    """Uniform priors; value 0.5 for the empty board (the root), 0.1 for every other position
+    (both from the view of the side to move there)."""
+
+    def __call__(self, obs, legal):
+        priors = legal.float() / legal.sum(1, keepdim=True)
+        empty = obs.flatten(1).sum(1) == 0
+        return priors, torch.where(empty, 0.5, 0.1)
+
+
+def test_gumbel_completes_unvisited_q_with_the_networks_root_value(monkeypatch):
+    """Two simulations from the empty board: each visits one new child once. The root mover
+    sees Q = -0.1 there (the child's 0.1 is the opponent's). The search's root mean is
+    (0.5 - 0.1 - 0.1) / 3 = 0.1, but v_mix must mix in the net's raw root value 0.5:
+    v_mix = (0.5 + 2 * (-0.1)) / (1 + 2) = 0.1 (with the root mean it would be -1/30)."""
+    calls = []
+    completed_q = gumbel.completed_q
+
+    def recording(prior, legal, visits, value_sums, value):
+        out = completed_q(prior, legal, visits, value_sums, value)
+        calls.append((visits.clone(), value.clone(), out.clone()))
+        return out
+
+    monkeypatch.setattr(gumbel, "completed_q", recording)
+    config = SearchConfig(simulations=2, gumbel=True, gumbel_considered=16)
+    mcts = MCTS(TIC_TAC_TOE, RootValueEvaluator(), config)
+    mcts.reset(TIC_TAC_TOE.initial(1))
+    result = mcts.search(np.random.default_rng(0))
+    tree = mcts.tree
+    assert root_net_value(tree).tolist() == [0.5]  # the raw value, from the mover's view
+    assert root_value(tree)[0].item() == pytest.approx(0.1)  # the search's mean differs
+    assert result.root_value[0].item() == pytest.approx(0.1)
+    assert calls and all(value.tolist() == [0.5] for _, value, _ in calls)
+    visits, value, q = calls[-1]
+    rows = torch.zeros(1, dtype=torch.long)
+    assert torch.equal(visits, child_stats(tree, rows, rows)[0])
+    assert visits.sum().item() == 2 and visits.max().item() == 1
+    visited = visits[0] > 0
+    assert q[0, visited].tolist() == pytest.approx([-0.1, -0.1])
+    assert q[0, ~visited].tolist() == pytest.approx([0.1] * 7)  # v_mix from the raw 0.5
+    by_mean = completed_q(tree.prior[:, 0], tree.legal[:, 0], *child_stats(tree, rows, rows),
+                          root_value(tree))  # fmt: skip
+    assert by_mean[0, ~visited].tolist() == pytest.approx([-1 / 30] * 7)

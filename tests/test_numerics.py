@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from marl.learners import numerics as nx
+from marl.learners.ppo import numerics as nx
 
 GAMMA, LAM = 0.9, 0.8
 

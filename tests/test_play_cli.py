@@ -10,19 +10,23 @@ import pytest
 import torch
 
 from marl.cli import main
+from marl.core.checkpoint import save_checkpoint
+from marl.core.config import build_config, config_to_dict
+from marl.envs import vec_spec
 from marl.games import TIC_TAC_TOE
-from marl.run.checkpoint import save_checkpoint
-from marl.run.config import config_to_dict
 from marl.search.alphazero import AlphaZeroConfig, make_learner
 
 TTT = "classic/tic_tac_toe-v0"
-TINY = AlphaZeroConfig(num_games=2, simulations=4, channels=4, blocks=1, eval_simulations=4)
+TINY = build_config(
+    AlphaZeroConfig,
+    {"num_games": 2, "search.simulations": 4, "channels": 4, "blocks": 1, "eval_simulations": 4},
+)
 
 
 @pytest.fixture
 def run_dir(tmp_path):
     """A run directory holding an (untrained) tic-tac-toe alphazero checkpoint."""
-    learner = make_learner(TTT, TINY, seed=0, device=torch.device("cpu"))
+    learner = make_learner(vec_spec(TTT), TINY, seed=0, device=torch.device("cpu"))
     save_checkpoint(
         tmp_path / "checkpoint.pt", algo="alphazero", env_id=TTT, config=config_to_dict(TINY),
         learner=learner.state_dict(),

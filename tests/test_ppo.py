@@ -6,14 +6,17 @@ import gymnasium
 import numpy as np
 import pytest
 import torch
+from conftest import trainer_on
 
+from marl.algorithms import local_trainer, split
+from marl.core.checkpoint import load_checkpoint, save_checkpoint
+from marl.core.config import ConfigError, build_config
+from marl.core.seeding import torch_generator
+from marl.envs import vec_spec
 from marl.envs.types import VecStep
 from marl.learners import ppo
-from marl.learners import rollout as rollout_mod
-from marl.learners.nets import AgentGroups
-from marl.run.checkpoint import load_checkpoint, save_checkpoint
-from marl.run.config import ConfigError, build_config
-from marl.run.seeding import torch_generator
+from marl.learners.ppo import rollout as rollout_mod
+from marl.learners.ppo.nets import AgentGroups
 
 torch.set_num_threads(1)
 
@@ -96,9 +99,10 @@ class CueVecEnv:
 
 
 def _learner(algo="ppo", seed=0, env=None, **overrides):
+    """A trainer: the PPO learner (`.learner`) acting on a cue env through one worker."""
     base = dict(num_envs=4, rollout_len=16, minibatches=2, total_steps=100_000, hidden=(32,))
     config = build_config(ppo.PPOConfig, {**ppo.ALGOS[algo], **base, **overrides})
-    return ppo.PPOLearner(env or CueVecEnv(num_envs=config.num_envs), config, seed)
+    return trainer_on(env or CueVecEnv(num_envs=config.num_envs), ppo.make_learner, config, seed)
 
 
 def test_config_validation_names_the_field_and_the_closest_key():
@@ -114,10 +118,10 @@ def test_config_validation_names_the_field_and_the_closest_key():
     assert build_config(ppo.PPOConfig, ppo.ALGOS["ippo"]).critic == "local"
 
 
-def test_env_with_other_num_envs_is_refused():
-    config = ppo.PPOConfig(num_envs=8)
-    with pytest.raises(ConfigError, match="4 copies but num_envs=8"):
-        ppo.PPOLearner(CueVecEnv(num_envs=4), config, seed=0)
+def test_num_envs_that_do_not_split_over_workers_are_refused():
+    assert split(8, 2) == 4
+    with pytest.raises(ValueError, match="num_envs=8 does not split over 3 workers"):
+        split(8, 3)
 
 
 def test_agent_groups_gather_scatter_and_ids():
@@ -134,7 +138,7 @@ def test_agent_groups_gather_scatter_and_ids():
 
 @pytest.mark.parametrize(("share", "num_nets"), [(True, 2), (False, 3)])
 def test_parameter_sharing_builds_one_net_per_team_or_agent(share, num_nets):
-    learner = _learner(share_parameters=share)
+    learner = _learner(share_parameters=share).learner
     assert len(learner.net.nets) == num_nets
 
 
@@ -143,13 +147,13 @@ def test_state_critic_gives_teammates_one_value_local_critic_does_not():
     step = env.reset(seed=1)
     obs, state = torch.as_tensor(step.obs), torch.as_tensor(step.state)
     for critic, same in (("state", True), ("local", False)):
-        values = _learner(critic=critic).net.values(obs, state)
+        values = _learner(critic=critic).learner.net.values(obs, state)
         assert values.shape == (4, 3)
         assert torch.equal(values[:, 0], values[:, 1]) is same
 
 
 def test_masked_action_never_sampled_and_has_zero_probability():
-    learner = _learner()
+    learner = _learner().learner
     net, gen = learner.net, torch_generator(0)
     obs = torch.randn(512, 3, 4)
     mask = torch.ones(512, 3, 3, dtype=torch.bool)
@@ -167,7 +171,7 @@ def test_masked_action_never_sampled_and_has_zero_probability():
 
 
 def test_continuous_actions_are_clipped_for_env_but_logprob_is_of_the_sample():
-    learner = _learner(env=CueVecEnv(continuous=True))
+    learner = _learner(env=CueVecEnv(continuous=True)).learner
     net = learner.net
     with torch.no_grad():
         for sub in net.nets:
@@ -185,10 +189,10 @@ def test_continuous_actions_are_clipped_for_env_but_logprob_is_of_the_sample():
 
 
 def test_dead_agents_do_not_change_the_loss():
-    learner = _learner(critic="state", value_norm="running")
-    carry = learner._reset_envs()
+    learner = _learner(critic="state", value_norm="running").learner
+    env = CueVecEnv(num_envs=4)
     rollout, _, _ = rollout_mod.collect(
-        learner.net, learner.env, carry, learner.config, learner.generator
+        learner.net, env, learner.start(env, seed=0), learner.config.rollout_len
     )
     batch, _, _ = rollout_mod.make_batch(rollout, learner.config, learner.groups, learner.moments)
     dead = ~batch.alive
@@ -245,8 +249,13 @@ def test_learns_continuous_targets():
     assert first < -5.0 and stats["return/red"] > -0.5  # optimum 0, initial policy about -6.8
 
 
-def _params(learner):
-    return [p.detach().clone() for p in learner.net.parameters()]
+def _untimed(stats):
+    """Stats without the wall-clock ones (`time/...`), which no two runs share."""
+    return [{k: v for k, v in row.items() if not k.startswith("time/")} for row in stats]
+
+
+def _params(trainer):
+    return [p.detach().clone() for p in trainer.learner.net.parameters()]
 
 
 @pytest.mark.parametrize(
@@ -258,20 +267,20 @@ def test_resume_from_checkpoint_continues_bit_for_bit(tmp_path, overrides):
     for _ in range(2):
         unbroken.iterate()
     path = save_checkpoint(tmp_path / "ckpt.pt", algo="ppo", env_id="fake", config={},
-                           learner=unbroken.state_dict())  # fmt: skip
+                           trainer=unbroken.state_dict())  # fmt: skip
     expected = [unbroken.iterate() for _ in range(2)]
 
-    resumed = _learner(seed=99, **overrides)  # the seed comes back from the checkpoint
-    resumed.load_state_dict(load_checkpoint(path)["learner"])
+    resumed = _learner(seed=3, **overrides)  # a fresh copy of the same run, restored
+    resumed.load_state_dict(load_checkpoint(path)["trainer"])
     got = [resumed.iterate() for _ in range(2)]
-    assert got == expected
+    assert _untimed(got) == _untimed(expected)
     assert all(torch.equal(a, b) for a, b in zip(_params(unbroken), _params(resumed)))
     assert resumed.env_steps == unbroken.env_steps == 4 * 4 * 16
 
 
 def test_same_seed_same_run_and_other_seed_differs():
     runs = [_learner(seed=s) for s in (5, 5, 6)]
-    stats = [[r.iterate() for _ in range(2)] for r in runs]
+    stats = [_untimed([r.iterate() for _ in range(2)]) for r in runs]
     assert stats[0] == stats[1] and stats[0] != stats[2]
 
 
@@ -297,7 +306,7 @@ def test_recurrent_policy_forgets_only_where_episodes_end():
 
 
 def test_default_config_docstrings_cover_every_field():
-    from marl.run.config import field_docs
+    from marl.core.config import field_docs
 
     fields = {f.name for f in dataclasses.fields(ppo.PPOConfig)}
     assert set(field_docs(ppo.PPOConfig)) == fields
@@ -323,10 +332,10 @@ def _greedy_return(learner, env_id, episodes, seed=12345, num_envs=10, **kwargs)
 
 def _train(env_id, algo, steps, **overrides):
     config = build_config(ppo.PPOConfig, {**ppo.ALGOS[algo], "total_steps": steps, **overrides})
-    learner = ppo.make_learner(env_id, config, seed=0, device="cpu")
-    while learner.env_steps < steps:
-        learner.iterate()
-    return learner
+    trainer = local_trainer(algo, vec_spec(env_id, backend=config.backend), config, seed=0)
+    while trainer.env_steps < steps:
+        trainer.iterate()
+    return trainer
 
 
 @pytest.mark.slow

@@ -17,19 +17,16 @@ import pytest
 import torch
 from test_qmix import TWO_STEP as QMIX_TWO_STEP
 
-from marl.distributed import RayConfig
-from marl.distributed.rollout import (
-    LocalPool,
-    RolloutWorker,
-    concat_rollouts,
-    make_learner,
-    split_envs,
-)
+from marl.algorithms import learner_module, recipe, split
+from marl.core.config import ConfigError, build_config
+from marl.core.pool import InProcessPool, Worker
+from marl.core.trainer import Trainer
+from marl.distributed import RayConfig, RayPool, ray_trainer
+from marl.distributed.pool import ray_workers
+from marl.envs import vec_spec
 from marl.envs.vector import make_vec
 from marl.learners import ppo
-from marl.learners.rollout import Carry, collect, make_batch
-from marl.run.config import ConfigError, build_config
-from marl.run.seeding import torch_generator
+from marl.learners.ppo.rollout import concat_rollouts, make_batch
 
 CARTPOLE = "gym/CartPole-v1"
 MILESTONE = 150.0
@@ -42,8 +39,15 @@ def _cfg(steps: int = 20_480, **overrides) -> ppo.PPOConfig:
     return build_config(ppo.PPOConfig, {**base, **overrides})
 
 
-def _in_process(args: list[tuple]) -> LocalPool:
-    return LocalPool([RolloutWorker(*a) for a in args])
+def _trainers(algo: str, env_id: str, cfg, seed: int, k: int, max_lag: int = 0):
+    """The same learner twice: K workers in this process, and the same K as Ray actors."""
+    spec, module = vec_spec(env_id), learner_module(algo)
+    recipes = [recipe(algo, spec, cfg, seed, i, k) for i in range(k)]
+    workers = InProcessPool([Worker(r) for r in recipes])
+    local = Trainer(module.make_learner(spec, cfg, seed), workers, max_lag)
+    actors = ray_workers(recipes, RayConfig(actors=k, actor_cpus=0.5))
+    remote = Trainer(module.make_learner(spec, cfg, seed), RayPool(actors), max_lag)
+    return local, remote
 
 
 def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
@@ -61,19 +65,15 @@ def test_importing_marl_and_its_clis_does_not_import_ray():
 
 def test_concatenated_rollouts_give_each_part_its_own_advantages():
     cfg = _cfg(num_envs=2, rollout_len=40)
+    learner = ppo.make_learner(vec_spec(CARTPOLE), cfg, seed=0)
     parts = []
     for seed, num_envs in ((1, 2), (2, 3)):
         env = make_vec(CARTPOLE, num_envs, seed=seed)
-        net = ppo.PPOLearner(env, dataclasses.replace(cfg, num_envs=num_envs), seed=0).net
-        step = env.reset(seed=seed)
-        carry = Carry(step, net.initial_hidden(num_envs), torch.ones(num_envs, dtype=torch.bool),
-                      torch.zeros(num_envs, 1))  # fmt: skip
-        parts.append(collect(net, env, carry, cfg, torch_generator(seed))[0])
+        parts.append(learner.collect(env, learner.start(env, seed))[0].rollout)
     joined = concat_rollouts(parts)
     assert joined.batch.obs.shape == (40, 5, 1, 4) and joined.last_values.shape == (5, 1)
-    groups = ppo.PPOLearner(make_vec(CARTPOLE, 2), cfg, seed=0).groups
-    whole, _, _ = make_batch(joined, cfg, groups, [])
-    each = [make_batch(p, cfg, groups, [])[0] for p in parts]
+    whole, _, _ = make_batch(joined, cfg, learner.groups, [])
+    each = [make_batch(p, cfg, learner.groups, [])[0] for p in parts]
     assert torch.equal(whole.advantages, torch.cat([b.advantages for b in each], dim=1))
     assert torch.equal(whole.returns, torch.cat([b.returns for b in each], dim=1))
     with pytest.raises(ValueError, match="lengths differ"):
@@ -81,8 +81,8 @@ def test_concatenated_rollouts_give_each_part_its_own_advantages():
 
 
 def test_bad_settings_name_the_fix():
-    with pytest.raises(ConfigError, match=r"num_envs=9 does not split over 2.*num_envs=8"):
-        split_envs(9, 2)
+    with pytest.raises(ValueError, match=r"num_envs=9 does not split over 2.*num_envs=8"):
+        split(9, 2)
     with pytest.raises(ConfigError, match=r"RayConfig.max_lag=3: expected 0 or 1"):
         RayConfig(max_lag=3).validate()
     from marl.cli import train as train_cli
@@ -90,10 +90,24 @@ def test_bad_settings_name_the_fix():
     args = type("Args", (), {"backend": None, "address": "auto", "actors": 3, "max_lag": None})
     with pytest.raises(ValueError, match="--address, --actors only apply with --backend ray"):
         train_cli.ray_options(args)
-    from marl.distributed import make_ray_learner
 
-    with pytest.raises(NotImplementedError, match="'sac' runs with --backend local"):
-        make_ray_learner("sac", CARTPOLE, None, 0, "cpu", None, RayConfig())
+
+def test_in_process_workers_act_like_one_shared_learner_split_in_two():
+    """K in-process workers with acting copies train the learner (weights broadcast each
+    iteration); the local default shares the learner itself: both learn from the same kind
+    of parts, and a checkpointed trainer resumes exactly."""
+    cfg = _cfg(rollout_len=16)
+    spec = vec_spec(CARTPOLE)
+    recipes = [recipe("ppo", spec, cfg, 3, i, 2) for i in range(2)]
+    trainers = [
+        Trainer(ppo.make_learner(spec, cfg, 3), InProcessPool([Worker(r) for r in recipes]))
+        for _ in range(2)
+    ]
+    rows = [_untimed([t.iterate() for _ in range(2)]) for t in trainers]
+    assert rows[0] == rows[1] and trainers[0].env_steps == 2 * 8 * 16
+    assert _same_weights(trainers[0].learner.net, trainers[1].learner.net)
+    assert trainers[0].pool.workers[0].learner is not trainers[0].learner  # an acting copy
+    assert _same_weights(trainers[0].pool.workers[1].learner.net, trainers[0].learner.net) is False
 
 
 # The QMIX paper's two-step game on uniformly random joint actions (epsilon 1): greedy QMIX
@@ -104,42 +118,33 @@ TWO_STEP = "matrix/two_step-v0"
 TWO_STEP_CFG = QMIX_TWO_STEP  # the local test's settings, shared
 
 
-def _value_learner(algo: str, seed: int = 0, **overrides):
-    from marl.distributed.value import make_learner as make_value_learner
-    from marl.run.algos import make_config
-
-    config = make_config(algo, {**TWO_STEP_CFG, "num_envs": 4, **overrides})
-    return make_value_learner(TWO_STEP, config, seed, "cpu", None, RayConfig(actors=2),
-                              in_process=True)  # fmt: skip
-
-
-def test_value_workers_fill_the_replay_server_and_the_checkpoint_loads_locally():
-    from marl.learners.qmix import ValueLearner
-    from marl.learners.qmix import make_learner as make_local
+def test_value_workers_act_with_the_learners_epsilon_and_the_checkpoint_loads_locally():
     from marl.learners.value.acting import linear_schedule
+    from marl.learners.value.learner import make_learner as make_value
 
     extra = dict(prioritized=True, learning_starts=16, batch_size=8, epsilon_end=0.05,
-                 epsilon_anneal_steps=64, updates_per_iterate=2)  # fmt: skip
-    learner, twin = _value_learner("dqn", **extra), _value_learner("dqn", **extra)
-    rows = [learner.iterate() for _ in range(6)]
-    again = [twin.iterate() for _ in range(6)]
-    assert _untimed(again) == _untimed(rows) and _same_weights(
-        twin.core.online, learner.core.online
-    )
-    server = learner.server.target.buffer
+                 epsilon_anneal_steps=64, updates_per_iterate=2, num_envs=4)  # fmt: skip
+    cfg = build_config(learner_module("dqn").CONFIG, {**learner_module("dqn").ALGOS["dqn"],
+                                                      **TWO_STEP_CFG, **extra})  # fmt: skip
+    spec = vec_spec(TWO_STEP)
+    recipes = [recipe("dqn", spec, cfg, 0, i, 2) for i in range(2)]
+    trainer = Trainer(make_value(spec, cfg, 0), InProcessPool([Worker(r) for r in recipes]))
+    rows = [trainer.iterate() for _ in range(6)]
+    learner = trainer.learner
     # DQN stores n-step transitions: one per env step, every two-step episode ends in the round
     assert [r["replay_size"] for r in rows] == [8.0 * i for i in range(1, 7)]
-    assert len(server) == learner.env_steps == 48 and "loss" in rows[-1]
+    assert len(learner.replay) == learner.env_steps == 48 and "loss" in rows[-1]
     # each round acts with the learner's epsilon before that round's steps
-    worker = learner.workers[0].target.core
-    assert worker.collector.epsilon == pytest.approx(linear_schedule(1.0, 0.05, 64, 40))
-    assert server.max_priority != 1.0  # the learner's TD errors reached the server
-    config = learner.core.config
-    local: ValueLearner = make_local(TWO_STEP, config, 7, torch.device("cpu"))
+    copy = trainer.pool.workers[0].learner
+    assert copy.epsilon == pytest.approx(linear_schedule(1.0, 0.05, 64, 40))
+    assert copy is not learner and _same_weights(copy.online, learner.online) is False
+    local = make_value(spec, cfg, 7)
     local.load_state_dict(_weights_only(learner.state_dict()))
     assert len(local.replay) == 48 and local.env_steps == 48
-    assert _same_weights(local.online, learner.core.online)
-    assert np.array_equal(local.replay.tree.get(np.arange(48)), server.tree.get(np.arange(48)))
+    assert _same_weights(local.online, learner.online)
+    assert np.array_equal(
+        local.replay.tree.get(np.arange(48)), learner.replay.tree.get(np.arange(48))
+    )
 
 
 def _untimed(rows: list[dict]) -> list[dict]:
@@ -164,36 +169,34 @@ def ray_cluster():
 
 
 def test_ray_actors_train_bit_for_bit_like_in_process_workers_and_survive_a_kill(ray_cluster):
-    cfg, lagged = _cfg(rollout_len=32), RayConfig(actors=2, max_lag=1)
-    remote = make_learner(CARTPOLE, cfg, 3, "cpu", None, lagged)
-    local = make_learner(CARTPOLE, cfg, 3, "cpu", None, lagged, pool_factory=_in_process)
-    for _ in range(2):
-        remote.iterate(), local.iterate()
-    assert _same_weights(remote.core.net, local.core.net)
+    local, remote = _trainers("ppo", CARTPOLE, _cfg(rollout_len=32), seed=3, k=2, max_lag=1)
+    local_rows = [local.iterate() for _ in range(2)]
+    remote_rows = [remote.iterate() for _ in range(2)]
+    assert _same_weights(remote.learner.net, local.learner.net)
+    assert _untimed(local_rows) == _untimed(remote_rows)
     ray_cluster.kill(remote.pool.actors[0], no_restart=False)  # its next rollout is in flight
     rows = [remote.iterate() for _ in range(3)]
     remote.close()
-    assert rows[-1]["ray/actor_restarts"] == 1.0 and remote.env_steps == 5 * 8 * 32
+    assert rows[-1]["workers/restarts"] == 1.0 and remote.env_steps == 5 * 8 * 32
     assert [r["policy_lag"] for r in rows] == [1.0, 1.0, 1.0]
 
 
-def test_ppo_on_two_ray_actors_reaches_the_local_milestone(ray_cluster, tmp_path):
-    from marl.run.checkpoint import load_checkpoint
-    from marl.run.loop import train
+@pytest.mark.parametrize("algo", ["ppo", "dqn", "alphazero"])
+def test_a_local_run_and_a_ray_run_log_the_same_metric_names(ray_cluster, algo):
+    from marl.algorithms import make_config
 
-    def last_returns(run):  # iterations where no episode ended log nan
-        return float(np.nanmean([r["return/agent"] for r in run.rows[-3:]]))
-
-    overrides = dict(num_envs=8, rollout_len=128, lr=1e-3, ent_coef=0.0)
-    kw = dict(steps=20_480, seed=0, config=overrides, progress=False)
-    local = train("ppo", CARTPOLE, out=tmp_path / "local", **kw)
-    remote = train("ppo", CARTPOLE, out=tmp_path / "ray", backend="ray", ray={"actors": 2}, **kw)
-    assert last_returns(local) >= MILESTONE and last_returns(remote) >= MILESTONE
-    assert all(r["policy_lag"] == 0.0 for r in remote.rows)
-    # a Ray checkpoint is a local learner's checkpoint: it loads into PPOLearner as is
-    learner = ppo.make_learner(CARTPOLE, remote.config, seed=0)
-    learner.load_state_dict(load_checkpoint(remote.checkpoint)["learner"])
-    assert _same_weights(learner.net, remote.learner.core.net)
+    env_id = {"ppo": CARTPOLE, "dqn": TWO_STEP, "alphazero": "classic/tic_tac_toe-v0"}[algo]
+    small = {
+        "ppo": dict(num_envs=4, rollout_len=16),
+        "dqn": dict(num_envs=4, learning_starts=8, batch_size=4),
+        "alphazero": {"num_games": 4, "search.simulations": 4, "moves_per_iteration": 9,
+                      "min_buffer": 8, "batch_size": 8, "train_steps": 1, "channels": 4,
+                      "blocks": 1},
+    }[algo]  # fmt: skip
+    local, remote = _trainers(algo, env_id, make_config(algo, small), seed=0, k=2)
+    names = [set().union(*(t.iterate().keys() for _ in range(3))) for t in (local, remote)]
+    remote.close()
+    assert names[0] == names[1] and "policy_lag" in names[0] and "workers/restarts" in names[0]
 
 
 def _flaky(marker: Path):
@@ -235,42 +238,42 @@ def test_ray_league_stores_every_game_once_even_when_a_match_worker_dies(ray_clu
 
 
 def test_selfplay_actors_share_one_batched_inference_actor(ray_cluster):
-    from marl.distributed import make_ray_learner
     from marl.search.alphazero import AlphaZeroConfig
 
-    cfg = build_config(AlphaZeroConfig, dict(
-        num_games=16, simulations=8, moves_per_iteration=4, min_buffer=32, batch_size=32,
-        train_steps=2, channels=8, blocks=1,
-    ))  # fmt: skip
-    ray_cfg = RayConfig(actors=2, actor_cpus=0.5, batch_wait_ms=50.0)
-    learner = make_ray_learner("alphazero", "classic/tic_tac_toe-v0", cfg, 0, torch.device("cpu"),
-                               None, ray_cfg)  # fmt: skip
-    rows = [learner.iterate() for _ in range(4)]
-    learner.close()
-    assert learner.env_steps == 4 * 4 * 16
+    cfg = build_config(AlphaZeroConfig, {
+        "num_games": 16, "search.simulations": 8, "moves_per_iteration": 4, "min_buffer": 32,
+        "batch_size": 32, "train_steps": 2, "channels": 8, "blocks": 1,
+    })  # fmt: skip
+    spec = vec_spec("classic/tic_tac_toe-v0")
+    ray_cfg = RayConfig(actors=2, actor_cpus=0.5, batch_wait_ms=50.0, inference="server")
+    trainer = ray_trainer("alphazero", spec, cfg, 0, torch.device("cpu"), ray_cfg)
+    rows = [trainer.iterate() for _ in range(4)]
+    served = ray_cluster.get(trainer.pool.servers[0].stats.remote())
+    trainer.close()
+    assert trainer.env_steps == 4 * 4 * 16
     # both workers' requests are answered by one forward pass (8 games each: <= 8 positions)
-    assert min(r["inference/requests_per_call"] for r in rows) > 1.5
-    assert max(r["inference/batch_size"] for r in rows) > 8
-    assert rows[-1]["buffer_size"] == learner.core.buffer.size > 0 and "loss" in rows[-1]
+    assert served["positions"] / served["calls"] > 8
+    assert rows[-1]["buffer_size"] == trainer.learner.buffer.size > 0 and "loss" in rows[-1]
     # inference="local": each actor searches with its own copy of the broadcast weights
-    local = make_ray_learner("alphazero", "classic/tic_tac_toe-v0", cfg, 0, torch.device("cpu"),
-                             None, dataclasses.replace(ray_cfg, inference="local"))  # fmt: skip
+    local = ray_trainer(
+        "alphazero", spec, cfg, 0, "cpu", dataclasses.replace(ray_cfg, inference="local")
+    )
     rows = [local.iterate() for _ in range(3)]
     local.close()
-    assert local.env_steps == 3 * 4 * 16 and "inference/batch_size" not in rows[-1]
-    assert rows[-1]["games"] > 0 and local.core.buffer.size > 0
+    assert local.env_steps == 3 * 4 * 16 and not local.pool.servers
+    assert rows[-1]["games"] > 0 and local.learner.buffer.size > 0
 
 
 def test_qmix_on_two_ray_actors_finds_the_two_step_optimum(ray_cluster, tmp_path):
     from marl.run.evaluate import evaluate
-    from marl.run.loop import train
+    from marl.run.loop import RunSpec, train
 
-    run = train("qmix", TWO_STEP, out=tmp_path / "ray", steps=8_000, seed=0, config=TWO_STEP_CFG,
-                progress=False, backend="ray", ray={"actors": 2})  # fmt: skip
+    spec = RunSpec("qmix", TWO_STEP, steps=8_000, seed=0, backend="ray", ray={"actors": 2})
+    run = train(spec, TWO_STEP_CFG, out=tmp_path / "ray", progress=False)
     # recurrent QMIX stores episodes: each iteration's 8 two-step episodes, up to 500
     sizes = [r["replay_size"] for r in run.rows]
     assert sizes[:3] == [8.0, 16.0, 24.0] and sizes[-1] == 500.0
-    assert run.learner.env_steps == 8_000 and run.rows[-1]["ray/actor_restarts"] == 0.0
+    assert run.learner.env_steps == 8_000 and run.rows[-1]["workers/restarts"] == 0.0
     # `marl eval` loads the Ray checkpoint into the local learner
     result = evaluate(run.out_dir, episodes=4, seed=0)
     assert result.team_returns["team"][0] == 8.0

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 import marl
+from marl.algorithms import make_config
 from marl.cli.train import RUN_FILE_KEYS, _algo
-from marl.run.algos import make_config
-from marl.run.config import load_toml
+from marl.core.config import load_toml
 
 RUN_FILES = sorted((Path(__file__).resolve().parent.parent / "envs").glob("*.toml"))
 

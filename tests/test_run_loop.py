@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
+from marl import algorithms as algos
 from marl.cli import main
-from marl.run import algos
-from marl.run.checkpoint import CheckpointError, load_checkpoint
-from marl.run.config import ConfigError
-from marl.run.loop import resume, train
+from marl.core.checkpoint import CheckpointError, load_checkpoint
+from marl.core.config import ConfigError
+from marl.run.loop import RunSpec, resume, train
 from marl.run.metrics import read_metrics
 
 CRASH_AT: list[int] = []  # env-step counts at which the fake learner "is killed"
@@ -31,43 +31,62 @@ ALGOS = {"fake": {}}
 
 
 class FakeLearner:
-    """Steps matrix/two_step with random actions and moves a scalar toward the reward."""
+    """Acts on matrix/two_step with random actions and moves a scalar toward the reward."""
 
-    def __init__(self, env_id, config, seed, env_kwargs) -> None:
-        import marl
-
-        self.vec = marl.make_vec(env_id, config.num_envs, **env_kwargs)
-        self.rng = np.random.default_rng(seed)
+    def __init__(self, spec, config, seed) -> None:
         self.value = torch.zeros(())
         self.cfg = config
         self.env_steps = 0
-        self.step = self.vec.reset(seed=seed)
 
-    def iterate(self) -> dict[str, float]:
+    def start(self, env, seed):
+        return env.reset(seed=seed), np.random.default_rng(seed)
+
+    def collect(self, env, carry):
+        _, rng = carry
+        step = env.step(rng.integers(0, 2, (env.num_envs, 2)))
+        return float(step.reward.mean()), (step, rng)
+
+    def learn(self, experience) -> dict[str, float]:
         if self.env_steps in CRASH_AT:
             CRASH_AT.remove(self.env_steps)
             raise KeyboardInterrupt
-        actions = self.rng.integers(0, 2, (self.cfg.num_envs, 2))
-        self.step = self.vec.step(actions)
-        self.value += self.cfg.lr * (float(self.step.reward.mean()) - self.value)
+        reward = float(np.mean(experience))
+        self.value += self.cfg.lr * (reward - self.value)
         self.env_steps += self.cfg.num_envs
-        return {"value": float(self.value), "return/team": float(self.step.reward.mean())}
+        return {"value": float(self.value), "return/team": reward}
+
+    def weights(self) -> dict:
+        return {"value": self.value}
+
+    def load_weights(self, weights: dict) -> None:
+        self.value = weights["value"]
 
     def state_dict(self) -> dict:
-        return {"value": self.value, "env_steps": self.env_steps,
-                "rng": self.rng.bit_generator.state}  # fmt: skip
+        return {"value": self.value, "env_steps": self.env_steps}
 
     def load_state_dict(self, state: dict) -> None:
         self.value = state["value"]
         self.env_steps = state["env_steps"]
-        self.rng.bit_generator.state = state["rng"]
 
     def policy(self):
         return self
 
+    def close(self) -> None:
+        pass
 
-def make_learner(env_id, config, seed, device, env_kwargs):
-    return FakeLearner(env_id, config, seed, env_kwargs)
+
+def make_learner(spec, config, seed, device="cpu"):
+    return FakeLearner(spec, config, seed)
+
+
+def make_env(spec, config, num_envs, seed):
+    import marl
+
+    return marl.make_vec(spec.env_id, num_envs, seed=seed, **spec.env_kwargs)
+
+
+def _spec(steps, **kw) -> RunSpec:
+    return RunSpec("fake", "matrix/two_step-v0", steps=steps, **kw)
 
 
 @pytest.fixture(autouse=True)
@@ -77,7 +96,7 @@ def fake_algo(monkeypatch):
 
 
 def test_run_writes_everything(tmp_path) -> None:
-    run = train("fake", "matrix/two_step-v0", steps=20, out=tmp_path / "r", progress=False)
+    run = train(_spec(20), out=tmp_path / "r", progress=False)
     for name in ("metrics.csv", "config.toml", "checkpoint.pt", "learning_curve.png"):
         assert (tmp_path / "r" / name).is_file(), name
     assert any((tmp_path / "r" / "tb").iterdir())
@@ -88,24 +107,27 @@ def test_run_writes_everything(tmp_path) -> None:
 
 
 def test_resume_after_kill_matches_unbroken_run(tmp_path) -> None:
-    unbroken = train("fake", "matrix/two_step-v0", steps=20, out=tmp_path / "a",
-                     checkpoint_every=4, progress=False)  # fmt: skip
+    unbroken = train(_spec(20, checkpoint_every=4), out=tmp_path / "a", progress=False)
     CRASH_AT.append(14)
     with pytest.raises(KeyboardInterrupt):
-        train("fake", "matrix/two_step-v0", steps=20, out=tmp_path / "b", checkpoint_every=4,
-              progress=False)  # fmt: skip
+        train(_spec(20, checkpoint_every=4), out=tmp_path / "b", progress=False)
     assert load_checkpoint(tmp_path / "b" / "checkpoint.pt")["learner"]["env_steps"] == 12
     resumed = resume(tmp_path / "b", progress=False)
     assert resumed.learner.env_steps == 20
     assert float(resumed.learner.value) == pytest.approx(float(unbroken.learner.value), abs=0)
+    # the resumed run acts and learns exactly as the unbroken one, row for row
+    kept = ("env_steps", "value", "return/team")
+    rows_a = [{k: r[k] for k in kept} for r in read_metrics(tmp_path / "a" / "metrics.csv")]
+    rows_b = [{k: r[k] for k in kept} for r in read_metrics(tmp_path / "b" / "metrics.csv")]
+    assert rows_a == rows_b
     rows = read_metrics(tmp_path / "b" / "metrics.csv")
     assert [r["env_steps"] for r in rows] == list(range(2, 22, 2))  # none lost or doubled
 
 
 def test_refuses_to_overwrite_a_run(tmp_path) -> None:
-    train("fake", "matrix/two_step-v0", steps=4, out=tmp_path / "r", progress=False)
+    train(_spec(4), out=tmp_path / "r", progress=False)
     with pytest.raises(FileExistsError, match="--resume"):
-        train("fake", "matrix/two_step-v0", steps=4, out=tmp_path / "r", progress=False)
+        train(_spec(4), out=tmp_path / "r", progress=False)
 
 
 def test_bad_config_key_and_value() -> None:
@@ -118,7 +140,7 @@ def test_bad_config_key_and_value() -> None:
 
 
 def test_corrupt_and_foreign_checkpoints(tmp_path) -> None:
-    run = train("fake", "matrix/two_step-v0", steps=4, out=tmp_path / "r", progress=False)
+    run = train(_spec(4), out=tmp_path / "r", progress=False)
     with pytest.raises(CheckpointError, match="env_id='matrix/two_step-v0'"):
         load_checkpoint(run.checkpoint, env_id="mpe/simple_spread-v3")
     bad = tmp_path / "bad.pt"

@@ -128,3 +128,59 @@ def test_bad_actions_shape_and_backend_errors() -> None:
         vec.step(np.zeros((3, 3), int))
     with pytest.raises(ValueError, match="backend"):
         marl.make_vec("mpe/simple_spread-v3", 2, backend="threads")
+
+
+class EndsAtTheTimeLimit(ParallelEnv):
+    """Two agents; on step 3 agent_0 terminates while agent_1 is cut by the time limit (or,
+    with `both`, agent_0 is terminated and truncated at once)."""
+
+    metadata = {"name": "ends_at_limit", "is_parallelizable": True}
+
+    def __init__(self, both: bool = False) -> None:
+        self.possible_agents = ["agent_0", "agent_1"]
+        self.agents: list[str] = []
+        self.both, self._t = both, 0
+
+    def observation_space(self, agent):
+        return gymnasium.spaces.Box(0, 10, (1,), np.float32)
+
+    def action_space(self, agent):
+        return gymnasium.spaces.Discrete(2)
+
+    def reset(self, seed=None, options=None):
+        self.agents, self._t = list(self.possible_agents), 0
+        return {a: np.zeros(1, np.float32) for a in self.agents}, {a: {} for a in self.agents}
+
+    def step(self, actions):
+        self._t += 1
+        last = self._t >= 3
+        obs = {a: np.full(1, self._t, np.float32) for a in self.agents}
+        terms = {"agent_0": last, "agent_1": False}
+        truncs = {"agent_0": last and self.both, "agent_1": last}
+        if last:
+            self.agents = []
+        return obs, {a: 0.0 for a in obs}, terms, truncs, {a: {} for a in obs}
+
+
+marl.register("test/ends_at_limit-v0", EndsAtTheTimeLimit)
+
+
+@pytest.mark.parametrize("both", [False, True])
+def test_a_last_step_that_terminates_and_truncates_counts_as_terminated(both) -> None:
+    vec = marl.make_vec("test/ends_at_limit-v0", 2, seed=0, both=both)
+    steps = [vec.step(np.zeros((2, 2), int)) for _ in range(3)]
+    assert steps[-1].terminated.all() and not steps[-1].truncated.any()
+    assert not any(s.done.any() for s in steps[:2])
+
+
+def test_batched_mpe_end_by_time_limit_is_truncated_and_never_both() -> None:
+    vec = marl.make_vec("mpe/simple_spread-v3", 4, seed=0, backend="batched", max_cycles=2)
+    steps = [vec.step(np.zeros((4, 3), int)) for _ in range(2)]
+    assert bool(steps[-1].truncated.all()) and not bool(steps[-1].terminated.any())
+    assert not bool((steps[-1].terminated & steps[-1].truncated).any())
+    # a scenario that ends on the time limit's step: terminated, not truncated
+    import torch
+
+    vec.scenario.is_terminal = lambda s: torch.ones(4, dtype=torch.bool)
+    last = [vec.step(np.zeros((4, 3), int)) for _ in range(2)][-1]
+    assert bool(last.terminated.all()) and not bool(last.truncated.any())

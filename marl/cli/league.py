@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from marl.cli.train import add_backend_arguments
+from marl.core.config import ConfigError
 from marl.league.arena import ArenaError
 from marl.league.players import PlayerError
 from marl.league.ratings import RatingError
 from marl.league.store import StoreError
-from marl.run.config import ConfigError
 
 HELP = "run a self-play league (resumable), show its status, or write its HTML report"
 _ERRORS = (ConfigError, StoreError, PlayerError, ArenaError, RatingError)

@@ -11,8 +11,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from marl.run.algos import ALGORITHMS
-from marl.run.config import ConfigError, closest, load_toml, parse_overrides
+from marl.algorithms import ALGORITHMS
+from marl.core.config import ConfigError, closest, load_toml, parse_overrides
 
 RUN_FILE_KEYS = ("algo", "env", "steps", "seed", "env_kwargs", "config")
 
@@ -104,7 +104,7 @@ def _algo(given: str | None, from_file: str | None) -> str:
 
 def train_command(args: argparse.Namespace) -> int:
     """Train (or resume) and print where the run is and how it ended."""
-    from marl.run.loop import resume, train
+    from marl.run.loop import RunSpec, resume, train
 
     backend = args.backend
     if args.resume is not None:
@@ -117,15 +117,15 @@ def train_command(args: argparse.Namespace) -> int:
         steps = args.steps or spec.get("steps")
         if not env_id or not steps:
             raise ValueError("give --env ID and --steps N (or put env and steps in --config)")
-        run = train(
+        run_spec = RunSpec(
             algo, env_id, steps=int(steps),
             seed=args.seed if args.seed is not None else int(spec.get("seed", 0)),
-            out=args.out,
-            config={**spec.get("config", {}), **parse_overrides(args.overrides)},
             env_kwargs={**spec.get("env_kwargs", {}), **parse_overrides(args.env_kwargs)},
-            device=args.device, threads=args.threads, progress=not args.no_progress,
-            backend=backend or "local", ray=ray_options(args),
+            device=args.device, threads=args.threads, backend=backend or "local",
+            ray=ray_options(args),
         )  # fmt: skip
+        config = {**spec.get("config", {}), **parse_overrides(args.overrides)}
+        run = train(run_spec, config, out=args.out, progress=not args.no_progress)
     last = {k: v for k, v in (run.rows[-1] if run.rows else {}).items() if k.startswith("return/")}
     print(f"run: {run.out_dir}  steps: {run.learner.env_steps:,}  last returns: "
           + ", ".join(f"{k[7:]} {v:.3f}" for k, v in last.items()))  # fmt: skip
@@ -135,14 +135,14 @@ def train_command(args: argparse.Namespace) -> int:
 
 def eval_command(args: argparse.Namespace) -> int:
     """Evaluate and print per-team returns (or the learner's own evaluation); optionally a GIF."""
-    from marl.run.algos import learner_module
-    from marl.run.checkpoint import load_checkpoint
+    from marl.algorithms import evaluation_module
+    from marl.core.checkpoint import load_checkpoint
     from marl.run.evaluate import checkpoint_path, evaluate, render_gif
 
     algo = load_checkpoint(checkpoint_path(args.source))["algo"]
-    own = getattr(learner_module(algo), "evaluate", None)
+    own = evaluation_module(algo)
     if own is not None:  # alphazero: games against pyspiel.MCTSBot, colors alternating
-        print(own(args.source, episodes=args.episodes, seed=args.seed).summary())
+        print(own.evaluate(args.source, episodes=args.episodes, seed=args.seed).summary())
         return 0
     result = evaluate(args.source, episodes=args.episodes, greedy=not args.sampled, seed=args.seed)
     print(result.summary())

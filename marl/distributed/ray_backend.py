@@ -1,26 +1,18 @@
-"""Ray plumbing shared by the distributed learners and the league: settings, init, actors.
+"""Ray plumbing shared by the worker pool and the league: settings, init, actors.
 
 `RayConfig` is what `--backend ray` adds to a run. `init_ray` joins a cluster (or starts a
 local one); `remote_actor` wraps a plain class as a restartable Ray actor. The classes that
-run remotely stay plain Python, so tests can also run them in-process without Ray.
+run remotely stay plain Python (`marl.core.pool.Worker`), so the same code runs in-process.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from marl.run.config import ConfigError
-
-PPO_ALGOS = ("ppo", "ippo", "mappo")
-"""Algorithms whose rollouts run in Ray actors."""
-SELFPLAY_ALGOS = ("alphazero",)
-"""Algorithms whose self-play runs in Ray actors around one batched inference actor."""
-VALUE_ALGOS = ("qmix", "vdn", "iql", "dqn")
-"""Algorithms whose acting runs in Ray actors around one replay actor."""
+from marl.core.config import check_fields
 
 
 @dataclass(frozen=True)
@@ -30,7 +22,7 @@ class RayConfig:
     address: str | None = None
     """Cluster to join (`auto`, `HOST:6379`, `ray://HOST:10001`); None starts a local one."""
     actors: int = 2
-    """Rollout (or self-play) actors; each steps num_envs / actors envs (num_games / actors)."""
+    """Worker actors; each acts on num_envs / actors envs (or num_games / actors games)."""
     max_lag: int = 0
     """Policy lag bound: 0 collects with the newest weights; 1 overlaps collection with the
     update, so a batch may come from weights one update old (logged as `policy_lag`)."""
@@ -42,7 +34,7 @@ class RayConfig:
     """GPUs Ray reserves for the self-play inference actor (0: it runs on a CPU)."""
     batch_wait_ms: float = 2.0
     """Self-play: how long the inference actor waits for more requests before it evaluates."""
-    inference: str = "server"
+    inference: str = "local"
     """Self-play: server = one batched inference actor answers every search; local = each
     self-play actor evaluates with its own copy of the net (no round trip per simulation)."""
 
@@ -57,9 +49,7 @@ class RayConfig:
             ("batch_wait_ms", self.batch_wait_ms >= 0, ">= 0"),
             ("inference", self.inference in ("server", "local"), "server|local"),
         ]
-        for name, ok, want in checks:
-            if not ok:
-                raise ConfigError(f"RayConfig.{name}={getattr(self, name)!r}: expected {want}")
+        check_fields(self, checks)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values (for run records and checkpoints)."""
@@ -97,41 +87,3 @@ def remote_actor(cls: type, config: RayConfig, **options: Any) -> Any:
         max_task_retries=config.max_restarts,
         **options,
     )(cls)
-
-
-def incarnation() -> str:
-    """This process on this node: changes when Ray restarts an actor in a new process."""
-    node = ""
-    try:
-        import ray
-
-        if ray.is_initialized():
-            node = ray.get_runtime_context().get_node_id()[:8]
-    except ImportError:
-        pass
-    return f"{node}:{os.getpid()}"
-
-
-def make_ray_learner(
-    algo: str,
-    env_id: str,
-    config: Any,
-    seed: int,
-    device: Any,
-    env_kwargs: dict[str, Any] | None,
-    ray_config: RayConfig,
-) -> Any:
-    """The Ray-backed learner of `algo` (PPO family, value family or AlphaZero): a `Learner`."""
-    ray_config.validate()
-    if algo in PPO_ALGOS:
-        from marl.distributed.rollout import make_learner
-    elif algo in SELFPLAY_ALGOS:
-        from marl.distributed.selfplay import make_learner
-    elif algo in VALUE_ALGOS:
-        from marl.distributed.value import make_learner
-    else:
-        supported = ", ".join(PPO_ALGOS + VALUE_ALGOS + SELFPLAY_ALGOS)
-        raise NotImplementedError(
-            f"--backend ray runs {supported}; {algo!r} runs with --backend local for now"
-        )
-    return make_learner(env_id, config, seed, device, env_kwargs, ray_config)

@@ -9,7 +9,7 @@ from marl.envs.registry import (
     register,
 )
 from marl.envs.types import VecEnv, VecStep
-from marl.envs.vector import make_vec
+from marl.envs.vector import make_vec, vec_spec
 
 __all__ = [
     "EnvSpec",
@@ -21,4 +21,5 @@ __all__ = [
     "make",
     "make_vec",
     "register",
+    "vec_spec",
 ]

@@ -75,11 +75,6 @@ def team_of(agent: str) -> str:
     return prefix if sep and suffix.isdigit() else agent
 
 
-def each_own_team(agent: str) -> str:
-    """Team rule for competitive games: every agent is a team of its own."""
-    return agent
-
-
 def register(
     env_id: str,
     entry_point: Callable[..., AECEnv | ParallelEnv] | str,
@@ -107,7 +102,7 @@ def register(
 def _load_builtin_families() -> None:
     from marl.envs.families import register_builtin
 
-    register_builtin()
+    register_builtin(register)
 
 
 def load_plugins() -> list[str]:
@@ -146,7 +141,7 @@ def _lookup(env_id: str) -> Registration:
     if env_id.startswith("gym/") and env_id[4:] in gymnasium.envs.registry:
         from marl.envs.families.gym import register_gym_id
 
-        register_gym_id(env_id[4:])
+        register_gym_id(register, env_id[4:])
         return _REGISTRATIONS[env_id]
     near = difflib.get_close_matches(env_id, list(_REGISTRATIONS), n=3, cutoff=0.6)
     hint = f"did you mean {' or '.join(near)}?" if near else "see `marl envs list`"

@@ -19,6 +19,7 @@ import numpy as np
 from gymnasium.spaces import flatdim, flatten
 from pettingzoo import ParallelEnv
 
+from marl.core.spec import VecSpec
 from marl.envs.types import VecStep
 
 EnvFn = Callable[[], ParallelEnv]
@@ -138,11 +139,13 @@ class SyncVecEnv:
         rows = self._rows(env, obs, infos)
         if env.agents:
             return (*rows, reward, False, False, rows[0], rows[1])
-        truncated = any(truncs.values())
+        # as in gymnasium, a last step that is both terminated and truncated is terminated,
+        # also when some agents terminate on it and others are cut by the time limit
+        terminated = any(terms.values()) or not any(truncs.values())
         final_obs, final_state = rows[0], rows[1]
         new_obs, new_infos = env.reset()
         rows = self._rows(env, new_obs, new_infos)
-        return (*rows, reward, not truncated, truncated, final_obs, final_state)
+        return (*rows, reward, terminated, not terminated, final_obs, final_state)
 
     def step(self, actions: Any) -> VecStep:
         """Step every env with its agents' actions ([B, N] or [B, N, action_dim]); autoreset."""
@@ -276,3 +279,38 @@ def make_vec(
     if seed is not None:
         vec.reset(seed)
     return vec
+
+
+def vec_spec(env_id: str, *, backend: str = "sync", **kwargs: Any) -> VecSpec:
+    """The `VecSpec` of `env_id` with `kwargs` (agents, teams, spaces, widths), read from
+    one instance of the env on `backend` ("process" reads it in this process). A turn-based
+    game has no vector form: its spec is read from its AEC env (no global state: S = 0)."""
+    from marl.envs.registry import registration
+
+    if registration(env_id).kind == "aec" and backend != "batched":
+        return _turn_based_spec(env_id, kwargs)
+    env = make_vec(env_id, 1, backend="sync" if backend == "process" else backend, **kwargs)
+    try:
+        return VecSpec.of(env, env_id, kwargs)
+    finally:
+        env.close()
+
+
+def _turn_based_spec(env_id: str, kwargs: dict[str, Any]) -> VecSpec:
+    from marl.envs.registry import group_teams, make, registration
+
+    env = make(env_id, **kwargs)
+    try:
+        agents = list(env.possible_agents)
+        index = {a: i for i, a in enumerate(agents)}
+        teams = group_teams(agents, registration(env_id).teams)
+        obs = [_obs_space(env.observation_space(a)) for a in agents]
+        actions = [env.action_space(a) for a in agents]
+    finally:
+        env.close()
+    return VecSpec(
+        tuple(agents), {t: tuple(index[a] for a in m) for t, m in teams.items()},
+        tuple(obs), tuple(actions), max(flatdim(s) for s in obs), 0,
+        max(_num_actions(s) for s in actions), max(_action_dim(s) for s in actions),
+        env_id, dict(kwargs),
+    )  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from marl.core.config import closest
 from marl.games.lines import CONNECT_FOUR, GAMES, TIC_TAC_TOE, IllegalMoveError, LineGame
 
 CLASSIC_IDS = {
@@ -11,22 +12,10 @@ CLASSIC_IDS = {
 """Env id -> (PettingZoo entry point, batched game) for the games this package provides."""
 
 
-def register_classic() -> None:
-    """Register the PettingZoo envs of these games as `classic/<name>-v0` in marl's registry."""
-    from marl.envs.registry import each_own_team, register
-
-    for env_id, (entry_point, _game) in CLASSIC_IDS.items():
-        register(
-            env_id, entry_point, kind="aec", family="classic", teams=each_own_team, source="marl"
-        )
-
-
 def game_for_env(env_id: str) -> LineGame:
     """The batched game behind `env_id`; an unknown id gets the closest known ones named."""
     if env_id in CLASSIC_IDS:
         return CLASSIC_IDS[env_id][1]
-    from marl.run.config import closest
-
     near = closest(env_id, CLASSIC_IDS)
     hint = f"; did you mean {' or '.join(near)}?" if near else ""
     raise ValueError(
@@ -42,5 +31,4 @@ __all__ = [
     "IllegalMoveError",
     "LineGame",
     "game_for_env",
-    "register_classic",
 ]

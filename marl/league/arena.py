@@ -21,7 +21,8 @@ import numpy as np
 import pyspiel
 
 from marl.league.config import LeagueSettings
-from marl.league.players import Player, PlayerEntry, PlayerError, PositionBatch, make_player
+from marl.league.kinds import make_player
+from marl.league.players import Player, PlayerEntry, PlayerError, PositionBatch
 from marl.league.store import GameResult, ScheduledGame
 
 ENV_PREFIX = "openspiel/"
@@ -50,7 +51,7 @@ def load_game(
     name = env[len(ENV_PREFIX) :]
     known = pyspiel.registered_names()
     if name not in known:
-        from marl.run.config import closest
+        from marl.core.config import closest
 
         near = closest(name, known)
         hint = f"; did you mean {', '.join(ENV_PREFIX + n for n in near)}?" if near else ""

@@ -36,8 +36,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from marl.league.players import KINDS, TOML_KINDS, LearnedSpec, PlayerEntry, is_learner
-from marl.run.config import ConfigError, build_config, closest, load_toml
+from marl.core.config import ConfigError, build_config, closest, load_toml
+from marl.league.kinds import KINDS, TOML_KINDS
+from marl.league.players import LearnedSpec, PlayerEntry, is_learner
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,7 @@ def _table(where: str, key: str, values: dict[str, Any]) -> dict[str, Any]:
 
 def _learner_config(spec: LearnedSpec) -> None:
     """Check a learner's [players.config] table against its learner's CONFIG."""
-    from marl.run.algos import make_config
+    from marl.algorithms import make_config
 
     make_config(getattr(spec, "algo", "alphazero"), spec.config)
 

@@ -1,4 +1,4 @@
-"""Learned league players read from checkpoints (weights only): AlphaZero search and PPO teams.
+"""Learned league players read from checkpoints (weights only): AlphaZero search, learner teams.
 
 Board games are played by OpenSpiel in the arena and searched by `marl.games` rules in
 AlphaZero: a position is rebuilt from the OpenSpiel state's move history (both number
@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from marl.core.spec import VecSpec
 from marl.league.players import PlayerEntry, PlayerError, PositionBatch
 from marl.league.teams import PolicyTeamPlayer, TeamGame, TeamView, make_team_env
 
@@ -72,7 +73,7 @@ def _checkpoint(entry: PlayerEntry) -> str:
 
 def turn_player(game: Any, entry: PlayerEntry) -> SearchTurnPlayer:
     """An AlphaZero checkpoint (a league snapshot or a `marl train` run) as a board player."""
-    from marl.run.checkpoint import CheckpointError
+    from marl.core.checkpoint import CheckpointError
     from marl.search.play import load_player
 
     if getattr(entry.spec, "algo", "alphazero") != "alphazero":
@@ -84,28 +85,23 @@ def turn_player(game: Any, entry: PlayerEntry) -> SearchTurnPlayer:
     return SearchTurnPlayer(player)
 
 
-def ppo_net(
-    game: TeamGame, team: str, algo: str, config: dict[str, Any], seed: int = 0
-) -> tuple[Any, TeamView]:
-    """A fresh PPO learner for `team` of `game`, and the `TeamView` env it learns on."""
-    import torch
-
-    from marl.learners.ppo import PPOLearner
-    from marl.run.algos import make_config
-
+def team_spec(game: TeamGame, team: str, backend: str = "sync") -> VecSpec:
+    """The `VecSpec` a learner for `team` of `game` is built from (the team's own agents)."""
     game.team_index(team)
-    cfg = make_config(algo, config)
-    view = TeamView(make_team_env(game.env_id, cfg.num_envs, game.kwargs, cfg.backend), team)
-    return PPOLearner(view, cfg, seed, torch.device("cpu"), env_id=game.env_id), view
+    view = TeamView(make_team_env(game.env_id, 1, game.kwargs, backend), team)
+    try:
+        return VecSpec.of(view, game.env_id, game.kwargs)
+    finally:
+        view.close()
 
 
 def team_player(game: Any, entry: PlayerEntry) -> PolicyTeamPlayer:
-    """A PPO-family checkpoint written by a league (a snapshot or a learner) as a team player."""
-    from marl.learners.nets import ActorPolicy
-    from marl.run.checkpoint import CheckpointError, load_checkpoint
+    """A learner checkpoint written by a league (a snapshot or a learner) as a team player."""
+    from marl.algorithms import learner_module, make_config
+    from marl.core.checkpoint import CheckpointError, load_checkpoint
 
     if not isinstance(game, TeamGame):
-        raise PlayerError(f"player {entry.name!r}: ppo players play team envs (mpe/...)")
+        raise PlayerError(f"player {entry.name!r}: team players play team envs (mpe/...)")
     try:
         record = load_checkpoint(_checkpoint(entry), env_id=game.env_id)
     except CheckpointError as err:
@@ -118,12 +114,15 @@ def team_player(game: Any, entry: PlayerEntry) -> PolicyTeamPlayer:
             f"player {entry.name!r}: team={entry.spec.team!r} but the checkpoint "
             f"{entry.spec.checkpoint} plays team {team!r}"
         )
-    config = dict(record["config"], num_envs=1, minibatches=1)
-    learner, view = ppo_net(game, team, record["algo"], config)
-    view.close()
-    learner.net.load_state_dict(record["learner"]["net"])
-    learner.net.eval()
-    return PolicyTeamPlayer(ActorPolicy(learner.net), team)
+    config = make_config(record["algo"], record["config"])
+    spec = team_spec(game, team, getattr(config, "backend", "sync"))
+    learner = learner_module(record["algo"]).make_learner(spec, config, 0, "cpu")
+    state = record["learner"]
+    if "weights" in state:  # a snapshot
+        learner.load_weights(state["weights"])
+    else:  # a learner's round checkpoint: its whole state
+        learner.load_state_dict(state)
+    return PolicyTeamPlayer(learner.policy(), team)
 
 
 def with_checkpoint(entry: PlayerEntry, checkpoint: str) -> PlayerEntry:

@@ -1,12 +1,13 @@
 """Learners trained inside a league: K updates per round, snapshots, round checkpoints.
 
-After each round's games every learner runs `iterations_per_round` updates: an AlphaZero
-learner self-plays and trains; a PPO-family learner collects rollouts for its team against
-the opponents it met in that round (one opponent per update, in turn), each a frozen
-copy. Every `snapshot_every` updates it adds a snapshot: a weights-only checkpoint in
-`snapshots/` and a row in the store's `players` table, written in one transaction. After
-its updates it writes its whole state (weights, optimizer, replay buffer, RNGs, counters)
-atomically to `learners/<name>.pt`; the next round's games play it from that file.
+After each round's games every learner runs `iterations_per_round` updates, through the
+same `Trainer` as `marl train`: on a board game it self-plays on the game's batched rules;
+on a team env it acts for its team against the opponents it met in that round (one
+opponent per update, in turn), each a frozen copy. Every `snapshot_every` updates it adds a
+snapshot: a weights-only checkpoint in `snapshots/` and a row in the store's `players`
+table, written in one transaction. After its updates it writes its whole state (weights,
+optimizer, replay buffer, RNGs, counters) atomically to `learners/<name>.pt`; the next
+round's games play it from that file.
 
 A killed league resumes every learner from that file: the updates it made after its last
 checkpoint are redone (snapshots they had added are kept and not added again, so the
@@ -21,14 +22,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from marl.league.learned import alphazero_env_id, ppo_net, with_checkpoint
+from marl.algorithms import local_trainer, make_config, num_envs
+from marl.core.checkpoint import load_checkpoint, save_checkpoint
+from marl.core.config import config_to_dict
+from marl.envs.vector import vec_spec
+from marl.league.learned import alphazero_env_id, team_spec, with_checkpoint
 from marl.league.players import PlayerEntry, PlayerError
 from marl.league.store import LeagueStore, SnapshotRow, TrainingRow
-from marl.run.algos import make_config
-from marl.run.checkpoint import load_checkpoint, save_checkpoint
-from marl.run.config import config_to_dict
+from marl.league.teams import TeamGame, TeamView, make_team_env
 
 LEARNERS_DIR = "learners"
 """Folder (in the league folder) of the learners' round checkpoints."""
@@ -62,15 +63,18 @@ class LeagueLearner:
         self.algo = getattr(spec, "algo", "alphazero")
         self.config = make_config(self.algo, spec.config)
         self.team = getattr(spec, "team", "")
-        self.view = None
-        if entry.kind == "alphazero":
-            from marl.search.alphazero import make_learner
-
-            self.env_id = alphazero_env_id(game)
-            self.learner = make_learner(self.env_id, self.config, spec.seed, torch.device("cpu"))
-        else:
+        self.view: TeamView | None = None
+        if isinstance(game, TeamGame):  # it learns one team, against the league's players
             self.env_id = game.env_id
-            self.learner, self.view = ppo_net(game, self.team, self.algo, spec.config, spec.seed)
+            backend = getattr(self.config, "backend", "sync")
+            env = make_team_env(game.env_id, num_envs(self.config), game.kwargs, backend)
+            self.view = TeamView(env, self.team)
+            env_spec = team_spec(game, self.team, backend)
+        else:  # a board game: it learns by self-play on the game's batched rules
+            self.env_id = alphazero_env_id(game)
+            env_spec = vec_spec(self.env_id)
+        self.trainer = local_trainer(self.algo, env_spec, self.config, spec.seed, env=self.view)
+        self.learner = self.trainer.learner
         self.rounds_trained = 0
         self.updates = 0
 
@@ -85,7 +89,7 @@ class LeagueLearner:
             self.save(None)
             return
         record = load_checkpoint(self.path, env_id=self.env_id, algo=self.algo)
-        self.learner.load_state_dict(record["learner"])
+        self.trainer.load_state_dict({"learner": record["learner"], **record["progress"]})
         league = record["league"]
         self.rounds_trained, self.updates = int(league["rounds_trained"]), int(league["updates"])
         if league["last"] is not None:  # the store may have missed it if killed right after
@@ -103,7 +107,7 @@ class LeagueLearner:
         for k in range(spec.iterations_per_round):
             if self.view is not None:
                 self.view.opponent = opponents[k % len(opponents)]
-            stats.append(self.learner.iterate())
+            stats.append(self.trainer.iterate())
             self.updates += 1
             if spec.snapshot_every and self.updates % spec.snapshot_every == 0:
                 self.snapshot(store, round_)
@@ -126,7 +130,7 @@ class LeagueLearner:
         def write() -> None:
             save_checkpoint(
                 self.out_dir / relative, algo=self.algo, env_id=self.env_id,
-                config=config_to_dict(self.config), learner={"net": self.learner.net.state_dict()},
+                config=config_to_dict(self.config), learner={"weights": self.learner.weights()},
                 league=league,
             )  # fmt: skip
 
@@ -141,7 +145,8 @@ class LeagueLearner:
             "updates": self.updates,
             "last": dataclasses.asdict(last) if last is not None else None,
         }
+        state = self.trainer.state_dict()
         save_checkpoint(
             self.path, algo=self.algo, env_id=self.env_id, config=config_to_dict(self.config),
-            learner=self.learner.state_dict(), league=league,
+            learner=state["learner"], progress={"iteration": state["iteration"]}, league=league,
         )  # fmt: skip

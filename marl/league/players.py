@@ -14,15 +14,15 @@ players (marl.league.learned loads them; marl.league.teams plays team envs).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
 
 import numpy as np
 import pyspiel
 
-if TYPE_CHECKING:  # importing marl.run.learner would load torch in every arena worker
-    from marl.run.learner import Policy
+if TYPE_CHECKING:  # importing marl.core.learner would load torch in every arena worker
+    from marl.core.learner import Policy
 
 
 class PlayerError(ValueError):
@@ -172,7 +172,7 @@ class MCTSPlayer:
 
 
 class PolicyPlayer:
-    """Adapts a `marl.run.learner.Policy` (PPO family) to the `Player` protocol.
+    """Adapts a `marl.core.learner.Policy` (PPO family) to the `Player` protocol.
 
     The policy sees the mover's observation as a one-agent team: obs [B, 1, O] and mask
     [B, 1, A]. It acts greedily by default, which keeps games reproducible from their seeds.
@@ -191,66 +191,6 @@ class PolicyPlayer:
         return np.asarray(actions).reshape(len(batch.states)).astype(np.int64)
 
 
-Factory = Callable[[Any, PlayerEntry], Any]
-
-
-def _learned(name: str) -> Factory:
-    def factory(game: Any, entry: PlayerEntry) -> Any:
-        from marl.league import learned
-
-        return getattr(learned, name)(game, entry)
-
-    return factory
-
-
-def _random_team(game: Any, entry: PlayerEntry) -> Any:
-    from marl.league.teams import RandomTeamPlayer
-
-    return RandomTeamPlayer()
-
-
-KINDS: dict[str, tuple[type, Factory | None, Factory | None]] = {
-    "random": (RandomSpec, lambda game, entry: RandomPlayer(), _random_team),
-    "mcts": (MCTSSpec, lambda game, entry: MCTSPlayer(game, entry.spec), None),
-    "alphazero": (AlphaZeroSpec, _learned("turn_player"), None),
-    "ppo": (PPOSpec, None, _learned("team_player")),
-    "snapshot": (SnapshotSpec, _learned("turn_player"), _learned("team_player")),
-}
-"""Player kind -> (its spec dataclass, factory for OpenSpiel games, factory for team envs)."""
-
-TOML_KINDS = ("random", "mcts", "alphazero", "ppo")
-"""Kinds a league TOML may name (snapshots are added by the league itself)."""
-
-
 def is_learner(entry: PlayerEntry) -> bool:
     """Whether the league trains this player (a learned kind without a fixed checkpoint)."""
     return isinstance(entry.spec, LearnedSpec) and not entry.spec.checkpoint
-
-
-def player_factory(game: Any, entry: PlayerEntry) -> Factory:
-    """The factory that builds `entry` for `game`; a clear error if its kind cannot play it."""
-    from marl.league.teams import TeamGame
-
-    if entry.kind not in KINDS:
-        from marl.run.config import closest
-
-        near = closest(entry.kind, KINDS)
-        hint = f"; did you mean {' or '.join(near)}?" if near else ""
-        raise PlayerError(
-            f"player {entry.name!r}: unknown kind {entry.kind!r}{hint} (kinds: {', '.join(KINDS)})"
-        )
-    team = isinstance(game, TeamGame)
-    factory = KINDS[entry.kind][2 if team else 1]
-    if factory is None:
-        what = "team envs (mpe/...)" if team else "OpenSpiel board games"
-        able = [k for k in TOML_KINDS if KINDS[k][2 if team else 1] is not None]
-        raise PlayerError(
-            f"player {entry.name!r}: kind {entry.kind!r} cannot play {what}; kinds that can: "
-            f"{', '.join(able)}"
-        )
-    return factory
-
-
-def make_player(game: Any, entry: PlayerEntry) -> Any:
-    """Build the player an entry describes, for an OpenSpiel game or a `TeamGame`."""
-    return player_factory(game, entry)(game, entry)

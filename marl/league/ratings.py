@@ -287,7 +287,7 @@ def _anchor_matrix(players: tuple[str, ...], cfg: RatingConfig) -> np.ndarray:
     if cfg.anchor is None:
         return np.eye(p) - np.full((p, p), 1.0 / p)
     if cfg.anchor not in players:
-        from marl.run.config import closest
+        from marl.core.config import closest
 
         near = closest(cfg.anchor, players)
         hint = f"; did you mean {' or '.join(near)}?" if near else ""

@@ -18,6 +18,7 @@ import numpy as np
 
 from marl.league.arena import Arena, load_game, match_jobs
 from marl.league.config import LeagueConfig, league_to_dict
+from marl.league.kinds import make_player, player_factory
 from marl.league.learners import LeagueLearner
 from marl.league.matchmaking import (
     PoolMember,
@@ -25,14 +26,7 @@ from marl.league.matchmaking import (
     schedule_matches,
     win_rates,
 )
-from marl.league.players import (
-    PlayerEntry,
-    PlayerError,
-    SnapshotSpec,
-    is_learner,
-    make_player,
-    player_factory,
-)
+from marl.league.players import PlayerEntry, PlayerError, SnapshotSpec, is_learner
 from marl.league.store import DB_NAME, GameResult, LeagueStore, ScheduledGame, code_version
 from marl.league.teams import TeamGame, TeamGameError
 

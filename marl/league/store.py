@@ -294,14 +294,19 @@ class LeagueStore:
             self.conn.execute("INSERT INTO players VALUES (?, ?, ?, ?, ?, ?, ?, ?)", values)
             return True
 
+    def _select_if_kept(self, table: str, sql: str) -> list[tuple]:
+        """The rows `sql` selects, or none from a store written before `table` existed."""
+        if table not in self._tables():
+            return []
+        return self.conn.execute(sql).fetchall()
+
     def snapshots(self) -> list[SnapshotRow]:
         """Every stored snapshot, oldest first."""
-        if "players" not in self._tables():  # a store written before learners existed
-            return []
-        rows = self.conn.execute(
+        rows = self._select_if_kept(
+            "players",
             "SELECT name, lineage, version, round, algo, team, checkpoint FROM players "
-            "ORDER BY created_at, name"
-        ).fetchall()
+            "ORDER BY created_at, name",
+        )
         return [SnapshotRow(*r) for r in rows]
 
     def record_training(self, row: TrainingRow) -> None:
@@ -312,12 +317,11 @@ class LeagueStore:
 
     def training_rows(self) -> list[TrainingRow]:
         """Every learner's finished rounds, by learner then round."""
-        if "training" not in self._tables():  # a store written before learners existed
-            return []
-        rows = self.conn.execute(
+        rows = self._select_if_kept(
+            "training",
             "SELECT learner, round, updates, env_steps, seconds, stats, run FROM training "
-            "ORDER BY learner, round"
-        ).fetchall()
+            "ORDER BY learner, round",
+        )
         return [TrainingRow(a, r, u, e, s, json.loads(st), run) for a, r, u, e, s, st, run in rows]
 
     def _tables(self) -> set[str]:

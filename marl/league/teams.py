@@ -58,7 +58,7 @@ class TeamGame:
     def team_index(self, team: str) -> int:
         """Position of `team` in `teams`; a clear error naming the teams otherwise."""
         if team not in self.teams:
-            from marl.run.config import closest
+            from marl.core.config import closest
 
             near = closest(team, self.teams)
             hint = f"; did you mean {' or '.join(near)}?" if near else ""
@@ -111,7 +111,7 @@ class RandomTeamPlayer:
 
 
 class PolicyTeamPlayer:
-    """A `marl.run.learner.Policy` trained for `team`, acting greedily (reproducible games)."""
+    """A `marl.core.learner.Policy` trained for `team`, acting greedily (reproducible games)."""
 
     def __init__(self, policy: Any, team: str):
         """Wrap `policy` (obs [G, n, O], mask [G, n, A] -> [G, n])."""

@@ -9,12 +9,12 @@ from typing import Any
 
 import numpy as np
 
-from marl.envs.registry import group_teams, registration
-from marl.envs.vector import SyncVecEnv, _make_parallel, make_vec
-from marl.run.algos import learner_module, make_config
-from marl.run.checkpoint import load_checkpoint
-from marl.run.device import get_device
-from marl.run.learner import reset_finished
+from marl.algorithms import learner_module, make_config
+from marl.core.checkpoint import load_checkpoint
+from marl.core.device import get_device
+from marl.core.learner import reset_finished
+from marl.envs.registry import group_teams, make, registration
+from marl.envs.vector import SyncVecEnv, make_vec, vec_spec
 
 
 @dataclass(frozen=True)
@@ -53,10 +53,9 @@ def load_policy(source: str | Path, device: str = "cpu") -> tuple[Any, dict[str,
     record = load_checkpoint(checkpoint_path(source))
     algo, env_id, spec = record["algo"], record["env_id"], record["run"]
     config = make_config(algo, record["config"])
-    learner = learner_module(algo).make_learner(
-        env_id, config, seed=spec["seed"], device=get_device(device),
-        env_kwargs=spec["env_kwargs"],
-    )  # fmt: skip
+    backend = getattr(config, "backend", "sync")
+    env = vec_spec(env_id, backend=backend, **spec["env_kwargs"])
+    learner = learner_module(algo).make_learner(env, config, spec["seed"], get_device(device))
     learner.load_state_dict(record["learner"])
     return learner.policy(), record
 
@@ -111,7 +110,7 @@ def render_gif(source: str | Path, path: str | Path, *, seed: int = 0, greedy: b
 
     policy, record = load_policy(source)
     env_id, env_kwargs = record["env_id"], dict(record["run"]["env_kwargs"])
-    env_fn = functools.partial(_make_parallel, env_id, {**env_kwargs, "render_mode": "rgb_array"})
+    env_fn = functools.partial(make, env_id, parallel=True, **env_kwargs, render_mode="rgb_array")
     probe = env_fn()
     teams = group_teams(probe.possible_agents, registration(env_id).teams)
     probe.close()

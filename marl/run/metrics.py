@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from marl.run.checkpoint import atomic_write_bytes
+from marl.core.checkpoint import atomic_write_bytes
 
 
 class MetricsLog:

@@ -1,33 +1,35 @@
 """AlphaZero: batched self-play with search, a replay buffer, and a policy/value net fit to it.
 
-One `iterate` = `moves_per_iteration` self-play moves in each of `num_games` games (one batched
-search per move), then `train_steps` gradient steps on minibatches from the replay buffer. The
-next search already uses the new weights: self-play and training share the net.
+`collect` plays `moves_per_iteration` self-play moves in each of the worker's games (one
+batched search per move); `learn` stores the finished games' positions and takes
+`train_steps` gradient steps on minibatches from the replay buffer. Search trees are kept
+between moves, but rebuilt at the current roots whenever the net has changed since they were
+grown, so no search mixes priors and values of two networks.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from marl.core.config import ConfigError, config_to_dict
+from marl.core.seeding import INIT, LEARN, child_seed, seeded_init, torch_generator
+from marl.core.spec import VecSpec
 from marl.games import game_for_env
 from marl.games.lines import LineGame
-from marl.run.config import config_to_dict
-from marl.run.learner import rng_state, set_rng_state
-from marl.search.evaluator import NetEvaluator
-from marl.search.mcts import SearchConfig
+from marl.search.config import SearchConfig
+from marl.search.evaluator import Evaluator, NetEvaluator
 from marl.search.net import PolicyValueNet
 from marl.search.players import AlphaZeroPlayer, SearchPolicy
 from marl.search.replay import Batch, ReplayBuffer, augment
 from marl.search.selfplay import SelfPlay
-from marl.search.strength import StrengthResult, evaluate_checkpoint
 
 
 @dataclass(frozen=True)
@@ -36,16 +38,8 @@ class AlphaZeroConfig:
 
     num_games: int = 64
     """Self-play games played at once (the batch of every network call in search)."""
-    simulations: int = 64
-    """Search simulations per self-play move."""
-    c_puct: float = 1.5
-    """PUCT exploration weight."""
-    dirichlet_alpha: float = 0.5
-    """Concentration of the root Dirichlet noise in self-play."""
-    dirichlet_fraction: float = 0.25
-    """Weight of the root noise in the root priors (0 turns it off)."""
-    gumbel: bool = False
-    """Gumbel root selection with sequential halving instead of PUCT + noise at the root."""
+    search: SearchConfig = SearchConfig(dirichlet_alpha=0.5, dirichlet_fraction=0.25)
+    """The self-play search (`[config.search]` in a run file; `--set search.simulations=N`)."""
     temperature: float = 1.0
     """Move sampling temperature over visit counts during the first `temperature_moves`."""
     temperature_moves: int = 10
@@ -77,21 +71,15 @@ class AlphaZeroConfig:
 
     def validate(self) -> None:
         """Refuse settings that cannot run."""
-        for name in ("num_games", "simulations", "moves_per_iteration", "batch_size", "channels"):
+        for name in ("num_games", "moves_per_iteration", "batch_size", "channels"):
             if getattr(self, name) < 1:
-                raise ValueError(f"AlphaZeroConfig.{name}={getattr(self, name)}: expected >= 1")
+                raise ConfigError(f"AlphaZeroConfig.{name}={getattr(self, name)}: expected >= 1")
         if self.min_buffer > self.buffer_size:
-            raise ValueError(f"min_buffer={self.min_buffer} exceeds buffer_size={self.buffer_size}")
-
-    def search(self) -> SearchConfig:
-        """The self-play search settings."""
-        return SearchConfig(
-            simulations=self.simulations,
-            c_puct=self.c_puct,
-            dirichlet_alpha=self.dirichlet_alpha,
-            dirichlet_fraction=self.dirichlet_fraction,
-            gumbel=self.gumbel,
-        )
+            raise ConfigError(
+                f"AlphaZeroConfig.min_buffer={self.min_buffer} exceeds "
+                f"buffer_size={self.buffer_size}"
+            )
+        self.search.validate()
 
 
 CONFIG = AlphaZeroConfig
@@ -115,43 +103,103 @@ def loss(net: torch.nn.Module, batch: Batch, config: AlphaZeroConfig) -> tuple[T
     return total, stats
 
 
-class AlphaZeroLearner:
-    """Self-play + training on one two-player board game (follows marl.run.learner.Learner)."""
+@dataclass(frozen=True)
+class SelfPlayGames:
+    """A worker's share of the self-play games: the rules and how many games it keeps going."""
 
-    def __init__(self, env_id: str, config: AlphaZeroConfig, seed: int, device: torch.device):
+    rules: LineGame
+    num_games: int
+
+
+class Carry(NamedTuple):
+    """A worker's running self-play games and the generator that draws their noise."""
+
+    selfplay: SelfPlay
+    rng: np.random.Generator
+    version: list[int]  # [net version the trees were grown with] (updated in place)
+
+
+class Experience(NamedTuple):
+    """The positions of the games that finished while one worker played."""
+
+    samples: Batch  # every position of the finished games, valued by their results
+    returns: Tensor  # [G, 2] results for the first and second player
+    lengths: Tensor  # [G] moves each game took
+    env_steps: int  # self-play moves made (over all the worker's games)
+
+
+class AlphaZeroLearner:
+    """Self-play + training on one two-player board game (follows `marl.core.learner.Learner`)."""
+
+    def __init__(self, spec: VecSpec, config: AlphaZeroConfig, seed: int, device: Any = "cpu"):
         config.validate()
-        self.env_id, self.config, self.device = env_id, config, device
-        self.game = game_for_env(env_id)
-        torch.manual_seed(seed)  # weight init only; every later draw uses the generators below
-        self.net = make_net(self.game, config).to(device)
+        self.spec, self.config, self.device = spec, config, torch.device(device)
+        self.game = game_for_env(spec.env_id)
+        with seeded_init(child_seed(seed, INIT)):
+            self.net = make_net(self.game, config).to(self.device)
         self.optimizer = torch.optim.AdamW(
             self.net.parameters(), lr=config.lr, weight_decay=config.weight_decay
         )
-        self.rng = np.random.default_rng(seed)
-        self.gen = torch.Generator().manual_seed(seed)
-        self.buffer = ReplayBuffer(config.buffer_size, self.game.obs_shape, self.game.num_actions)
-        self.selfplay = SelfPlay(
-            self.game, NetEvaluator(self.net), config.search(), config.num_games,
-            config.temperature, config.temperature_moves, device,
-        )  # fmt: skip
+        self.gen = torch_generator(child_seed(seed, LEARN))
+        self._buffer: ReplayBuffer | None = None  # made on first use: acting copies need none
+        self.evaluator: Evaluator = NetEvaluator(self.net)
+        self.version = 0  # bumped whenever the weights change
         self.env_steps = 0
         self.games_played = 0
 
-    def iterate(self) -> dict[str, float]:
-        """Self-play `moves_per_iteration` moves in every game, then `train_steps` updates."""
-        finished = [self.selfplay.step(self.rng) for _ in range(self.config.moves_per_iteration)]
-        self.env_steps += self.config.moves_per_iteration * self.config.num_games
-        stats = self._record(finished)
+    @property
+    def buffer(self) -> ReplayBuffer:
+        """The replay buffer of self-play positions (allocated when first needed)."""
+        if self._buffer is None:
+            game = self.game
+            self._buffer = ReplayBuffer(self.config.buffer_size, game.obs_shape, game.num_actions)
+        return self._buffer
+
+    # -- acting ---------------------------------------------------------------------------
+    def start(self, env: SelfPlayGames, seed: int) -> Carry:
+        """Fresh self-play games (the worker's share of `num_games`) on the batched rules."""
+        cfg = self.config
+        selfplay = SelfPlay(env.rules, self.evaluator, cfg.search, env.num_games,
+                            cfg.temperature, cfg.temperature_moves, self.device)  # fmt: skip
+        return Carry(selfplay, np.random.default_rng(seed), [self.version])
+
+    def collect(self, env: SelfPlayGames, carry: Carry) -> tuple[Experience, Carry]:
+        """`moves_per_iteration` moves in every game; the games that finished meanwhile."""
+        if carry.version[0] != self.version:  # trees grown by an older net: regrow them
+            carry.selfplay.mcts.reset(carry.selfplay.mcts.root_states())
+            carry.version[0] = self.version
+        finished = [carry.selfplay.step(carry.rng) for _ in range(self.config.moves_per_iteration)]
+        samples = Batch(*(torch.cat(xs) for xs in zip(*(f.samples for f in finished))))
+        returns = torch.cat([f.returns for f in finished])
+        lengths = torch.cat([f.lengths for f in finished])
+        moves = self.config.moves_per_iteration * len(carry.selfplay.length)
+        return Experience(samples, returns, lengths, moves), carry
+
+    def weights(self) -> dict[str, Tensor]:
+        """The network's weights, on the CPU."""
+        return {k: v.detach().cpu() for k, v in self.net.state_dict().items()}
+
+    def load_weights(self, weights: dict[str, Tensor]) -> None:
+        """Search with the learner's `weights()` from now on."""
+        self.net.load_state_dict(weights)
+        self.version += 1
+
+    # -- learning -------------------------------------------------------------------------
+    def learn(self, experience: Sequence[Experience]) -> dict[str, float]:
+        """Store the finished games, then `train_steps` updates once the buffer is full enough."""
+        stats = self._record(experience)
         if self.buffer.size >= self.config.min_buffer:
             steps = [self.update() for _ in range(self.config.train_steps)]
             stats |= {k: float(np.mean([s[k] for s in steps])) for k in steps[0]}
+            self.version += 1
         return stats
 
-    def _record(self, finished: list) -> dict[str, float]:
-        for f in finished:
-            self.buffer.add(*f.samples)
-        returns = torch.cat([f.returns for f in finished])
-        lengths = torch.cat([f.lengths for f in finished]).float()
+    def _record(self, experience: Sequence[Experience]) -> dict[str, float]:
+        for part in experience:
+            self.buffer.add(*(t.cpu() for t in part.samples))
+            self.env_steps += part.env_steps
+        returns = torch.cat([e.returns for e in experience]).cpu()
+        lengths = torch.cat([e.lengths for e in experience]).float().cpu()
         self.games_played += len(returns)
         stats = {"games": float(self.games_played), "buffer_size": float(self.buffer.size)}
         if len(returns):
@@ -174,13 +222,13 @@ class AlphaZeroLearner:
         self.optimizer.step()
         return stats
 
+    # -- state ----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """Weights, optimizer, buffer, RNGs and counters (tensors and plain values only)."""
+        """Weights, optimizer, buffer, RNG and counters (tensors and plain values only)."""
         return {
             "net": self.net.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "buffer": self.buffer.state_dict(),
-            "rng": rng_state(self.rng),
             "gen": self.gen.get_state(),
             "env_steps": self.env_steps,
             "games_played": self.games_played,
@@ -188,43 +236,40 @@ class AlphaZeroLearner:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore what `state_dict` returned (self-play restarts from fresh games)."""
+        """Restore what `state_dict` returned."""
         self.net.load_state_dict(state["net"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.buffer.load_state_dict(state["buffer"])
-        set_rng_state(self.rng, state["rng"])
         self.gen.set_state(state["gen"])
         self.env_steps, self.games_played = int(state["env_steps"]), int(state["games_played"])
-        self.selfplay.mcts.reset(self.game.initial(self.config.num_games, self.device))
-        self.selfplay.length.zero_()
+        self.version += 1
 
     def player(self, simulations: int | None = None) -> AlphaZeroPlayer:
         """A greedy search player on the current net (for leagues and tests)."""
         sims = simulations or self.config.eval_simulations
-        search = dataclasses.replace(self.config.search(), dirichlet_fraction=0.0, gumbel=False)
+        search = dataclasses.replace(self.config.search, dirichlet_fraction=0.0, gumbel=False)
         return AlphaZeroPlayer(self.net, sims, self.game, search, device=self.device)
 
     def policy(self) -> SearchPolicy:
         """Evaluation policy over VecEnv arrays: search from each acting agent's observation."""
         return SearchPolicy(self.player(), np.random.default_rng(0))
 
+    def close(self) -> None:
+        """Nothing to free."""
+
 
 def make_learner(
-    env_id: str,
-    config: AlphaZeroConfig,
-    seed: int,
-    device: torch.device,
-    env_kwargs: dict[str, Any] | None = None,
+    spec: VecSpec, config: AlphaZeroConfig, seed: int, device: Any = "cpu"
 ) -> AlphaZeroLearner:
-    """The AlphaZero learner for `env_id` (classic/connect_four-v0 or classic/tic_tac_toe-v0)."""
-    if env_kwargs:
-        raise ValueError(
-            f"alphazero plays the batched rules of {env_id!r}, which take no env kwargs; "
-            f"got {sorted(env_kwargs)}"
+    """The AlphaZero learner for a board game with batched rules (connect four, tic-tac-toe)."""
+    if spec.env_kwargs:
+        raise ConfigError(
+            f"alphazero plays the batched rules of {spec.env_id!r}, which take no env kwargs; "
+            f"got {sorted(spec.env_kwargs)}"
         )
-    return AlphaZeroLearner(env_id, config, seed, device)
+    return AlphaZeroLearner(spec, config, seed, device)
 
 
-def evaluate(source: str | Path, *, episodes: int = 100, seed: int = 0) -> StrengthResult:
-    """`marl eval` for alphazero: games vs pyspiel.MCTSBot(1,000 rollouts), colors alternating."""
-    return evaluate_checkpoint(source, games=episodes, seed=seed)
+def make_env(spec: VecSpec, config: AlphaZeroConfig, num_envs: int, seed: int) -> SelfPlayGames:
+    """What a self-play worker plays: `num_envs` games on the spec's batched rules."""
+    return SelfPlayGames(game_for_env(spec.env_id), num_envs)

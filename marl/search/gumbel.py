@@ -12,15 +12,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from functools import lru_cache
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import Tensor
 
-if TYPE_CHECKING:
-    from marl.search.mcts import SearchConfig, SearchResult
-    from marl.search.tree import Tree
+from marl.search.config import SearchConfig, SearchResult
+from marl.search.tree import Tree, child_stats, root_net_value, root_value
 
 
 @lru_cache(maxsize=256)
@@ -68,12 +66,12 @@ def sigma(q: Tensor, legal: Tensor, visits: Tensor, c_visit: float, c_scale: flo
 
 
 def _scores(tree: Tree, config: SearchConfig, gumbels: Tensor, logits: Tensor) -> tuple:
-    from marl.search.mcts import child_stats, root_value
-
     rows = torch.arange(tree.batch, device=tree.visits.device)
     visits, sums = child_stats(tree, rows, torch.zeros_like(rows))
     legal, prior = tree.legal[:, 0], tree.prior[:, 0]
-    q = completed_q(prior, legal, visits, sums, root_value(tree))
+    # unvisited moves mix in the network's own root value (Danihelka et al. 2022, v_mix):
+    # the search's root mean already averages the visited children, which would count twice
+    q = completed_q(prior, legal, visits, sums, root_net_value(tree))
     boost = sigma(q, legal, visits, config.gumbel_c_visit, config.gumbel_c_scale)
     return visits, gumbels + logits + boost, logits + boost
 
@@ -82,8 +80,6 @@ def gumbel_search(
     tree: Tree, config: SearchConfig, rng: np.random.Generator, simulate: Callable[[Tensor], None]
 ) -> SearchResult:
     """Run the budget with Gumbel/sequential-halving root moves; `simulate(root_actions)`."""
-    from marl.search.mcts import SearchResult, root_value
-
     legal = tree.legal[:, 0]
     logits = torch.log(tree.prior[:, 0].clamp(min=1e-30)).masked_fill(~legal, float("-inf"))
     draws = rng.gumbel(size=tuple(legal.shape))

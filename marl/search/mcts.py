@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -18,51 +17,22 @@ import torch
 from torch import Tensor
 
 from marl.search import gumbel
+from marl.search.config import SearchConfig, SearchResult
 from marl.search.evaluator import Evaluator
 from marl.search.game import BatchedGame
-from marl.search.tree import Tree, add_nodes, clear_rows, empty_tree, put, reroot, set_roots, take
-
-
-@dataclass(frozen=True)
-class SearchConfig:
-    """How one search runs."""
-
-    simulations: int = 64
-    """Simulations per move (each adds at most one node to each tree)."""
-    c_puct: float = 1.5
-    """Exploration weight: score = Q + c_puct * prior * sqrt(N_parent) / (1 + N_child)."""
-    fpu: float = 0.0
-    """Value assumed for a move never tried (first-play urgency)."""
-    dirichlet_alpha: float = 0.3
-    """Concentration of the root Dirichlet noise."""
-    dirichlet_fraction: float = 0.0
-    """Weight of the root noise in the root priors (0 turns noise off; AlphaZero used 0.25)."""
-    gumbel: bool = False
-    """Choose root moves by Gumbel top-k with sequential halving (Danihelka et al. 2022)."""
-    gumbel_considered: int = 16
-    """Root moves sequential halving starts from (the paper's m)."""
-    gumbel_c_visit: float = 50.0
-    """c_visit of the monotone transform sigma(q) = (c_visit + max N) * c_scale * q."""
-    gumbel_c_scale: float = 1.0
-    """c_scale of the same transform."""
-    reuse_tree: bool = True
-    """Keep the subtree below the played move for the next search."""
-
-    def validate(self) -> None:
-        """Refuse settings no search can run with."""
-        if self.simulations < 1:
-            raise ValueError(f"simulations={self.simulations}: expected at least 1")
-        if not 0.0 <= self.dirichlet_fraction <= 1.0:
-            raise ValueError(f"dirichlet_fraction={self.dirichlet_fraction}: expected 0..1")
-
-
-class SearchResult(NamedTuple):
-    """What a search of B trees returns."""
-
-    visit_counts: Tensor  # [B, A] root children's visit counts
-    policy: Tensor  # [B, A] training target: visit shares, or Gumbel's improved policy
-    root_value: Tensor  # [B] mean value of the root from the side to move's view
-    action: Tensor | None  # [B] Gumbel's chosen move (None for PUCT: use select_action)
+from marl.search.tree import (
+    Tree,
+    add_nodes,
+    child_stats,
+    clear_rows,
+    empty_tree,
+    put,
+    reroot,
+    root_value,
+    root_visit_counts,
+    set_roots,
+    take,
+)
 
 
 def puct_scores(
@@ -92,13 +62,6 @@ def select_action(visit_counts: Tensor, temperature: float, rng: np.random.Gener
     choice = (probs.cumsum(axis=1) < uniforms).sum(axis=1)
     choice = np.minimum(choice, probs.shape[1] - 1)
     return torch.as_tensor(choice, device=visit_counts.device)
-
-
-def child_stats(tree: Tree, rows: Tensor, node: Tensor) -> tuple[Tensor, Tensor]:
-    """(visits [B, A], value sums [B, A]) of the children of `node` (zeros where unexpanded)."""
-    children = tree.children[rows, node]
-    idx = torch.where(children >= 0, children, tree.capacity)
-    return tree.visits.gather(1, idx), tree.value_sum.gather(1, idx)
 
 
 class Walk(NamedTuple):
@@ -166,17 +129,6 @@ def simulate(
         tree.children[new, walk.parent[new], walk.action[new]] = node
     path = torch.cat([walk.path, leaf[:, None]], dim=1)
     backup(tree, path, value, tree.player[rows, leaf])
-
-
-def root_visit_counts(tree: Tree) -> Tensor:
-    """[B, A] visit counts of the roots' children."""
-    rows = torch.arange(tree.batch, device=tree.visits.device)
-    return child_stats(tree, rows, torch.zeros_like(rows))[0]
-
-
-def root_value(tree: Tree) -> Tensor:
-    """[B] mean root value from the view of the side to move at the root."""
-    return -tree.value_sum[:, 0] / tree.visits[:, 0].clamp(min=1)
 
 
 def run_search(

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
+from marl.core.checkpoint import CheckpointError, load_checkpoint
+from marl.core.config import build_config
 from marl.games import game_for_env
-from marl.run.checkpoint import CheckpointError, load_checkpoint
-from marl.run.config import build_config
 from marl.search.alphazero import AlphaZeroConfig, make_net
-from marl.search.mcts import SearchConfig
 from marl.search.players import AlphaZeroPlayer
 
 
@@ -29,12 +29,13 @@ def load_player(
     config = build_config(AlphaZeroConfig, record["config"])
     game = game_for_env(record["env_id"])
     net = make_net(game, config)
-    state = record.get("learner", {}).get("net")
+    learner = record.get("learner", {})
+    state = learner.get("weights", learner.get("net"))  # a league snapshot, or a whole run
     if state is None:
         raise CheckpointError(f"{path} holds no network weights (expected learner.net)")
     net.load_state_dict(state)
     net.eval()
-    search = SearchConfig(c_puct=config.c_puct)
+    search = dataclasses.replace(config.search, dirichlet_fraction=0.0, gumbel=False)
     return AlphaZeroPlayer(net, simulations or config.eval_simulations, game, search)
 
 

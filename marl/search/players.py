@@ -10,8 +10,9 @@ import torch
 from torch import Tensor, nn
 
 from marl.games.lines import LineGame
+from marl.search.config import SearchConfig
 from marl.search.evaluator import NetEvaluator
-from marl.search.mcts import MCTS, SearchConfig, select_action
+from marl.search.mcts import MCTS, select_action
 
 
 class AlphaZeroPlayer:
@@ -46,7 +47,7 @@ class AlphaZeroPlayer:
 
 
 class SearchPolicy:
-    """`marl.run.learner.Policy` for turn-based VecEnv arrays: the acting agent searches."""
+    """`marl.core.learner.Policy` for turn-based VecEnv arrays: the acting agent searches."""
 
     def __init__(self, player: AlphaZeroPlayer, rng: np.random.Generator):
         self.player, self.rng = player, rng

@@ -9,8 +9,9 @@ import torch
 from torch import Tensor
 
 from marl.games.lines import LineGame
+from marl.search.config import SearchConfig
 from marl.search.evaluator import Evaluator
-from marl.search.mcts import MCTS, SearchConfig, select_action
+from marl.search.mcts import MCTS, select_action
 from marl.search.replay import Batch
 
 

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from marl.games.lines import LineGame
+from marl.search.play import load_player
 from marl.search.players import AlphaZeroPlayer
 
 
@@ -98,6 +99,9 @@ def evaluate_checkpoint(
     seed: int = 0,
 ) -> StrengthResult:
     """Strength of an alphazero checkpoint (or run dir) against the rollout MCTS bot."""
-    from marl.search.play import load_player
-
     return versus_mcts_bot(load_player(None, checkpoint, simulations), games, bot_simulations, seed)
+
+
+def evaluate(source: str | Path, *, episodes: int = 100, seed: int = 0) -> StrengthResult:
+    """`marl eval` for alphazero: games vs pyspiel.MCTSBot(1,000 rollouts), colors alternating."""
+    return evaluate_checkpoint(source, games=episodes, seed=seed)

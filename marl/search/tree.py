@@ -35,6 +35,7 @@ _FILL = {
     "action": -1,
     "terminal": False,
     "terminal_value": 0.0,
+    "net_value": 0.0,
 }
 
 
@@ -54,6 +55,8 @@ class Tree:
     action: Tensor  # [B, C + 1] long, move from the parent, -1 at the root
     terminal: Tensor  # [B, C + 1] bool, the game is over at this node
     terminal_value: Tensor  # [B, C + 1] float, final result from `player`'s view
+    net_value: Tensor  # [B, C + 1] float, the value the node was first given (the evaluator's,
+    # or the result at a terminal node), from `player`'s view
     num_nodes: Tensor  # [B] long, nodes in use (node 0 is the root)
 
     @property
@@ -142,7 +145,7 @@ def add_nodes(
         value[live] = torch.where(same, live_value.float(), -live_value.float())
     writes = {"player": player, "to_play": to_play, "prior": prior, "legal": legal}
     writes |= {"parent": parent, "action": action, "terminal": terminal}
-    writes |= {"terminal_value": torch.where(terminal, value, 0.0)}
+    writes |= {"terminal_value": torch.where(terminal, value, 0.0), "net_value": value}
     for name, values in writes.items():
         getattr(tree, name)[rows, node] = values
     tree.num_nodes[rows] += 1
@@ -218,3 +221,26 @@ def reroot(tree: Tree, actions: Tensor, max_nodes: int | None = None) -> Tensor:
     tree.action[:, 0] = -1
     tree.num_nodes.copy_(keep.sum(1))
     return (tree.num_nodes == 0).nonzero()[:, 0]
+
+
+def child_stats(tree: Tree, rows: Tensor, node: Tensor) -> tuple[Tensor, Tensor]:
+    """(visits [B, A], value sums [B, A]) of the children of `node` (zeros where unexpanded)."""
+    children = tree.children[rows, node]
+    idx = torch.where(children >= 0, children, tree.capacity)
+    return tree.visits.gather(1, idx), tree.value_sum.gather(1, idx)
+
+
+def root_visit_counts(tree: Tree) -> Tensor:
+    """[B, A] visit counts of the roots' children."""
+    rows = torch.arange(tree.batch, device=tree.visits.device)
+    return child_stats(tree, rows, torch.zeros_like(rows))[0]
+
+
+def root_value(tree: Tree) -> Tensor:
+    """[B] mean root value from the view of the side to move at the root."""
+    return -tree.value_sum[:, 0] / tree.visits[:, 0].clamp(min=1)
+
+
+def root_net_value(tree: Tree) -> Tensor:
+    """[B] the evaluator's own value of each root, from the view of the side to move there."""
+    return -tree.net_value[:, 0]

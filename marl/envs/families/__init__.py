@@ -5,20 +5,14 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from marl.envs.families import gym, matrix, mpe, openspiel
+from marl.envs.families import classic, gym, matrix, mpe, openspiel
+from marl.envs.teams import Register
 
 
-def register_builtin() -> None:
-    """Register every built-in family's ids."""
-    mpe.register_all()
-    openspiel.register_all()
-    gym.register_all()
-    matrix.register_all()
-    try:
-        from marl.games import register_classic
-    except ImportError:  # the batched board games are optional until they land
-        return
-    register_classic()
+def register_builtin(register: Register) -> None:
+    """Register every built-in family's ids with `register` (the registry's own)."""
+    for family in (mpe, openspiel, gym, matrix, classic):
+        family.register_all(register)
 
 
 def _signature_kwargs(fn: Any) -> set[str] | None:

@@ -12,6 +12,8 @@ import gymnasium
 import numpy as np
 from pettingzoo import ParallelEnv
 
+from marl.envs.teams import Register
+
 AGENT = "agent_0"
 # Families that install with gymnasium itself; other ids register on demand in `make`.
 LISTED_PREFIXES = ("CartPole", "MountainCar", "Pendulum", "Acrobot", "FrozenLake", "Taxi",
@@ -75,15 +77,13 @@ class GymParallelEnv(ParallelEnv):
         self.env.close()
 
 
-def register_gym_id(gym_id: str) -> None:
+def register_gym_id(register: Register, gym_id: str) -> None:
     """Register `gym/<gym_id>`."""
-    from marl.envs.registry import register
-
     register(f"gym/{gym_id}", GymParallelEnv, kind="parallel", source="gymnasium", gym_id=gym_id)
 
 
-def register_all() -> None:
+def register_all(register: Register) -> None:
     """Register the gymnasium ids that need no extra install."""
     for gym_id in gymnasium.envs.registry:
         if "/" not in gym_id and gym_id.startswith(LISTED_PREFIXES):
-            register_gym_id(gym_id)
+            register_gym_id(register, gym_id)

@@ -13,6 +13,8 @@ import gymnasium
 import numpy as np
 from pettingzoo import ParallelEnv
 
+from marl.envs.teams import Register, each_own_team, one_team
+
 
 @dataclass(frozen=True)
 class NormalFormGame:
@@ -192,13 +194,11 @@ class TwoStepGame(ParallelEnv):
         )
 
 
-def register_all() -> None:
+def register_all(register: Register) -> None:
     """Register `matrix/<game>-v0` for each game and `matrix/two_step-v0`."""
-    from marl.envs.registry import each_own_team, register
-
     for name, game in GAMES.items():
-        teams = (lambda agent: "team") if game.cooperative else each_own_team
+        teams = one_team if game.cooperative else each_own_team
         register(f"matrix/{name}-v0", MatrixGameEnv, kind="parallel", family="matrix",
                  source="marl", teams=teams, game=name)  # fmt: skip
     register("matrix/two_step-v0", TwoStepGame, kind="parallel", family="matrix",
-             source="marl", teams=lambda agent: "team")  # fmt: skip
+             source="marl", teams=one_team)  # fmt: skip

@@ -7,6 +7,8 @@ import inspect
 import pkgutil
 import re
 
+from marl.envs.teams import Register
+
 MODULE_PATTERN = re.compile(r"^(?P<name>[a-z_]+)_v(?P<version>\d+)$")
 
 
@@ -22,10 +24,8 @@ def scenario_modules() -> dict[str, str]:
     return ids
 
 
-def register_all() -> None:
+def register_all(register: Register) -> None:
     """Register each mpe2 scenario as a parallel env with its teams by name prefix."""
-    from marl.envs.registry import register
-
     for env_id, module in scenario_modules().items():
         register(env_id, f"mpe2.{module}:parallel_env", kind="parallel", source="mpe2")
 

@@ -16,6 +16,8 @@ import gymnasium
 import pyspiel
 from pettingzoo.utils.wrappers import BaseWrapper
 
+from marl.envs.teams import Register, each_own_team
+
 # Games that wrap another game or a file and so cannot load with default parameters
 # (`pyspiel.load_game(name)` fails: "Missing parameter game"); load those with pyspiel.
 EXCLUDED = frozenset({
@@ -80,10 +82,8 @@ def multiplayer_games() -> tuple[str, ...]:
     return tuple(sorted(names))
 
 
-def register_all() -> None:
+def register_all(register: Register) -> None:
     """Register `openspiel/<game>` for every multiplayer game."""
-    from marl.envs.registry import each_own_team, register
-
     for name in multiplayer_games():
         register(
             f"openspiel/{name}",

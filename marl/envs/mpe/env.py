@@ -165,9 +165,9 @@ class BatchedMPE:
         self._state = s
         reward = self.scenario.reward(s)
         self._t += 1
-        truncated = self._t >= self.max_cycles
         ends = self.scenario.is_terminal(s)
-        terminated = self._no if ends is None else ends & ~truncated
+        terminated = self._no if ends is None else ends  # terminated wins over a time limit
+        truncated = (self._t >= self.max_cycles) & ~terminated
         done = truncated | terminated
         out = self._observe_step(terminated, truncated, reward)
         if not bool(done.any()):

@@ -89,3 +89,11 @@ def bound_penalty(pos: torch.Tensor) -> torch.Tensor:
 def mix_rewards(local: torch.Tensor, shared: torch.Tensor, local_ratio: float) -> torch.Tensor:
     """[B, N]: mpe2's blend `shared * (1 - local_ratio) + local * local_ratio`."""
     return shared.unsqueeze(-1) * (1 - local_ratio) + local * local_ratio
+
+
+def nearest_landmarks(pos: torch.Tensor, num_agents: int, k: int | None) -> torch.Tensor:
+    """[B, n, L', 2] landmark positions relative to each agent, the k nearest first (all
+    landmarks, in order, when k is None); `pos` is [B, agents + landmarks, 2]."""
+    me = pos[:, :num_agents]
+    to_landmarks = relative(pos[:, num_agents:], me)
+    return nearest(to_landmarks, squared_norm(to_landmarks), k)

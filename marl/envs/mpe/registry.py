@@ -7,6 +7,8 @@ from typing import Any
 
 import torch
 
+from marl.core.config import closest
+from marl.core.device import get_device
 from marl.envs.mpe.env import BatchedMPE
 from marl.envs.mpe.scenarios.communication import (
     SimpleCrypto,
@@ -18,8 +20,6 @@ from marl.envs.mpe.scenarios.formation import SimpleFormation, SimpleLine
 from marl.envs.mpe.scenarios.goals import SimpleAdversary, SimplePush
 from marl.envs.mpe.scenarios.predator_prey import SimpleTag, SimpleWorldComm
 from marl.envs.mpe.scenarios.treasure import CollectTreasure
-from marl.run.config import closest
-from marl.run.device import get_device
 
 SCENARIOS: dict[str, type] = {
     "mpe/simple-v3": Simple,

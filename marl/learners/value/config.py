@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from marl.run.config import ConfigError
+from marl.core.config import ConfigError
 
 
 @dataclass(frozen=True)
@@ -16,7 +16,7 @@ class ValueConfig:
     """How a team's agent Qs are combined: QMIX hypernetwork, VDN sum, or none (IQL/DQN)."""
     recurrent: bool = True
     """GRU agent network trained on stored episodes; False: MLP trained on transitions."""
-    hidden_sizes: tuple[int, ...] = (64,)
+    hidden: tuple[int, ...] = (64,)
     """Widths of the agent network's MLP layers (the GRU, if any, has the last width)."""
     agent_id: bool = True
     """Append the agent's one-hot index within its team to its observation."""
@@ -93,10 +93,8 @@ class ValueConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"ValueConfig.{name}={getattr(self, name)}: must be >= 1")
-        if not self.hidden_sizes or min(self.hidden_sizes) < 1:
-            raise ConfigError(
-                f"ValueConfig.hidden_sizes={self.hidden_sizes}: need >= 1 positive width"
-            )
+        if not self.hidden or min(self.hidden) < 1:
+            raise ConfigError(f"ValueConfig.hidden={self.hidden}: need >= 1 positive width")
         for name in ("gamma", "tau", "epsilon_start", "epsilon_end", "per_alpha", "per_beta"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"ValueConfig.{name}={getattr(self, name)}: must lie in [0, 1]")
@@ -118,7 +116,7 @@ ALGOS: dict[str, dict[str, Any]] = {
         recurrent=False,
         last_action=False,
         agent_id=False,
-        hidden_sizes=(256, 256),
+        hidden=(256, 256),
         dueling=True,
         double_q=True,
         n_step=3,

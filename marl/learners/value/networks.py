@@ -35,14 +35,14 @@ class AgentQNet(nn.Module):
         self,
         input_dim: int,
         num_actions: int,
-        hidden_sizes: tuple[int, ...],
+        hidden: tuple[int, ...],
         recurrent: bool,
         dueling: bool,
     ):
         super().__init__()
         layers: list[nn.Module] = []
         width = input_dim
-        for size in hidden_sizes:
+        for size in hidden:
             layers += [nn.Linear(width, size), nn.ReLU()]
             width = size
         self.body = nn.Sequential(*layers)

@@ -10,6 +10,7 @@ from marl.envs.mpe.features import (
     flat,
     mix_rewards,
     nearest,
+    nearest_landmarks,
     others,
     relative,
     squared_norm,
@@ -85,8 +86,7 @@ class SimpleSpread:
         """[vel, pos, landmarks - pos, others - pos, others' messages]."""
         n = self.spec.num_agents
         me = s.pos[:, :n]
-        to_landmarks = relative(s.pos[:, n:], me)
-        to_landmarks = nearest(to_landmarks, squared_norm(to_landmarks), self.k_landmarks)
+        to_landmarks = nearest_landmarks(s.pos, n, self.k_landmarks)
         to_others = drop_self(relative(me, me))
         heard = others(s.comm)
         if self.k_agents is not None:

@@ -9,6 +9,7 @@ from marl.envs.mpe.features import (
     drop_self,
     flat,
     nearest,
+    nearest_landmarks,
     relative,
     squared_norm,
 )
@@ -60,8 +61,7 @@ class SimpleAdversary:
         """Adversary: [landmarks, others]; good agents: [goal, landmarks, others] (relative)."""
         n = self.spec.num_agents
         me = s.pos[:, :n]
-        to_landmarks = relative(s.pos[:, n:], me)
-        to_landmarks = nearest(to_landmarks, squared_norm(to_landmarks), self.k_landmarks)
+        to_landmarks = nearest_landmarks(s.pos, n, self.k_landmarks)
         to_others = drop_self(relative(me, me))
         to_others = nearest(to_others, squared_norm(to_others), self.k_agents)
         seen = torch.cat((flat(to_landmarks), flat(to_others)), -1)

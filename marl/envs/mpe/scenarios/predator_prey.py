@@ -11,6 +11,7 @@ from marl.envs.mpe.features import (
     drop_self,
     flat,
     nearest,
+    nearest_landmarks,
     others,
     relative,
     squared_norm,
@@ -111,8 +112,7 @@ class SimpleTag:
         """[vel, pos, obstacles - pos, others - pos, good others' velocities]."""
         n, a = self.spec.num_agents, self.chase.num_adversaries
         me = s.pos[:, :n]
-        to_landmarks = relative(s.pos[:, n:], me)
-        to_landmarks = nearest(to_landmarks, squared_norm(to_landmarks), self.k_landmarks)
+        to_landmarks = nearest_landmarks(s.pos, n, self.k_landmarks)
         to_others = drop_self(relative(me, me))
         head = torch.cat((s.vel, me, flat(to_landmarks)), -1)
         if self.k_agents is not None:

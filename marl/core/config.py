@@ -53,6 +53,12 @@ def _convert(cls_name: str, field: dataclasses.Field, value: Any, hints: dict) -
         return kind(value)
     if kind is str and isinstance(value, str):
         return value
+    if dataclasses.is_dataclass(kind) and isinstance(value, dict):
+        base = field.default  # keys not given keep the outer config's default for this field
+        start = dataclasses.asdict(base) if dataclasses.is_dataclass(base) else {}
+        return build_config(kind, {**start, **value})
+    if dataclasses.is_dataclass(kind) and isinstance(value, kind):
+        return value
     if typing.get_origin(kind) is tuple and isinstance(value, (list, tuple)):
         return tuple(value)
     raise ConfigError(
@@ -84,7 +90,7 @@ def parse_overrides(pairs: typing.Sequence[str]) -> dict[str, Any]:
 
 def build_config(cls: type[C], values: dict[str, Any] | None = None) -> C:
     """Make `cls` from `values`, naming the closest valid key for any unknown one."""
-    values = dict(values or {})
+    values = _nest(dict(values or {}))
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     hints = typing.get_type_hints(cls)
     kwargs = {}
@@ -102,6 +108,29 @@ def build_config(cls: type[C], values: dict[str, Any] | None = None) -> C:
     return config
 
 
+def check_fields(config: Any, checks: typing.Iterable[tuple[str, bool, str]]) -> None:
+    """Raise ConfigError naming the first `(field, ok, expected)` whose `ok` is False."""
+    for name, ok, want in checks:
+        if not ok:
+            owner = type(config).__name__
+            raise ConfigError(f"{owner}.{name}={getattr(config, name)!r}: expected {want}")
+
+
+def _nest(values: dict[str, Any]) -> dict[str, Any]:
+    """`{"search.simulations": 8}` -> `{"search": {"simulations": 8}}` (merged with a table)."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        head, dot, rest = key.partition(".")
+        if not dot:
+            out[key] = {**out[key], **value} if isinstance(out.get(key), dict) else value
+            continue
+        inner = out.setdefault(head, {})
+        if not isinstance(inner, dict):
+            raise ConfigError(f"{key!r} sets a field of {head!r}, which is not a table")
+        inner.update(_nest({rest: value}))
+    return out
+
+
 def load_toml(path: str | Path) -> dict[str, Any]:
     """Read a TOML file, with a clear error for a missing or malformed one."""
     path = Path(path)
@@ -114,12 +143,18 @@ def load_toml(path: str | Path) -> dict[str, Any]:
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:
-    """A config as plain TOML-safe values (tuples become lists)."""
-    return {
-        k: list(v) if isinstance(v, tuple) else v
-        for k, v in dataclasses.asdict(config).items()
-        if v is not None
-    }
+    """A config as plain TOML-safe values (tuples become lists, nested configs tables)."""
+    return _plain(dataclasses.asdict(config))
+
+
+def _plain(values: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            out[key] = _plain(value)
+        elif value is not None:
+            out[key] = list(value) if isinstance(value, tuple) else value
+    return out
 
 
 def field_docs(cls: type) -> dict[str, str]:

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from marl.run.seeding import torch_generator
+from marl.core.seeding import torch_generator
 
 ILLEGAL_LOGIT = -1e8  # logit of a masked action: its probability underflows to exactly 0
 CriticInput = Literal["local", "state", "state+agent"]

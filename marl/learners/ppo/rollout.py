@@ -2,21 +2,21 @@
 
 `collect` records `rollout_len` steps of B envs (with what bootstrapping needs: values of
 `final_obs` where an episode was truncated, of the next obs after the rollout); `make_batch`
-turns a `Rollout` into advantages and value targets. Shared by the PPO family and by Ray
-rollout actors, which run `collect` away from the learner.
+turns a `Rollout` into advantages and value targets. The learner's `collect` runs it,
+wherever its worker runs.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from marl.envs.types import VecEnv, VecStep
-from marl.learners import numerics as nx
-from marl.learners.nets import AgentGroups, MultiAgentActorCritic
+from marl.learners.ppo import numerics as nx
+from marl.learners.ppo.nets import AgentGroups, MultiAgentActorCritic
 
 
 class Batch(NamedTuple):
@@ -54,6 +54,7 @@ class Carry(NamedTuple):
     hidden: Tensor  # [B, N, H] GRU state
     starts: Tensor  # [B] bool, step.obs starts an episode
     episode_returns: Tensor  # [B, N] undiscounted return so far of the running episodes
+    generator: torch.Generator  # draws the sampled actions
 
 
 def _inputs(step: VecStep, device: torch.device) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -71,13 +72,12 @@ def _env_step(
     net: MultiAgentActorCritic,
     env: VecEnv,
     carry: Carry,
-    generator: torch.Generator,
 ) -> tuple[dict[str, Tensor], Carry, Tensor]:
     """Act once in every env: (the step's record, the new carry, finished returns [k, N])."""
     device = carry.hidden.device
     obs, state, mask, alive = _inputs(carry.step, device)
     actions, env_actions, log_probs, hidden = net.act(
-        obs, mask, carry.hidden, carry.starts, generator, greedy=False
+        obs, mask, carry.hidden, carry.starts, carry.generator, greedy=False
     )
     values = net.values(obs, state)
     native = isinstance(carry.step.obs, Tensor)  # a torch env takes tensors where they are
@@ -99,7 +99,7 @@ def _env_step(
         terminated=terminated, truncated=truncated, final_values=final_values,
         next_alive=torch.as_tensor(step.alive, dtype=torch.bool, device=device),
     )  # fmt: skip
-    carry = Carry(step, hidden, done, returns * ~done[:, None])
+    carry = Carry(step, hidden, done, returns * ~done[:, None], carry.generator)
     return record, carry, returns[done]
 
 
@@ -107,18 +107,17 @@ def collect(
     net: MultiAgentActorCritic,
     env: VecEnv,
     carry: Carry,
-    cfg: Any,
-    generator: torch.Generator,
+    rollout_len: int,
 ) -> tuple[Rollout, Carry, Tensor]:
-    """Step the envs `rollout_len` times with the sampled policy.
+    """Step the envs `rollout_len` times with the sampled policy (drawn by the carry's generator).
 
     Returns the rollout, the carry for the next call, and the per-agent undiscounted returns
     `[episodes, N]` of the episodes that finished.
     """
     hidden0, records, finished = carry.hidden, [], []
     with torch.no_grad():
-        for _ in range(cfg.rollout_len):
-            record, carry, done_returns = _env_step(net, env, carry, generator)
+        for _ in range(rollout_len):
+            record, carry, done_returns = _env_step(net, env, carry)
             records.append(record)
             finished.append(done_returns)
         obs, state = _inputs(carry.step, carry.hidden.device)[:2]
@@ -168,7 +167,23 @@ def make_batch(
     return batch._replace(advantages=advantages, returns=returns), moments, stats
 
 
-def env_seed(seed: int, iteration: int) -> int:
-    """The env reset seed for a run `seed` at `iteration` (distinct per iteration)."""
-    state = np.random.SeedSequence([seed & 0xFFFFFFFF, iteration]).generate_state(1)[0]
-    return int(state) % 2**31
+def concat_rollouts(parts: Sequence[Rollout]) -> Rollout:
+    """Join rollouts of the same length along the env axis: [T, b_k, ...] -> [T, sum b, ...]."""
+    if len(parts) == 1:
+        return parts[0]
+    if len({p.rewards.shape[0] for p in parts}) != 1:
+        raise ValueError(f"rollout lengths differ: {[p.rewards.shape[0] for p in parts]}")
+
+    def join(xs: Sequence[Tensor], name: str) -> Tensor:
+        env_dim = 0 if name in ("hidden", "last_values") else 1
+        return torch.cat(list(xs), dim=env_dim)
+
+    batch = Batch(*(join(xs, n) for n, xs in zip(Batch._fields, zip(*(p.batch for p in parts)))))
+    rest = {n: join([getattr(p, n) for p in parts], n) for n in Rollout._fields if n != "batch"}
+    return Rollout(batch=batch, **rest)
+
+
+def rollout_to(rollout: Rollout, device: torch.device) -> Rollout:
+    """The rollout with every tensor on `device`."""
+    batch = Batch(*(x.to(device) for x in rollout.batch))
+    return Rollout(batch, *(x.to(device) for x in rollout[1:]))

@@ -1,0 +1,104 @@
+"""Algorithm names, the modules that implement them, and how a learner is set to work.
+
+A learner module (`marl.learners.ppo`, `marl.learners.value.learner`,
+`marl.search.alphazero`) exposes `CONFIG` (its frozen config dataclass), `ALGOS` (algorithm
+name -> config overrides, e.g. `"mappo": {"critic": "state"}`), `make_learner(spec, config,
+seed, device)` and `make_env(spec, config, num_envs, seed)`. `local_trainer` puts any of
+them to work in this process; `marl.distributed` does the same on Ray, and the league and
+`marl train` call these, never a learner class by name.
+
+This layer sits above the learners and search, below the league, distributed and run.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+from types import ModuleType
+from typing import Any
+
+from marl.core.config import build_config, closest
+from marl.core.pool import InProcessPool, Worker, WorkerRecipe, worker_seed
+from marl.core.spec import VecSpec
+from marl.core.trainer import Trainer
+
+ALGORITHMS = {
+    "ppo": "marl.learners.ppo",
+    "ippo": "marl.learners.ppo",
+    "mappo": "marl.learners.ppo",
+    "qmix": "marl.learners.value.learner",
+    "vdn": "marl.learners.value.learner",
+    "iql": "marl.learners.value.learner",
+    "dqn": "marl.learners.value.learner",
+    "alphazero": "marl.search.alphazero",
+}
+"""Algorithm name -> the module implementing it (imported on first use)."""
+
+EVALUATIONS = {"alphazero": "marl.search.strength"}
+"""Algorithms whose `marl eval` is their own (games against a fixed bot), not team returns."""
+
+
+def learner_module(algo: str) -> ModuleType:
+    """The module implementing `algo` (clear error for unknown or not-installed ones)."""
+    if algo not in ALGORITHMS:
+        near = closest(algo, ALGORITHMS)
+        hint = f"did you mean {' or '.join(near)}? " if near else ""
+        raise ValueError(f"unknown algorithm {algo!r}; {hint}known: {', '.join(ALGORITHMS)}")
+    try:
+        return importlib.import_module(ALGORITHMS[algo])
+    except ImportError as err:
+        raise NotImplementedError(f"algorithm {algo!r} is not available: {err}") from None
+
+
+def evaluation_module(algo: str) -> ModuleType | None:
+    """The module whose `evaluate(source, episodes, seed)` is `algo`'s own evaluation."""
+    name = EVALUATIONS.get(algo)
+    return importlib.import_module(name) if name else None
+
+
+def make_config(algo: str, values: dict[str, Any] | None = None) -> Any:
+    """The config of `algo`: its class defaults, then its presets, then `values`."""
+    module = learner_module(algo)
+    return build_config(module.CONFIG, {**module.ALGOS.get(algo, {}), **(values or {})})
+
+
+def num_envs(config: Any) -> int:
+    """How many envs (or self-play games) a learner's config asks its workers to run."""
+    for name in ("num_envs", "num_games"):
+        if hasattr(config, name):
+            return int(getattr(config, name))
+    return 1
+
+
+def split(total: int, workers: int, what: str = "num_envs") -> int:
+    """Envs per worker: `total` must split evenly, so every pool trains on equal batches."""
+    if workers < 1 or total % workers:
+        raise ValueError(
+            f"{what}={total} does not split over {workers} workers; use a multiple of "
+            f"{workers} (e.g. {what}={max(workers, total // workers * workers)})"
+        )
+    return total // workers
+
+
+def recipe(
+    algo: str, spec: VecSpec, config: Any, seed: int, index: int, workers: int
+) -> WorkerRecipe:
+    """How worker `index` of `workers` builds its env share and its acting copy (picklable)."""
+    module = learner_module(algo)
+    share = split(num_envs(config), workers)
+    return WorkerRecipe(
+        make_env=functools.partial(module.make_env, spec, config, share),
+        make_learner=functools.partial(module.make_learner, spec, config, seed, "cpu"),
+        seed=worker_seed(seed, index),
+    )
+
+
+def local_trainer(
+    algo: str, spec: VecSpec, config: Any, seed: int, device: Any = "cpu",
+    env: Any = None, max_lag: int = 0,
+) -> Trainer:  # fmt: skip
+    """`algo`'s learner for `spec` with one in-process worker that acts with the learner
+    itself (`env` replaces the worker's own env: a league's team view)."""
+    learner = learner_module(algo).make_learner(spec, config, seed, device)
+    worker = Worker(recipe(algo, spec, config, seed, 0, 1), learner=learner, env=env)
+    return Trainer(learner, InProcessPool([worker]), max_lag)

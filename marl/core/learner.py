@@ -1,0 +1,109 @@
+"""The one learner protocol every algorithm follows, and every backend calls.
+
+An algorithm has two verbs. `collect(env, carry)` acts: it plays the env (a vector env,
+self-play games, ...) with the learner's current weights and returns experience.
+`learn(experience)` is the update. The local loop, the Ray workers and the league call
+those two and nothing else (`marl.core.pool`, `marl.core.trainer`), so each algorithm is
+written once. A worker that acts away from the learner holds its own copy, built by the
+same constructor from the same `VecSpec`, and is sent `weights()` before it acts.
+
+An algorithm's module exposes `CONFIG` (its frozen config dataclass), `ALGOS` (algorithm
+name -> config overrides), `make_learner(spec, config, seed, device) -> Learner` and
+`make_env(spec, config, num_envs, seed)`, the env its workers act on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+
+class Policy(Protocol):
+    """Acts for all N agents of a batch of envs (used by evaluation, leagues and GIFs)."""
+
+    def act(self, obs: Any, action_mask: Any, *, greedy: bool = True) -> np.ndarray:
+        """obs [B, N, O], action_mask [B, N, A] -> actions [B, N] (or [B, N, action_dim])."""
+        ...
+
+
+def reset_finished(policy: Policy, done: Any) -> None:
+    """Tell a recurrent policy which envs started a new episode (`reset(done)`, if it has one)."""
+    reset = getattr(policy, "reset", None)
+    if reset is not None:
+        reset(done)
+
+
+class Learner(Protocol):
+    """One algorithm: acting (`start`, `collect`) and learning (`learn`) on one env spec."""
+
+    env_steps: int  # environment steps learned from so far (the budget's unit)
+
+    def start(self, env: Any, seed: int) -> Any:
+        """Begin fresh episodes on `env`, seeded by `seed`; return the acting state (carry)
+        that `collect` threads through: running episodes, recurrent state, acting RNG."""
+        ...
+
+    def collect(self, env: Any, carry: Any) -> tuple[Any, Any]:
+        """Act on `env` with the current weights; return (experience, the next carry).
+
+        Experience is plain tensors and arrays (it may cross a process boundary)."""
+        ...
+
+    def learn(self, experience: Sequence[Any]) -> dict[str, float]:
+        """Update on the experience of one or more workers; count its env steps; return
+        scalar stats. Stats named `return/<team>` are per-agent episode returns (sampled
+        policy) of the episodes that finished in that experience."""
+        ...
+
+    def weights(self) -> dict[str, Any]:
+        """What an acting copy needs to act as this learner does (tensors, plain values)."""
+        ...
+
+    def load_weights(self, weights: dict[str, Any]) -> None:
+        """Take `weights()` from the learner (on an acting copy)."""
+        ...
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume, as tensors and plain values only, so
+        `torch.load(weights_only=True)` can read it."""
+        ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what `state_dict` returned."""
+        ...
+
+    def policy(self) -> Policy:
+        """The current policy for evaluation."""
+        ...
+
+    def close(self) -> None:
+        """Free what the learner holds beyond memory (nothing, for most)."""
+        ...
+
+
+def mean_returns(finished: Any, teams: dict[str, Sequence[int]]) -> dict[str, float]:
+    """`return/<team>`: the mean per-agent return [episodes, N] of each team's agents
+    (NaN for a team when no episode finished)."""
+    rows = torch.as_tensor(np.asarray(finished, dtype=np.float32)).reshape(-1, _width(teams))
+    out = {}
+    for team, members in teams.items():
+        part = rows[:, list(members)]
+        out[f"return/{team}"] = float(part.mean()) if len(part) else float("nan")
+    return out
+
+
+def _width(teams: dict[str, Sequence[int]]) -> int:
+    return 1 + max(i for members in teams.values() for i in members)
+
+
+def rng_state(gen: np.random.Generator) -> dict[str, Any]:
+    """A numpy generator's state as plain values (checkpoint-safe)."""
+    return gen.bit_generator.state
+
+
+def set_rng_state(gen: np.random.Generator, state: dict[str, Any]) -> None:
+    """Restore a numpy generator from `rng_state`."""
+    gen.bit_generator.state = state

@@ -1,0 +1,121 @@
+"""One worker pool for every learner: workers act, the learner learns.
+
+A `Worker` holds an env and an acting copy of a learner (or, in the default one-process
+run, the learner itself) and calls the learner's own `start`/`collect`. `InProcessPool`
+runs workers here, one after another; `marl.distributed.RayPool` runs the same `Worker`
+class as Ray actors. Both answer `submit`/`gather` the same way, so the `Trainer` above
+them, and every algorithm, is the same on both.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from marl.core.device import set_threads
+from marl.core.learner import Learner
+from marl.core.seeding import WORKERS, child_seed
+
+
+class Part(NamedTuple):
+    """One worker's experience of one iteration."""
+
+    experience: Any  # what the learner's `collect` returned
+    version: int  # the weights version that acted
+    worker: str  # the worker's process (`incarnation()`); changes when a worker is restarted
+    seconds: float  # time spent acting
+
+
+@dataclass(frozen=True)
+class WorkerRecipe:
+    """How a worker builds its env and its acting copy: picklable, so Ray can rebuild a
+    lost worker from it."""
+
+    make_env: Callable[[int], Any]
+    """seed -> the env this worker acts on (its number of envs already bound in)."""
+    make_learner: Callable[[], Learner]
+    """() -> an acting copy of the learner (same spec and config as the learner)."""
+    seed: int
+    """The worker's own seed: its env's first reset and every fresh start derive from it."""
+
+
+def worker_seed(seed: int, index: int) -> int:
+    """The seed of worker `index` in a run seeded `seed`."""
+    return child_seed(seed, WORKERS, index)
+
+
+def incarnation() -> str:
+    """This process on this host: changes when a worker is restarted in a new process."""
+    return f"{os.uname().nodename}:{os.getpid()}"
+
+
+class Worker:
+    """An env and an acting learner; `collect` acts once with the weights it is sent."""
+
+    def __init__(
+        self,
+        recipe: WorkerRecipe,
+        learner: Learner | None = None,
+        env: Any = None,
+        threads: int | None = None,
+    ):
+        """`learner` (the training learner itself) makes this worker act with it directly,
+        with no copy of its weights; `env` replaces the recipe's env (a league's team view);
+        `threads` sets torch's thread count (a worker in a process of its own)."""
+        if threads is not None:
+            set_threads(threads)
+        self.seed = recipe.seed
+        self.env = env if env is not None else recipe.make_env(recipe.seed)
+        self.shared = learner is not None
+        self.learner = learner if learner is not None else recipe.make_learner()
+        self.version = -1
+        self.carry: Any = None
+
+    def collect(self, weights: Any, version: int, iteration: int, reset: bool) -> Part:
+        """Load `weights` if they are newer, then act once.
+
+        `reset` (or a new worker, with no running episodes) starts fresh episodes seeded by
+        (worker seed, iteration): a run resumed from a checkpoint acts as the unbroken one.
+        """
+        start = time.perf_counter()
+        if not self.shared and version != self.version:
+            self.learner.load_weights(weights)
+        self.version = version
+        if reset or self.carry is None:
+            self.carry = self.learner.start(self.env, child_seed(self.seed, iteration))
+        experience, self.carry = self.learner.collect(self.env, self.carry)
+        return Part(experience, version, incarnation(), time.perf_counter() - start)
+
+    def close(self) -> None:
+        """Close the env."""
+        close = getattr(self.env, "close", None)
+        if close is not None:
+            close()
+
+
+class InProcessPool:
+    """Workers in this process, called one after another."""
+
+    def __init__(self, workers: Sequence[Worker]):
+        self.workers = list(workers)
+
+    def broadcast(self, weights_fn: Callable[[], Any]) -> Any:
+        """The weights as the workers receive them (not made when every worker shares the
+        learner)."""
+        return None if all(w.shared for w in self.workers) else weights_fn()
+
+    def submit(self, weights: Any, version: int, iteration: int, reset: bool) -> list[Part]:
+        """Act on every worker now; the parts are their own handles."""
+        return [w.collect(weights, version, iteration, reset) for w in self.workers]
+
+    def gather(self, handles: list[Part]) -> list[Part]:
+        """The parts, in worker order."""
+        return handles
+
+    def close(self) -> None:
+        """Close the workers' envs."""
+        for worker in self.workers:
+            worker.close()

@@ -1,0 +1,47 @@
+"""The one place that seeds: every random draw in marl takes a generator made from here.
+
+A run has one integer seed. Everything that draws gets its own stream of it, a child of
+`numpy.random.SeedSequence(seed)`: `child_seed(seed, *path)` is the seed of the child that
+`SeedSequence(seed).spawn(...)` would hand out at that path (`spawn(n)[i]` has path `(i,)`,
+its own `spawn(m)[j]` has path `(i, j)`), computed without spawning the siblings. No library
+code sets torch's or numpy's global seed; weight initialisation runs under `seeded_init`,
+which puts the global torch state back afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+
+INIT, LEARN, WORKERS = 0, 1, 2
+"""The child streams of a run's seed: weight init, the learner's own draws, acting workers."""
+
+
+def child_seed(seed: int, *path: int) -> int:
+    """The 31-bit seed of the `SeedSequence(seed)` child at `path` (see the module doc)."""
+    sequence = np.random.SeedSequence(seed & 0xFFFFFFFFFFFFFFFF, spawn_key=tuple(path))
+    return int(sequence.generate_state(1)[0]) & 0x7FFFFFFF
+
+
+def numpy_generator(seed: int) -> np.random.Generator:
+    """A numpy generator seeded with `seed`."""
+    return np.random.default_rng(seed)
+
+
+def torch_generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
+    """A torch generator on `device` seeded with `seed`."""
+    gen = torch.Generator(device=device)
+    gen.manual_seed(seed)
+    return gen
+
+
+@contextlib.contextmanager
+def seeded_init(seed: int) -> Iterator[None]:
+    """Build modules inside this block to initialise their weights from `seed`; the global
+    torch generator is restored on exit, so building a learner changes no outside state."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield

@@ -1,0 +1,17 @@
+"""The PPO family: PPO, IPPO and MAPPO as one learner (config, nets, rollouts, loss)."""
+
+from marl.learners.ppo.config import ALGOS, CONFIG, PPOConfig
+from marl.learners.ppo.learner import Experience, PPOLearner, make_env, make_learner
+from marl.learners.ppo.loss import ppo_loss, update
+
+__all__ = [
+    "ALGOS",
+    "CONFIG",
+    "Experience",
+    "PPOConfig",
+    "PPOLearner",
+    "make_env",
+    "make_learner",
+    "ppo_loss",
+    "update",
+]

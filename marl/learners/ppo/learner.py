@@ -1,0 +1,146 @@
+"""PPO for one or many agents: single-agent PPO, IPPO and MAPPO are one learner.
+
+Two switches make the family: `share_parameters` (one network per team, with a one-hot
+agent id, or one per agent) and `critic` (own observation = IPPO, global state = MAPPO,
+state plus own observation and id). PPO is IPPO with one agent.
+
+`collect` steps the vector env for `rollout_len` steps with the sampled policy; `learn`
+turns the workers' rollouts into advantages and value targets (GAE with correct
+bootstrapping) and runs `epochs` passes of minibatch SGD on the pure `ppo_loss`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor
+
+from marl.core.config import config_to_dict
+from marl.core.learner import mean_returns
+from marl.core.seeding import INIT, LEARN, child_seed, torch_generator
+from marl.core.spec import VecSpec
+from marl.envs.vector import make_vec
+from marl.learners.ppo import numerics as nx
+from marl.learners.ppo.config import PPOConfig
+from marl.learners.ppo.loss import update
+from marl.learners.ppo.nets import ActorPolicy, AgentGroups, MultiAgentActorCritic
+from marl.learners.ppo.rollout import (
+    Carry,
+    Rollout,
+    collect,
+    concat_rollouts,
+    make_batch,
+    rollout_to,
+)
+
+
+class Experience(NamedTuple):
+    """One worker's rollout, and the returns of the episodes that ended in it."""
+
+    rollout: Rollout  # [T, b, ...]: b = the worker's envs
+    finished: Tensor  # [episodes, N] per-agent undiscounted returns
+
+
+class PPOLearner:
+    """PPO / IPPO / MAPPO on one `VecSpec` (follows `marl.core.learner.Learner`)."""
+
+    def __init__(self, spec: VecSpec, config: PPOConfig, seed: int, device: Any = "cpu"):
+        config.validate()
+        self.spec, self.config, self.seed = spec, config, seed
+        self.device = torch.device(device)
+        teams = [list(members) for members in spec.teams.values()]
+        groups = teams if config.share_parameters else [[i] for i in range(spec.n_agents)]
+        self.groups = AgentGroups(groups, spec.n_agents, agent_ids=config.share_parameters)
+        self.net = MultiAgentActorCritic(
+            self.groups, spec.obs_dim, spec.state_dim, list(spec.action_spaces), config.hidden,
+            config.critic, config.recurrent, torch_generator(child_seed(seed, INIT)),
+        ).to(self.device)  # fmt: skip
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.lr, eps=1e-5)
+        self.generator = torch_generator(child_seed(seed, LEARN), self.device)
+        self.moments = [nx.init_moments() for _ in groups]
+        self.env_steps = 0
+
+    # -- acting ---------------------------------------------------------------------------
+    def start(self, env: Any, seed: int) -> Carry:
+        """Reset `env` with `seed`; the carry's generator (same seed) draws the actions."""
+        step = env.reset(seed=seed)
+        b = env.num_envs
+        return Carry(
+            step,
+            self.net.initial_hidden(b).to(self.device),
+            torch.ones(b, dtype=torch.bool, device=self.device),
+            torch.zeros(b, self.spec.n_agents, device=self.device),
+            torch_generator(seed, self.device),
+        )
+
+    def collect(self, env: Any, carry: Carry) -> tuple[Experience, Carry]:
+        """`rollout_len` steps of every env with the sampled policy."""
+        rollout, carry, finished = collect(self.net, env, carry, self.config.rollout_len)
+        return Experience(rollout, finished), carry
+
+    def weights(self) -> dict[str, Tensor]:
+        """The network's weights, on the CPU."""
+        return {k: v.detach().cpu() for k, v in self.net.state_dict().items()}
+
+    def load_weights(self, weights: dict[str, Tensor]) -> None:
+        """Act with the learner's `weights()` from now on."""
+        self.net.load_state_dict(weights)
+
+    # -- learning -------------------------------------------------------------------------
+    def _learning_rate(self) -> float:
+        cfg = self.config
+        if not cfg.anneal_lr:
+            return cfg.lr
+        return cfg.lr * max(0.0, 1.0 - self.env_steps / cfg.total_steps)
+
+    def learn(self, experience: Sequence[Experience]) -> dict[str, float]:
+        """GAE targets for the joined rollouts, then the PPO update."""
+        lr = self._learning_rate()
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        rollout = rollout_to(concat_rollouts([e.rollout for e in experience]), self.device)
+        batch, self.moments, stats = make_batch(rollout, self.config, self.groups, self.moments)
+        stats |= update(self.net, self.optimizer, batch, self.config, self.generator)
+        self.env_steps += rollout.rewards.shape[0] * rollout.rewards.shape[1]
+        finished = torch.cat([e.finished.cpu() for e in experience])
+        stats |= {"lr": lr, "episodes": float(finished.shape[0])}
+        return stats | mean_returns(finished, self.spec.teams)
+
+    # -- state ----------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Weights, optimizer, value-norm moments, update RNG and counters (tensors/plain)."""
+        return {
+            "net": self.net.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "moments": [list(m) for m in self.moments],
+            "generator": self.generator.get_state(),
+            "env_steps": self.env_steps,
+            "config": config_to_dict(self.config),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore `state_dict()`'s output."""
+        self.net.load_state_dict(state["net"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.moments = [nx.Moments(*m) for m in state["moments"]]
+        self.generator.set_state(state["generator"])
+        self.env_steps = int(state["env_steps"])
+
+    def policy(self) -> ActorPolicy:
+        """The current network as a policy (shares weights with the learner)."""
+        return ActorPolicy(self.net, seed=self.seed)
+
+    def close(self) -> None:
+        """Nothing to free."""
+
+
+def make_learner(spec: VecSpec, config: PPOConfig, seed: int, device: Any = "cpu") -> PPOLearner:
+    """A PPO-family learner for `spec`."""
+    return PPOLearner(spec, config, seed, device)
+
+
+def make_env(spec: VecSpec, config: PPOConfig, num_envs: int, seed: int) -> Any:
+    """The vector env a PPO worker steps: `num_envs` copies of the spec's env."""
+    return make_vec(spec.env_id, num_envs, seed=seed, backend=config.backend, **spec.env_kwargs)

@@ -1,0 +1,50 @@
+"""What a search is asked (`SearchConfig`) and what it answers (`SearchResult`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """How one search runs."""
+
+    simulations: int = 64
+    """Simulations per move (each adds at most one node to each tree)."""
+    c_puct: float = 1.5
+    """Exploration weight: score = Q + c_puct * prior * sqrt(N_parent) / (1 + N_child)."""
+    fpu: float = 0.0
+    """Value assumed for a move never tried (first-play urgency)."""
+    dirichlet_alpha: float = 0.3
+    """Concentration of the root Dirichlet noise."""
+    dirichlet_fraction: float = 0.0
+    """Weight of the root noise in the root priors (0 turns noise off; AlphaZero used 0.25)."""
+    gumbel: bool = False
+    """Choose root moves by Gumbel top-k with sequential halving (Danihelka et al. 2022)."""
+    gumbel_considered: int = 16
+    """Root moves sequential halving starts from (the paper's m)."""
+    gumbel_c_visit: float = 50.0
+    """c_visit of the monotone transform sigma(q) = (c_visit + max N) * c_scale * q."""
+    gumbel_c_scale: float = 1.0
+    """c_scale of the same transform."""
+    reuse_tree: bool = True
+    """Keep the subtree below the played move for the next search."""
+
+    def validate(self) -> None:
+        """Refuse settings no search can run with."""
+        if self.simulations < 1:
+            raise ValueError(f"simulations={self.simulations}: expected at least 1")
+        if not 0.0 <= self.dirichlet_fraction <= 1.0:
+            raise ValueError(f"dirichlet_fraction={self.dirichlet_fraction}: expected 0..1")
+
+
+class SearchResult(NamedTuple):
+    """What a search of B trees returns."""
+
+    visit_counts: Tensor  # [B, A] root children's visit counts
+    policy: Tensor  # [B, A] training target: visit shares, or Gumbel's improved policy
+    root_value: Tensor  # [B] mean value of the root from the side to move's view
+    action: Tensor | None  # [B] Gumbel's chosen move (None for PUCT: use select_action)
