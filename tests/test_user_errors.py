@@ -11,9 +11,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import gymnasium
+import numpy as np
 import pytest
 
+import marl
 from marl.cli import main
+from marl.envs import registry
+from marl.envs.check import check_env
+from marl.envs.families.matrix import TwoStepGame
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,6 +35,56 @@ def cli(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
     return status, out, err
 
 
+# -- 1. make / make_vec name the bad argument ------------------------------------------------
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: marl.make(None), "env_id=None: expected an env id string"),
+        (lambda: marl.make("mpe/simple_spread-v3", N=0), "N=0: expected at least 1"),
+        (lambda: marl.make("mpe/simple_spread-v3", N=2.5), "N=2.5: expected an integer"),
+        (lambda: marl.make("mpe/simple_world_comm-v3", num_food=0), "num_food=0"),
+        (lambda: marl.make("matrix/stag_hunt-v0", rounds="3"), "rounds='3': expected an int"),
+        (lambda: marl.make_vec("matrix/two_step-v0", num_envs=2.5), "num_envs=2.5: expected"),
+        (lambda: marl.make_vec("matrix/two_step-v0", num_envs=True), "num_envs=True"),
+    ],
+)
+def test_make_names_the_bad_argument(call, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+# -- 2. register refuses duplicates and bad entry points -------------------------------------
+def test_register_refuses_a_duplicate_unless_override() -> None:
+    with pytest.raises(registry.RegistrationError, match="already registered.*override=True"):
+        marl.register("mpe/simple_spread-v3", TwoStepGame)  # a built-in id
+    assert registry.registration("mpe/simple_spread-v3").source == "mpe2"  # untouched
+    marl.register("test/dup-v0", TwoStepGame, override=True)
+    with pytest.raises(registry.RegistrationError, match="test/dup-v0 is already registered"):
+        marl.register("test/dup-v0", "marl.envs.families.matrix:MatrixGameEnv")
+    marl.register("test/dup-v0", TwoStepGame)  # the very same registration again: a no-op
+    marl.register("test/dup-v0", "marl.envs.families.matrix:MatrixGameEnv", override=True)
+    assert marl.make("test/dup-v0").rounds == 10
+
+
+@pytest.mark.parametrize("entry_point", [123, None, "no_colon", "a:b:c", ""])
+def test_register_refuses_a_bad_entry_point(entry_point) -> None:
+    with pytest.raises(ValueError, match=r"entry_point=.*'module:attr'"):
+        marl.register("test/bad_entry-v0", entry_point)
+    assert "test/bad_entry-v0" not in marl.list_envs()
+
+
+# -- 3. ids without a version --------------------------------------------------------------
+def test_unversioned_id_means_the_highest_version() -> None:
+    assert marl.make("matrix/two_step").possible_agents == ["agent_0", "agent_1"]
+    assert marl.env_spec("matrix/two_step").env_id == "matrix/two_step-v0"
+    marl.register("test/versions-v1", TwoStepGame, override=True)
+    marl.register("test/versions-v10", TwoStepGame, override=True)
+    marl.register("test/versions-v2", TwoStepGame, override=True)
+    assert registry.registration("test/versions").env_id == "test/versions-v10"
+    with pytest.raises(marl.UnknownEnvError, match="test/versio'"):
+        marl.make("test/versio")
+
+
 # -- 4. listing envs does not import torch --------------------------------------------------
 def test_listing_and_showing_envs_do_not_import_torch() -> None:
     code = (
@@ -39,3 +95,29 @@ def test_listing_and_showing_envs_do_not_import_torch() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.rstrip().endswith("False")
+
+
+# -- 5. envs show / envs check ---------------------------------------------------------------
+def test_envs_show_prints_the_real_defaults(capsys) -> None:
+    status, out, _ = cli(capsys, "envs", "show", "mpe/simple_spread-v3")
+    assert status == 0 and "N=3" in out and "local_ratio=0.5" in out and "max_cycles=25" in out
+    status, out, _ = cli(capsys, "envs", "show", "matrix/stag_hunt-v0")
+    assert "game='stag_hunt'" in out and "rounds=10" in out
+    spec = marl.env_spec("openspiel/connect_four", rows=5)
+    assert spec.default_kwargs["rows"] == 5 and spec.default_kwargs["columns"] == 7
+    assert "x_in_row" in spec.valid_kwargs
+
+
+class FreshSpaces(TwoStepGame):
+    """Builds a new observation space on every call: PettingZoo's "exact same object" rule."""
+
+    def observation_space(self, agent: str) -> gymnasium.Space:
+        return gymnasium.spaces.Box(0.0, 1.0, (3,), np.float32)
+
+
+def test_envs_check_explains_the_same_space_object_failure() -> None:
+    marl.register("test/fresh_spaces-v0", FreshSpaces, override=True)
+    results = {r.rule: r for r in check_env("test/fresh_spaces-v0")}
+    message = results["parallel_api_test"].message
+    assert "exact same space object" in message and "built a new space on each call" in message
+    assert "lies outside" not in message  # the old explanation matched any `observation_space`
