@@ -18,6 +18,7 @@ import pytest
 import marl
 from marl.cli import main
 from marl.envs import registry
+from marl.envs.actions import ActionError
 from marl.envs.check import check_env
 from marl.envs.families.matrix import TwoStepGame
 
@@ -121,3 +122,50 @@ def test_envs_check_explains_the_same_space_object_failure() -> None:
     message = results["parallel_api_test"].message
     assert "exact same space object" in message and "built a new space on each call" in message
     assert "lies outside" not in message  # the old explanation matched any `observation_space`
+
+
+# -- 8. actions are checked against the agent's space ----------------------------------------
+@pytest.mark.parametrize(
+    "action",
+    [2.7, "3", True, np.float32(1.0), None, 7, -1, 10**5000],
+    ids=["float", "str", "bool", "np_float", "none", "too_big", "negative", "5000_digits"],
+)
+def test_classic_env_refuses_an_action_outside_its_space(action) -> None:
+    env = marl.make("classic/connect_four-v0")
+    env.reset()
+    with pytest.raises(ActionError, match=r"of agent 'player_0' is not in its .* Discrete\(7\)"):
+        env.step(action)
+    assert env.unwrapped.board.abs().sum() == 0  # nothing was played
+
+
+def test_classic_env_unwrapped_refuses_a_float_too() -> None:
+    from marl.games.aec import connect_four_env
+
+    env = connect_four_env()
+    env.reset()
+    with pytest.raises(ActionError, match="action 2.7 of agent 'player_0'"):
+        env.step(2.7)
+    env.step(np.int64(3))  # numpy integers are integers
+    assert env.agent_selection == "player_1"
+
+
+def test_made_env_names_the_agent_the_action_and_the_space() -> None:
+    env = marl.make("mpe/simple_spread-v3")
+    env.reset(seed=0)
+    with pytest.raises(
+        ActionError, match=r"action 5 of agent 'agent_0' .* Discrete\(5\): .*0\.\.4"
+    ):
+        env.step({a: 5 for a in env.agents})
+    with pytest.raises(ActionError, match=r"no action for agent 'agent_1' \(action space Disc"):
+        env.step({"agent_0": 1, "agent_2": 1})
+    with pytest.raises(ActionError, match="unknown agent"):
+        env.step({**{a: 1 for a in env.agents}, "agent_9": 1})
+    env.step({a: np.int64(1) for a in env.agents})
+    box = marl.make("mpe/simple_spread-v3", continuous_actions=True)
+    box.reset(seed=0)
+    with pytest.raises(ActionError, match=r"expected shape \(5,\), got \(4,\)"):
+        box.step({a: np.zeros(4) for a in box.agents})
+    turn_based = marl.make("openspiel/goofspiel", parallel=True)
+    turn_based.reset(seed=0)
+    with pytest.raises(ActionError, match="no action for agent 'player_0'"):
+        turn_based.step({})

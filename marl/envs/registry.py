@@ -235,12 +235,17 @@ def make(env_id: str, *, parallel: bool = False, **kwargs: Any) -> AECEnv | Para
     """Make a PettingZoo env: ParallelEnv for simultaneous games, AECEnv for turn-based ones.
 
     An id without a version (`matrix/two_step`) means its highest registered version.
-    `parallel=True` converts a turn-based env to a ParallelEnv where PettingZoo can.
+    `parallel=True` converts a turn-based env to a ParallelEnv where PettingZoo can. Every
+    action given to `step` is checked against the agent's action space (`ActionError`).
     """
+    from marl.envs.actions import CheckedAEC, CheckedParallel
+
     reg = _lookup(env_id)
     _check_kwargs(reg, kwargs)
     env = pettingzoo.make(reg.kind, reg.env_id, **kwargs)
-    if parallel and reg.kind == "aec":
+    if reg.kind == "parallel":
+        return CheckedParallel(env)
+    if parallel:
         if not env.metadata.get("is_parallelizable", False):
             env.close()
             raise ValueError(
@@ -248,8 +253,8 @@ def make(env_id: str, *, parallel: bool = False, **kwargs: Any) -> AECEnv | Para
                 "ParallelEnv form; use it as an AECEnv (parallel=False), e.g. with marl.search "
                 "or leagues"
             )
-        env = aec_to_parallel(env)
-    return env
+        return CheckedParallel(aec_to_parallel(CheckedAEC(env)))
+    return CheckedAEC(env)
 
 
 def list_envs(pattern: str | None = None) -> list[str]:
