@@ -124,6 +124,38 @@ def test_envs_check_explains_the_same_space_object_failure() -> None:
     assert "lies outside" not in message  # the old explanation matched any `observation_space`
 
 
+# -- 6. marl elo -----------------------------------------------------------------------------
+def test_elo_reads_a_csv_that_starts_with_a_bom(tmp_path, capsys) -> None:
+    games = tmp_path / "games.csv"
+    games.write_bytes("player_a,player_b,score_a\na,b,1\nb,a,0.5\na,b,0\n".encode("utf-8-sig"))
+    status, out, _ = cli(capsys, "elo", str(games), "--no-plot")
+    assert status == 0 and "│ a " in out and "│ b " in out  # the old error: lacks player_a
+
+
+@pytest.mark.parametrize("value", ["-1", "1"])
+def test_elo_refuses_a_bootstrap_of_fewer_than_two_resamples(tmp_path, capsys, value) -> None:
+    games = tmp_path / "games.csv"
+    games.write_text("player_a,player_b,score_a\na,b,1\n")
+    status, _, err = cli(capsys, "elo", str(games), "--no-plot", f"--bootstrap={value}")
+    assert status == 2 and f"--bootstrap: {value}: expected 0" in err
+
+
+@pytest.mark.parametrize("command", [["elo"], ["league", "status"]])
+def test_a_file_that_is_not_sqlite_is_one_line(tmp_path, capsys, command) -> None:
+    bad = tmp_path / "league.db"
+    bad.write_bytes(b"SQLite format 3\x00" + b"not really a database " * 100)
+    status, _, err = cli(capsys, *command, str(bad))
+    assert status == 2 and err.count("\n") == 1
+    assert f"{bad} cannot be read as a league database: file is not a database" in err
+
+
+def test_elo_names_a_binary_or_sqlite_file_given_as_csv(tmp_path, capsys) -> None:
+    binary = tmp_path / "x.csv"
+    binary.write_bytes(bytes(range(128, 256)))
+    status, _, err = cli(capsys, "elo", str(binary))
+    assert status == 2 and "is not a UTF-8 text CSV" in err
+
+
 # -- 8. actions are checked against the agent's space ----------------------------------------
 @pytest.mark.parametrize(
     "action",

@@ -13,13 +13,14 @@ one row per (learner, round) whose training finished and was checkpointed.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 import sqlite3
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -164,25 +165,44 @@ class TrainingRow:
     """Which run of the league (1 = first, 2 = first resume, ...) trained it."""
 
 
+@contextlib.contextmanager
+def _closed_on_error(conn: sqlite3.Connection) -> Iterator[None]:
+    """Close `conn` if the block raises: a store that failed to open must not leak it."""
+    try:
+        yield
+    except BaseException:
+        conn.close()
+        raise
+
+
 class LeagueStore:
     """Read and write one league's database."""
 
     def __init__(self, path: str | Path, readonly: bool = False) -> None:
         """Open the database at `path`: created if needed, or read-only for reports."""
         self.path = Path(path)
-        if readonly:
-            uri = f"{self.path.resolve().as_uri()}?mode=ro"
-            self.conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30.0)
-            tables = {n for (n,) in self.conn.execute("SELECT name FROM sqlite_master")}
+        try:
+            self.conn = self._open_readonly() if readonly else self._open_for_writing()
+        except sqlite3.DatabaseError as err:  # a damaged file, or not SQLite past its header
+            raise StoreError(f"{self.path} cannot be read as a league database: {err}") from None
+
+    def _open_readonly(self) -> sqlite3.Connection:
+        uri = f"{self.path.resolve().as_uri()}?mode=ro"
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30.0)
+        with _closed_on_error(conn):
+            tables = {n for (n,) in conn.execute("SELECT name FROM sqlite_master")}
             if not {"meta", "schedule", "games"} <= tables:
-                self.conn.close()
                 raise StoreError(f"{self.path} is an SQLite database but not a league's")
-            return
+        return conn
+
+    def _open_for_writing(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=FULL")
-        self.conn.executescript(_SCHEMA)
+        conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
+        with _closed_on_error(conn):
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.executescript(_SCHEMA)
+        return conn
 
     def close(self) -> None:
         """Close the connection."""
