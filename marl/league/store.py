@@ -4,7 +4,8 @@ A game counts once it is in the `games` table, written in its own transaction. E
 scheduled game has a unique id (round, slot), the primary key of both `schedule` and
 `games`, so a resumed run plays exactly the scheduled games that are not yet stored:
 never a finished game again, never one twice. The database runs in WAL mode with
-synchronous=FULL, so a killed process (even kill -9) loses at most games in flight.
+synchronous=FULL, so a killed process (even kill -9) loses at most games in flight. One
+process runs a league at a time (`run_lock`); a second one is told the first one's pid.
 
 Learners add rows too: `players` holds each snapshot (its checkpoint file is written inside
 the same transaction that inserts the row, so a row always has its file), and `training`
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
 import json
 import os
 import sqlite3
@@ -123,6 +125,38 @@ def resolve_db(path: str | Path) -> Path:
         if f.read(16) != b"SQLite format 3\x00":
             raise StoreError(f"{db} is not an SQLite database")
     return db
+
+
+class LeagueRunningError(StoreError):
+    """Another process is running the league on this store."""
+
+
+@contextlib.contextmanager
+def run_lock(db: str | Path) -> Iterator[None]:
+    """Hold the store's run lock (`league.db.lock` beside it) while the block runs.
+
+    An exclusive `flock` on the lock file, which the kernel releases when its holder dies, so
+    a lock left by a killed run never blocks; the file keeps the holder's pid for the message.
+    """
+    path = Path(f"{db}.lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            pid = f.read().strip() or "unknown"
+            raise LeagueRunningError(
+                f"league already running (pid {pid}) on {db}; wait for it to finish or stop it"
+            ) from None
+        f.seek(0)
+        f.truncate()
+        f.write(str(os.getpid()))
+        f.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 @dataclass(frozen=True)
@@ -243,13 +277,22 @@ class LeagueStore:
         sql = "SELECT 1 FROM schedule WHERE round = ? LIMIT 1"
         return self.conn.execute(sql, (round_,)).fetchone() is not None
 
-    def schedule(self, games: list[ScheduledGame]) -> None:
-        """Store a round's planned games, all in one transaction."""
+    def schedule(self, games: list[ScheduledGame]) -> bool:
+        """Store a round's planned games in one transaction; False if it was already scheduled.
+
+        The check and the inserts share the transaction, so two writers cannot both schedule
+        a round (the second used to die on the UNIQUE constraint of (round, slot)).
+        """
         rows = [
             (g.round, g.slot, g.match, g.player_a, g.player_b, int(g.a_first), g.seed)
             for g in games
         ]
-        self._write("INSERT INTO schedule VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        with self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")
+            if any(self.has_round(r) for r in {g.round for g in games}):
+                return False
+            self.conn.executemany("INSERT INTO schedule VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            return True
 
     def scheduled(self, round_: int) -> list[ScheduledGame]:
         """All scheduled games of a round, finished or not."""
