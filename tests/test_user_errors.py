@@ -201,3 +201,23 @@ def test_made_env_names_the_agent_the_action_and_the_space() -> None:
     turn_based.reset(seed=0)
     with pytest.raises(ActionError, match="no action for agent 'player_0'"):
         turn_based.step({})
+
+
+# -- 10. broken pipes and --help -------------------------------------------------------------
+@pytest.mark.parametrize("argv", [["envs", "list"], ["envs", "check", "matrix/two_step-v0"]])
+def test_a_closed_stdout_ends_quietly(argv) -> None:
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
+    proc = subprocess.Popen([sys.executable, "-m", "marl", *argv], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    proc.stdout.close()  # the reader is gone before the first write, as with `| head -0`
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 1
+    assert err == ""
+
+
+def test_help_describes_the_commands_for_a_user(capsys) -> None:
+    status, out, _ = cli(capsys, "--help")
+    assert status == 0 and "subcommand module" not in out
+    for command in ("envs", "train", "eval", "elo", "league", "play"):
+        assert f"marl {command} " in out  # an example of each
+    assert "Train, evaluate and rate" in out
