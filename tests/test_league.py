@@ -37,7 +37,14 @@ from marl.league.players import (
     RandomPlayer,
 )
 from marl.league.runner import run_league
-from marl.league.store import GameResult, LeagueStore, ScheduledGame, StoreError
+from marl.league.store import (
+    GameResult,
+    LeagueRunningError,
+    LeagueStore,
+    ScheduledGame,
+    StoreError,
+    run_lock,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -309,3 +316,51 @@ def test_kill_9_and_resume_loses_and_duplicates_nothing(tmp_path):
         job = MatchJob(config.league.env, entries[g.player_a], entries[g.player_b], (g,))
         (result,) = play_job(job)
         assert (result.score_a, result.moves) == stored[(g.round, g.slot)]
+
+
+def test_scheduling_a_round_is_one_transaction_across_connections(tmp_path):
+    """Two writers both scheduling round 0: the second is told so, not an IntegrityError."""
+    db = tmp_path / "league.db"
+    with LeagueStore(db) as one, LeagueStore(db) as two:
+        assert not one.has_round(0) and not two.has_round(0)  # both decide to schedule it
+        assert one.schedule(_scheduled(3))
+        assert not two.schedule(_scheduled(3))
+        assert [g.slot for g in two.scheduled(0)] == [0, 1, 2]
+
+
+def test_a_second_league_run_says_who_is_running(tmp_path, capsys):
+    """Another process holds the run lock: `league run` exits 2 naming its pid."""
+    toml = tmp_path / "busy.toml"
+    toml.write_text(
+        '[league]\nname = "busy"\nrounds = 1\nmatches_per_round = 1\ngames_per_match = 1\n'
+        '[matchmaker]\nkind = "uniform"\n[[players]]\nname = "random"\nkind = "random"\n'
+        '[[players]]\nname = "m2"\nkind = "mcts"\nsimulations = 2\n'
+    )
+    out = tmp_path / "out"
+    holder = (
+        "import sys, time; from marl.league.store import run_lock\n"
+        "with run_lock(sys.argv[1]):\n    print('locked', flush=True); time.sleep(60)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-c", holder, str(out / "league.db")]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "locked"
+        assert league_main(["run", str(toml), "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert f"league already running (pid {proc.pid})" in err and "Traceback" not in err
+    finally:
+        proc.kill()
+        proc.wait()
+    assert league_main(["run", str(toml), "--out", str(out)]) == 0  # the holder died: runs
+
+
+def test_run_lock_is_exclusive_and_a_stale_lock_file_does_not_block(tmp_path):
+    db = tmp_path / "league.db"
+    (tmp_path / "league.db.lock").write_text("999999999")  # left by a process long gone
+    with run_lock(db):
+        assert (tmp_path / "league.db.lock").read_text() == str(os.getpid())
+        with pytest.raises(LeagueRunningError, match=f"pid {os.getpid()}"), run_lock(db):
+            pass
+    with run_lock(db):  # released on exit
+        pass

@@ -101,3 +101,26 @@ def test_bad_input_is_one_clear_line(run_dir, capsys, argv, message):
     assert main(["play", *argv]) == 2
     err = capsys.readouterr().err
     assert err.startswith("marl play: error:") and message in err
+
+
+def test_end_of_input_ends_the_game_politely(run_dir, monkeypatch, capsys):
+    """Ctrl-D (EOFError from input) leaves the game as `q` does: no traceback."""
+
+    def closed_input(prompt: str = "") -> str:
+        raise EOFError
+
+    monkeypatch.setattr(builtins, "input", closed_input)
+    assert main(["play", TTT, str(run_dir)]) == 130
+    out, err = capsys.readouterr()
+    assert "end of input; game abandoned" in out
+    assert "Traceback" not in err and "marl play: interrupted" in err
+
+
+def test_odd_numbers_ask_again(run_dir, monkeypatch, capsys):
+    """'²' passes str.isdigit and a 5,000-digit number fails int(): both used to end the game."""
+    scripted(monkeypatch, ["²", "9" * 5000, "-1", "q"])
+    assert main(["play", TTT, str(run_dir)]) == 130
+    out = capsys.readouterr().out
+    assert "'²' is not a legal move" in out
+    assert "'99999999999999999999'... (5000 characters) is not a legal move" in out
+    assert "'-1' is not a legal move" in out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -19,21 +20,60 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     NotImplementedError,
 )
 
+DESCRIPTION = "Train, evaluate and rate multi-agent RL agents on PettingZoo environments."
+EXAMPLES = """\
+examples:
+  marl envs list 'mpe/*'                         find an environment
+  marl envs show mpe/simple_spread-v3            its agents, teams, spaces and kwargs
+  marl train mappo --env mpe/simple_spread-v3 --steps 200000 --out runs/spread
+  marl eval runs/spread --render runs/spread/episode.gif
+  marl train alphazero --env classic/tic_tac_toe-v0 --steps 60000 --out runs/ttt
+  marl play classic/tic_tac_toe-v0 runs/ttt      you against the trained agent
+  marl league run leagues/connect_four_baselines.toml
+  marl elo games.csv                             ratings from a CSV of game results
+
+`marl COMMAND --help` describes each command's options."""
+
+# Exit status once the reader of stdout went away: 1, as rich's Console (which handles a broken
+# pipe in its own writes) and Python's documentation on SIGPIPE use.
+BROKEN_PIPE_STATUS = 1
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser, one subcommand module at a time."""
-    parser = argparse.ArgumentParser(prog="marl", description=__doc__)
-    subparsers = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="marl",
+        description=DESCRIPTION,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, title="commands")
     for name in SUBCOMMANDS:
         importlib.import_module(f"marl.cli.{name}").add_parser(subparsers)
     return parser
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that the exit-time flush does not fail a second time."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # a captured or replaced stdout
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the `marl` command line; returns the exit status."""
     args = build_parser().parse_args(argv)
     try:
-        return int(args.handler(args) or 0)
+        status = int(args.handler(args) or 0)
+        sys.stdout.flush()  # a reader that left (`| head -1`) shows up here, inside the try
+        return status
+    except BrokenPipeError:
+        _silence_stdout()
+        return BROKEN_PIPE_STATUS
     except USER_ERRORS as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err  # no quotes
         print(f"marl {args.command}: error: {message}", file=sys.stderr)

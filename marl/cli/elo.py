@@ -23,6 +23,19 @@ def _prior(text: str) -> float | None:
         raise argparse.ArgumentTypeError(f"expected a number or 'none', got {text!r}") from None
 
 
+def _resamples(text: str) -> int:
+    """--bootstrap N: 0 (Hessian intervals) or at least 2 resamples."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if n != 0 and n < 2:
+        raise argparse.ArgumentTypeError(
+            f"{n}: expected 0 (Hessian intervals) or at least 2 resamples"
+        )
+    return n
+
+
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add the `elo` subcommand to an argparse subparsers object."""
     p = subparsers.add_parser("elo", help=HELP, description=HELP)
@@ -49,7 +62,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--bootstrap",
-        type=int,
+        type=_resamples,
         default=0,
         metavar="N",
         help="percentile intervals from N bootstrap resamples (default: Hessian)",
@@ -111,7 +124,7 @@ def run_elo(args: argparse.Namespace) -> int:
             confidence=args.confidence,
             seed=args.seed,
             intervals="bootstrap" if args.bootstrap else "hessian",
-            bootstrap_samples=max(args.bootstrap, 2),
+            bootstrap_samples=args.bootstrap or 2,  # unused with Hessian intervals
         )
         ratings = fit_ratings(load_games(args.games), config)
     except (GamesError, RatingError, StoreError) as err:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from marl.envs.registry import env_spec, list_envs, registration
+from marl.envs.registry import EnvSpec, env_spec, list_envs, registration
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -46,7 +47,7 @@ def show_command(args: argparse.Namespace) -> int:
     console = Console()
     console.print(f"[bold]{spec.env_id}[/bold]  family={spec.family} kind={spec.kind} "
                   f"source={spec.source}")  # fmt: skip
-    console.print(f"default kwargs: {spec.default_kwargs or '{}'}")
+    console.print(escape(kwargs_line(spec)))
     table = Table("agent", "team", "observation space", "action space")
     team_of = {a: team for team, members in spec.teams.items() for a in members}
     for agent in spec.agents:
@@ -54,6 +55,15 @@ def show_command(args: argparse.Namespace) -> int:
                       str(spec.action_spaces[agent]))  # fmt: skip
     console.print(table)
     return 0
+
+
+def kwargs_line(spec: EnvSpec) -> str:
+    """The kwargs `marl.make` takes for this env, each with its default."""
+    values = ", ".join(f"{k}={v!r}" for k, v in sorted(spec.default_kwargs.items()))
+    if spec.valid_kwargs is None:
+        fixed = f"; set by the registration: {values}" if values else ""
+        return f"kwargs: any the underlying env takes (not listed){fixed}"
+    return f"kwargs (defaults): {values or '(none)'}"
 
 
 def check_command(args: argparse.Namespace) -> int:

@@ -18,7 +18,6 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 import numpy as np
-import torch
 
 
 class Policy(Protocol):
@@ -87,7 +86,7 @@ class Learner(Protocol):
 def mean_returns(finished: Any, teams: dict[str, Sequence[int]]) -> dict[str, float]:
     """`return/<team>`: the mean per-agent return [episodes, N] of each team's agents
     (NaN for a team when no episode finished)."""
-    rows = torch.as_tensor(np.asarray(finished, dtype=np.float32)).reshape(-1, _width(teams))
+    rows = np.asarray(finished, dtype=np.float64).reshape(-1, _width(teams))
     out = {}
     for team, members in teams.items():
         part = rows[:, list(members)]

@@ -15,7 +15,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from marl.core.device import set_threads
 from marl.core.learner import Learner
 from marl.core.seeding import WORKERS, child_seed
 
@@ -66,6 +65,8 @@ class Worker:
         with no copy of its weights; `env` replaces the recipe's env (a league's team view);
         `threads` sets torch's thread count (a worker in a process of its own)."""
         if threads is not None:
+            from marl.core.device import set_threads  # torch: only where a worker acts
+
             set_threads(threads)
         self.seed = recipe.seed
         self.env = env if env is not None else recipe.make_env(recipe.seed)

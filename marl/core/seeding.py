@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch is imported where a generator is made: `marl envs list` needs none
+    import torch
 
 INIT, LEARN, WORKERS = 0, 1, 2
 """The child streams of a run's seed: weight init, the learner's own draws, acting workers."""
@@ -33,6 +36,8 @@ def numpy_generator(seed: int) -> np.random.Generator:
 
 def torch_generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
     """A torch generator on `device` seeded with `seed`."""
+    import torch
+
     gen = torch.Generator(device=device)
     gen.manual_seed(seed)
     return gen
@@ -42,6 +47,8 @@ def torch_generator(seed: int, device: torch.device | str = "cpu") -> torch.Gene
 def seeded_init(seed: int) -> Iterator[None]:
     """Build modules inside this block to initialise their weights from `seed`; the global
     torch generator is restored on exit, so building a learner changes no outside state."""
+    import torch
+
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         yield

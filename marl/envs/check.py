@@ -17,18 +17,33 @@ from pettingzoo.test import api_test, parallel_api_test, parallel_seed_test, see
 
 from marl.envs.registry import make, registration
 
-# What each PettingZoo assertion means, for authors who have not read pettingzoo.test.
-EXPLANATIONS = {
-    "Incorrect action": "action_space(agent).sample() differs between two envs reset with the "
-    "same seed: seed each action space in reset(seed=...)",
-    "Incorrect observation": "two envs reset with the same seed and given the same actions "
-    "returned different observations: draw every random number from self.np_random",
-    "observation_space": "an observation lies outside observation_space(agent), or the "
-    "space has the wrong dtype/shape",
-    "action_mask": "an action mask must be an int8 array of 0/1 with one entry per action",
-    "agents": "agents must be a list of names from possible_agents, and "
-    "observation_space/action_space must return the same object on every call",
-}
+# What each PettingZoo assertion means, for authors who have not read pettingzoo.test: a
+# piece of the assertion's own text, then the explanation. The first match wins, so the
+# more specific texts come first.
+EXPLANATIONS = (
+    ("should return the exact same space object",
+     "observation_space(agent) or action_space(agent) built a new space on each call: create "
+     "the spaces once (e.g. in __init__) and return the stored object, so seeding it sticks"),
+    ("Out of bounds observation",
+     "an observation lies outside observation_space(agent): widen the space or fix the value"),
+    ("dtype for observation at",
+     "an observation's dtype differs from observation_space(agent)'s: cast it in observe/step"),
+    ("Incorrect action mask",
+     "two envs reset with the same seed gave different action masks: derive masks from the "
+     "state only"),
+    ("Incorrect action",
+     "action_space(agent).sample() differs between two envs reset with the same seed: seed "
+     "each action space in reset(seed=...)"),
+    ("Incorrect",
+     "two envs reset with the same seed and given the same actions diverged: draw every random "
+     "number from self.np_random"),
+    ("Action mask can not be an empty array",
+     "an action mask must be an int8 array of 0/1 with one entry per action"),
+    ("must extend gymnasium.spaces.Space",
+     "observation_space/action_space must return gymnasium.spaces.Space objects"),
+    ("agent cannot be revived",
+     "an agent that left env.agents came back: agents may only leave during an episode"),
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -42,9 +57,10 @@ class CheckResult:
 
 def _explain(err: BaseException) -> str:
     text = f"{type(err).__name__}: {err}".strip()
-    for key, meaning in EXPLANATIONS.items():
-        if key in text:
-            return f"{text} -- {meaning}"
+    if isinstance(err, AssertionError):  # only PettingZoo's checks fail with these texts
+        for piece, meaning in EXPLANATIONS:
+            if piece in str(err):
+                return f"{text} -- {meaning}"
     frame = traceback.extract_tb(err.__traceback__)[-1]
     return f"{text} (at {frame.filename.rsplit('/', 2)[-1]}:{frame.lineno})"
 

@@ -24,6 +24,8 @@ from pettingzoo.utils.conversions import aec_to_parallel
 Kind = Literal["aec", "parallel"]
 TeamsArg = Callable[[str], str] | dict[str, str] | None
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_.\-]+/[A-Za-z0-9_.\-]+$")
+VERSION_PATTERN = re.compile(r"-v(\d+)$")
+ENTRY_POINT_PATTERN = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 PLUGIN_GROUP = "marl.envs"
 
 
@@ -38,6 +40,10 @@ class EnvKwargError(TypeError, ValueError):
     """A kwarg that the env's constructor does not take."""
 
 
+class RegistrationError(ValueError):
+    """A `register` call that would replace an id or names no usable entry point."""
+
+
 @dataclass(frozen=True)
 class Registration:
     """What marl knows about an id beyond PettingZoo's spec."""
@@ -48,6 +54,12 @@ class Registration:
     source: str
     teams: TeamsArg = None
     kwargs: dict[str, Any] = field(default_factory=dict)
+    entry_point: Any = None
+
+    def same_env(self, other: Registration) -> bool:
+        """Whether `other` makes the same env (teams rules are often fresh lambdas)."""
+        mine = (self.kind, self.family, self.source, self.kwargs, self.entry_point)
+        return mine == (other.kind, other.family, other.source, other.kwargs, other.entry_point)
 
 
 @dataclass(frozen=True)
@@ -63,6 +75,9 @@ class EnvSpec:
     observation_spaces: dict[str, gymnasium.Space]
     action_spaces: dict[str, gymnasium.Space]
     default_kwargs: dict[str, Any]
+    """Every kwarg the env takes with the value it has here (defaults, then those given)."""
+    valid_kwargs: tuple[str, ...] | None = None
+    """The kwargs `make` accepts, sorted; None where they cannot be known (gym ids)."""
 
 
 _REGISTRATIONS: dict[str, Registration] = {}
@@ -84,19 +99,47 @@ def register(
     teams: TeamsArg = None,
     source: str = "user",
     max_cycles: int | None = None,
+    override: bool = False,
     **defaults: Any,
 ) -> None:
     """Register `env_id` (`namespace/Name-vN`) with PettingZoo's registry and marl's metadata.
 
-    `teams` maps agent names to team names (a function or a dict); default: by name prefix.
+    `entry_point` is a callable or a "module:attr" string. `teams` maps agent names to team
+    names (a function or a dict); default: by name prefix. An id that is already registered
+    (built-in ones included) is refused unless `override=True`; registering the very same
+    entry point, kind and defaults again is a no-op, so loading twice is harmless.
     """
-    if not ID_PATTERN.match(env_id):
-        raise ValueError(f"env id {env_id!r} must look like 'namespace/Name-vN'")
+    if not isinstance(env_id, str) or not ID_PATTERN.match(env_id):
+        raise RegistrationError(f"env id {env_id!r} must look like 'namespace/Name-vN'")
     if kind not in ("aec", "parallel"):
-        raise ValueError(f"kind={kind!r}: expected 'aec' or 'parallel'")
-    pettingzoo.register(kind, env_id, entry_point, max_cycles=max_cycles, kwargs=dict(defaults))
+        raise RegistrationError(f"kind={kind!r}: expected 'aec' or 'parallel'")
+    _check_entry_point(env_id, entry_point)
+    ensure_loaded()  # so that a user id clashing with a built-in one is seen now
     family = family or env_id.split("/", 1)[0]
-    _REGISTRATIONS[env_id] = Registration(env_id, kind, family, source, teams, dict(defaults))
+    new = Registration(env_id, kind, family, source, teams, dict(defaults), entry_point)
+    old = _REGISTRATIONS.get(env_id)
+    if old is not None and not override:
+        if old.same_env(new):
+            return
+        raise RegistrationError(
+            f"{env_id} is already registered (source {old.source!r}, entry point "
+            f"{old.entry_point!r}); pass override=True to replace it, or pick another id"
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # PettingZoo warns on every override; ours was asked for
+        pettingzoo.register(kind, env_id, entry_point, max_cycles=max_cycles, kwargs=dict(defaults))
+    _REGISTRATIONS[env_id] = new
+
+
+def _check_entry_point(env_id: str, entry_point: Any) -> None:
+    if callable(entry_point):
+        return
+    if isinstance(entry_point, str) and ENTRY_POINT_PATTERN.match(entry_point):
+        return
+    raise RegistrationError(
+        f"{env_id}: entry_point={entry_point!r}: expected a callable that returns the env, "
+        "or a 'module:attr' string such as 'mpe2.simple_tag_v3:parallel_env'"
+    )
 
 
 def _load_builtin_families() -> None:
@@ -135,6 +178,11 @@ def ensure_loaded() -> None:
 
 
 def _lookup(env_id: str) -> Registration:
+    if not isinstance(env_id, str):
+        raise ValueError(
+            f"env_id={env_id!r}: expected an env id string such as 'mpe/simple_spread-v3' "
+            "(see `marl envs list`)"
+        )
     ensure_loaded()
     if env_id in _REGISTRATIONS:
         return _REGISTRATIONS[env_id]
@@ -143,18 +191,31 @@ def _lookup(env_id: str) -> Registration:
 
         register_gym_id(register, env_id[4:])
         return _REGISTRATIONS[env_id]
+    latest = latest_version(env_id)
+    if latest is not None:
+        return _REGISTRATIONS[latest]
     near = difflib.get_close_matches(env_id, list(_REGISTRATIONS), n=3, cutoff=0.6)
     hint = f"did you mean {' or '.join(near)}?" if near else "see `marl envs list`"
     raise UnknownEnvError(f"unknown env id {env_id!r}; {hint}")
 
 
+def latest_version(env_id: str) -> str | None:
+    """The highest registered `<env_id>-vN` for an id given without a version, as gymnasium does."""
+    if VERSION_PATTERN.search(env_id):
+        return None
+    versions = {}
+    for known in _REGISTRATIONS:
+        match = VERSION_PATTERN.search(known)
+        if match and known[: match.start()] == env_id:
+            versions[int(match[1])] = known
+    return versions[max(versions)] if versions else None
+
+
 def _check_kwargs(reg: Registration, kwargs: dict[str, Any]) -> None:
-    from marl.envs.families import accepted_kwargs
+    from marl.envs.families import accepted_kwargs, check_kwarg_values
 
     valid = accepted_kwargs(reg)
-    if valid is None:
-        return
-    for key in kwargs:
+    for key in kwargs if valid is not None else ():
         if key not in valid:
             near = difflib.get_close_matches(key, sorted(valid), n=1, cutoff=0.5)
             hint = f"did you mean {near[0]!r}? " if near else ""
@@ -162,25 +223,33 @@ def _check_kwargs(reg: Registration, kwargs: dict[str, Any]) -> None:
                 f"{reg.env_id} got an unknown kwarg {key!r}; {hint}"
                 f"valid kwargs: {', '.join(sorted(valid)) or '(none)'}"
             )
+    check_kwarg_values(reg, kwargs)
 
 
 def make(env_id: str, *, parallel: bool = False, **kwargs: Any) -> AECEnv | ParallelEnv:
     """Make a PettingZoo env: ParallelEnv for simultaneous games, AECEnv for turn-based ones.
 
-    `parallel=True` converts a turn-based env to a ParallelEnv where PettingZoo can.
+    An id without a version (`matrix/two_step`) means its highest registered version.
+    `parallel=True` converts a turn-based env to a ParallelEnv where PettingZoo can. Every
+    action given to `step` is checked against the agent's action space (`ActionError`).
     """
+    from marl.envs.actions import CheckedAEC, CheckedParallel
+
     reg = _lookup(env_id)
     _check_kwargs(reg, kwargs)
-    env = pettingzoo.make(reg.kind, env_id, **kwargs)
-    if parallel and reg.kind == "aec":
+    env = pettingzoo.make(reg.kind, reg.env_id, **kwargs)
+    if reg.kind == "parallel":
+        return CheckedParallel(env)
+    if parallel:
         if not env.metadata.get("is_parallelizable", False):
             env.close()
             raise ValueError(
-                f"{env_id} is turn-based (one agent moves at a time), so it has no ParallelEnv "
-                "form; use it as an AECEnv (parallel=False), e.g. with marl.search or leagues"
+                f"{reg.env_id} is turn-based (one agent moves at a time), so it has no "
+                "ParallelEnv form; use it as an AECEnv (parallel=False), e.g. with marl.search "
+                "or leagues"
             )
-        env = aec_to_parallel(env)
-    return env
+        return CheckedParallel(aec_to_parallel(CheckedAEC(env)))
+    return CheckedAEC(env)
 
 
 def list_envs(pattern: str | None = None) -> list[str]:
@@ -209,13 +278,16 @@ def group_teams(agents: list[str] | tuple[str, ...], teams: TeamsArg) -> dict[st
 
 
 def env_spec(env_id: str, **kwargs: Any) -> EnvSpec:
-    """Family, agents, teams, spaces, default kwargs and source of `env_id`."""
+    """Family, agents, teams, spaces, kwargs (with defaults) and source of `env_id`."""
+    from marl.envs.families import kwarg_defaults
+
     reg = _lookup(env_id)
+    defaults = kwarg_defaults(reg)
     env = make(env_id, **kwargs)
     try:
         agents = tuple(env.possible_agents)
         spec = EnvSpec(
-            env_id=env_id,
+            env_id=reg.env_id,
             family=reg.family,
             kind=reg.kind,
             source=reg.source,
@@ -223,7 +295,8 @@ def env_spec(env_id: str, **kwargs: Any) -> EnvSpec:
             teams={k: tuple(v) for k, v in group_teams(agents, reg.teams).items()},
             observation_spaces={a: env.observation_space(a) for a in agents},
             action_spaces={a: env.action_space(a) for a in agents},
-            default_kwargs={**reg.kwargs, **kwargs},
+            default_kwargs={**(defaults or {}), **reg.kwargs, **kwargs},
+            valid_kwargs=None if defaults is None else tuple(sorted(defaults)),
         )
     finally:
         env.close()

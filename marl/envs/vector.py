@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing as mp
+import numbers
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
@@ -242,6 +243,12 @@ def _make_parallel(env_id: str, kwargs: dict) -> ParallelEnv:
     return make(env_id, parallel=True, **kwargs)
 
 
+def _check_count(name: str, value: Any) -> None:
+    """A count must be a whole number of at least 1 (2.5 envs or True workers is a mistake)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name}={value!r}: expected an integer of at least 1")
+
+
 def make_vec(
     env_id: str,
     num_envs: int = 8,
@@ -263,11 +270,13 @@ def make_vec(
 
     if backend not in BACKENDS:
         raise ValueError(f"backend={backend!r}: expected one of {', '.join(BACKENDS)}")
+    _check_count("num_envs", num_envs)
+    _check_count("num_workers", num_workers)
     reg = registration(env_id)
     if backend == "batched":
         from marl.envs.mpe import make_batched
 
-        return make_batched(env_id, num_envs, device=device, seed=seed, **kwargs)
+        return make_batched(reg.env_id, num_envs, device=device, seed=seed, **kwargs)
     probe = make(env_id, parallel=True, **kwargs)
     teams = group_teams(probe.possible_agents, reg.teams)
     probe.close()

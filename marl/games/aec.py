@@ -9,6 +9,7 @@ import torch
 from gymnasium import spaces
 from pettingzoo import AECEnv
 
+from marl.core.actions import check_action
 from marl.games.lines import CONNECT_FOUR, TIC_TAC_TOE, IllegalMoveError, LineGame
 
 
@@ -81,6 +82,7 @@ class LineGameEnv(AECEnv):
             return
         if action is None:
             raise IllegalMoveError(f"{agent} must play an action in 0..{self.game.num_actions - 1}")
+        check_action(agent, action, self.action_space(agent))  # int(2.7) would play column 2
         self._cumulative_rewards[agent] = 0.0
         self.board = self.game.play(self.board, torch.tensor([int(action)]))
         terminal, returns = self.game.outcome(self.board)

@@ -8,6 +8,7 @@ empty when unknown). The table is read from a CSV file or from a league's SQLite
 from __future__ import annotations
 
 import csv
+import reprlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,13 +119,26 @@ def read_games_csv(path: str | Path) -> GameTable:
     path = Path(path)
     if not path.is_file():
         raise GamesError(f"games file {path} does not exist")
-    with path.open(newline="") as f:
+    with path.open("rb") as f:
+        if f.read(16) == b"SQLite format 3\x00":
+            raise GamesError(f"{path} is an SQLite database, not a CSV; a league's is named .db")
+    try:
+        return _read_csv(path)
+    except UnicodeDecodeError:
+        raise GamesError(
+            f"{path} is not a UTF-8 text CSV (for a league database, pass its folder or .db)"
+        ) from None
+
+
+def _read_csv(path: Path) -> GameTable:
+    with path.open(newline="", encoding="utf-8-sig") as f:  # -sig: Excel starts with a BOM
         reader = csv.DictReader(f)
         columns = [c.strip() for c in reader.fieldnames or []]
         missing = [c for c in CSV_COLUMNS if c not in columns]
         if missing:
             raise GamesError(
-                f"{path} lacks column(s) {', '.join(missing)}; it has {columns or 'no header'} "
+                f"{path} lacks column(s) {', '.join(missing)}; it has "
+                f"{reprlib.repr(columns) if columns else 'no header'} "
                 f"but needs {', '.join(CSV_COLUMNS)} (and optionally first)"
             )
         records = []

@@ -27,7 +27,14 @@ from marl.league.matchmaking import (
     win_rates,
 )
 from marl.league.players import PlayerEntry, PlayerError, SnapshotSpec, is_learner
-from marl.league.store import DB_NAME, GameResult, LeagueStore, ScheduledGame, code_version
+from marl.league.store import (
+    DB_NAME,
+    GameResult,
+    LeagueStore,
+    ScheduledGame,
+    code_version,
+    run_lock,
+)
 from marl.league.teams import TeamGame, TeamGameError
 
 LIVE = 2**62
@@ -156,12 +163,16 @@ def run_league(
     out = Path(out_dir)
     learners = [LeagueLearner(p, game, out) for p in config.players if is_learner(p)]
     s = config.league
-    with LeagueStore(out / DB_NAME) as store, make_arena(s.workers) as arena:
+    with (
+        run_lock(out / DB_NAME),
+        LeagueStore(out / DB_NAME) as store,
+        make_arena(s.workers) as arena,
+    ):
         store.start_run(league_to_dict(config), code_version())
         for learner in learners:
             learner.start(store)
         for round_ in range(s.rounds):
-            if not store.has_round(round_):
+            if not store.has_round(round_):  # planning reads ratings: skip it when resuming
                 store.schedule(plan_round(config, store, round_, game))
             entries = playing_entries(config, store, learners, out)
             jobs = match_jobs(s, entries, store.pending(round_))

@@ -4,7 +4,8 @@ A game counts once it is in the `games` table, written in its own transaction. E
 scheduled game has a unique id (round, slot), the primary key of both `schedule` and
 `games`, so a resumed run plays exactly the scheduled games that are not yet stored:
 never a finished game again, never one twice. The database runs in WAL mode with
-synchronous=FULL, so a killed process (even kill -9) loses at most games in flight.
+synchronous=FULL, so a killed process (even kill -9) loses at most games in flight. One
+process runs a league at a time (`run_lock`); a second one is told the first one's pid.
 
 Learners add rows too: `players` holds each snapshot (its checkpoint file is written inside
 the same transaction that inserts the row, so a row always has its file), and `training`
@@ -13,13 +14,15 @@ one row per (learner, round) whose training finished and was checkpointed.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import json
 import os
 import sqlite3
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -124,6 +127,38 @@ def resolve_db(path: str | Path) -> Path:
     return db
 
 
+class LeagueRunningError(StoreError):
+    """Another process is running the league on this store."""
+
+
+@contextlib.contextmanager
+def run_lock(db: str | Path) -> Iterator[None]:
+    """Hold the store's run lock (`league.db.lock` beside it) while the block runs.
+
+    An exclusive `flock` on the lock file, which the kernel releases when its holder dies, so
+    a lock left by a killed run never blocks; the file keeps the holder's pid for the message.
+    """
+    path = Path(f"{db}.lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            pid = f.read().strip() or "unknown"
+            raise LeagueRunningError(
+                f"league already running (pid {pid}) on {db}; wait for it to finish or stop it"
+            ) from None
+        f.seek(0)
+        f.truncate()
+        f.write(str(os.getpid()))
+        f.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 @dataclass(frozen=True)
 class SnapshotRow:
     """A frozen snapshot of a learner, as the `players` table keeps it."""
@@ -164,25 +199,44 @@ class TrainingRow:
     """Which run of the league (1 = first, 2 = first resume, ...) trained it."""
 
 
+@contextlib.contextmanager
+def _closed_on_error(conn: sqlite3.Connection) -> Iterator[None]:
+    """Close `conn` if the block raises: a store that failed to open must not leak it."""
+    try:
+        yield
+    except BaseException:
+        conn.close()
+        raise
+
+
 class LeagueStore:
     """Read and write one league's database."""
 
     def __init__(self, path: str | Path, readonly: bool = False) -> None:
         """Open the database at `path`: created if needed, or read-only for reports."""
         self.path = Path(path)
-        if readonly:
-            uri = f"{self.path.resolve().as_uri()}?mode=ro"
-            self.conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30.0)
-            tables = {n for (n,) in self.conn.execute("SELECT name FROM sqlite_master")}
+        try:
+            self.conn = self._open_readonly() if readonly else self._open_for_writing()
+        except sqlite3.DatabaseError as err:  # a damaged file, or not SQLite past its header
+            raise StoreError(f"{self.path} cannot be read as a league database: {err}") from None
+
+    def _open_readonly(self) -> sqlite3.Connection:
+        uri = f"{self.path.resolve().as_uri()}?mode=ro"
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30.0)
+        with _closed_on_error(conn):
+            tables = {n for (n,) in conn.execute("SELECT name FROM sqlite_master")}
             if not {"meta", "schedule", "games"} <= tables:
-                self.conn.close()
                 raise StoreError(f"{self.path} is an SQLite database but not a league's")
-            return
+        return conn
+
+    def _open_for_writing(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=FULL")
-        self.conn.executescript(_SCHEMA)
+        conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
+        with _closed_on_error(conn):
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.executescript(_SCHEMA)
+        return conn
 
     def close(self) -> None:
         """Close the connection."""
@@ -223,13 +277,22 @@ class LeagueStore:
         sql = "SELECT 1 FROM schedule WHERE round = ? LIMIT 1"
         return self.conn.execute(sql, (round_,)).fetchone() is not None
 
-    def schedule(self, games: list[ScheduledGame]) -> None:
-        """Store a round's planned games, all in one transaction."""
+    def schedule(self, games: list[ScheduledGame]) -> bool:
+        """Store a round's planned games in one transaction; False if it was already scheduled.
+
+        The check and the inserts share the transaction, so two writers cannot both schedule
+        a round (the second used to die on the UNIQUE constraint of (round, slot)).
+        """
         rows = [
             (g.round, g.slot, g.match, g.player_a, g.player_b, int(g.a_first), g.seed)
             for g in games
         ]
-        self._write("INSERT INTO schedule VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        with self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")
+            if any(self.has_round(r) for r in {g.round for g in games}):
+                return False
+            self.conn.executemany("INSERT INTO schedule VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            return True
 
     def scheduled(self, round_: int) -> list[ScheduledGame]:
         """All scheduled games of a round, finished or not."""

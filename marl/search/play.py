@@ -42,13 +42,19 @@ def load_player(
 def _ask_move(game, board: torch.Tensor, input_fn: Callable[[str], str], print_fn) -> int:
     legal = game.legal_mask(board[None])[0].nonzero()[:, 0].tolist()
     what = "column" if game.gravity else "cell (row * 3 + column)"
+    choices = {str(move): move for move in legal}  # not int(text): '²' and 5,000 digits fail
     while True:
-        text = input_fn(f"your move, a {what} in {legal}: ").strip()
+        try:
+            text = input_fn(f"your move, a {what} in {legal}: ").strip()
+        except EOFError:  # Ctrl-D or the end of piped input: leave as `q` does
+            print_fn("\nend of input; game abandoned")
+            raise KeyboardInterrupt from None
         if text.lower() in ("q", "quit", "exit"):
             raise KeyboardInterrupt
-        if text.isdigit() and int(text) in legal:
-            return int(text)
-        print_fn(f"{text!r} is not a legal move; choose one of {legal} (or q to quit)")
+        if text in choices:
+            return choices[text]
+        shown = repr(text) if len(text) <= 20 else f"{text[:20]!r}... ({len(text)} characters)"
+        print_fn(f"{shown} is not a legal move; choose one of {legal} (or q to quit)")
 
 
 def play_terminal(

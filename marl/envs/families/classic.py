@@ -8,7 +8,6 @@ from marl.games import CLASSIC_IDS
 
 def register_all(register: Register) -> None:
     """Register the PettingZoo envs of the batched board games in marl's registry."""
-    for env_id, (entry_point, _game) in CLASSIC_IDS.items():
-        register(
-            env_id, entry_point, kind="aec", family="classic", teams=each_own_team, source="marl"
-        )
+    for env_id, name in CLASSIC_IDS.items():
+        register(env_id, f"marl.games.aec:{name}_env", kind="aec", family="classic",
+                 teams=each_own_team, source="marl")  # fmt: skip

@@ -6,10 +6,16 @@ import importlib
 import inspect
 import pkgutil
 import re
+from typing import Any
 
 from marl.envs.teams import Register
 
 MODULE_PATTERN = re.compile(r"^(?P<name>[a-z_]+)_v(?P<version>\d+)$")
+# Smallest value of each count kwarg; below it mpe2 fails deep inside numpy ("zero-size
+# array to reduction operation"). Obstacles and forests may be absent.
+MINIMUM = {"N": 1, "num_good": 1, "num_adversaries": 1, "num_food": 1, "num_collectors": 1,
+           "num_deposits": 1, "num_treasures": 1, "max_cycles": 1, "num_obstacles": 0,
+           "num_forests": 0}  # fmt: skip
 
 
 def scenario_modules() -> dict[str, str]:
@@ -30,8 +36,8 @@ def register_all(register: Register) -> None:
         register(env_id, f"mpe2.{module}:parallel_env", kind="parallel", source="mpe2")
 
 
-def accepted_kwargs(env_id: str) -> set[str]:
-    """The scenario's constructor kwargs (N, local_ratio, max_cycles, continuous_actions...)."""
+def kwarg_defaults(env_id: str) -> dict[str, Any]:
+    """The scenario's constructor kwargs and defaults (N, local_ratio, max_cycles...)."""
     module = importlib.import_module(f"mpe2.{scenario_modules()[env_id]}")
-    params = inspect.signature(module.raw_env.__init__).parameters
-    return {name for name in params if name != "self"}
+    params = inspect.signature(module.raw_env.__init__).parameters.values()
+    return {p.name: p.default for p in params if p.name != "self"}

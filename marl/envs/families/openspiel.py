@@ -96,7 +96,7 @@ def register_all(register: Register) -> None:
         )
 
 
-def accepted_kwargs(env_id: str) -> set[str]:
-    """The game's parameters plus `render_mode`."""
+def kwarg_defaults(env_id: str) -> dict[str, Any]:
+    """The game's parameters with their defaults, plus `render_mode`."""
     game_type = pyspiel.load_game(env_id.split("/", 1)[1]).get_type()
-    return set(game_type.parameter_specification) | {"render_mode"}
+    return {**game_type.parameter_specification, "render_mode": None}
