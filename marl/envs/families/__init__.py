@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from marl.envs.families import gym, matrix, mpe, openspiel
+from marl.envs.families import gym, matrix, maze, mpe, openspiel
 
 
 def register_builtin() -> None:
@@ -14,6 +14,7 @@ def register_builtin() -> None:
     openspiel.register_all()
     gym.register_all()
     matrix.register_all()
+    maze.register_all()
     try:
         from marl.games import register_classic
     except ImportError:  # the batched board games are optional until they land
