@@ -108,14 +108,15 @@ def shortest_path_length(layout: MazeLayout) -> int:
     return dist[layout.goal]
 
 
-def greedy_path_length(layout: MazeLayout, q: np.ndarray, limit: int = 1000) -> int | None:
-    """Steps the greedy policy of `q` [cells, 4] takes from start to goal (ties: lowest
-    action), or None if it does not arrive within `limit` steps (it loops)."""
-    cell = layout.start
-    for step in range(1, limit + 1):
+def greedy_path_length(layout: MazeLayout, q: np.ndarray) -> int | None:
+    """Steps the greedy policy of `q` [cells, 4] takes from start to goal (ties go to the
+    lowest action), or None if it never arrives (it comes back to a cell: a loop)."""
+    cell, visited = layout.start, set()
+    while cell not in visited:
+        visited.add(cell)
         cell, _, reached = maze_step(layout, cell, int(np.argmax(q[layout.index(cell)])))
         if reached:
-            return step
+            return len(visited)
     return None
 
 
