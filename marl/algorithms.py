@@ -1,11 +1,11 @@
 """Algorithm names, the modules that implement them, and how a learner is set to work.
 
 A learner module (`marl.learners.ppo`, `marl.learners.value.learner`,
-`marl.search.alphazero`) exposes `CONFIG` (its frozen config dataclass), `ALGOS` (algorithm
-name -> config overrides, e.g. `"mappo": {"critic": "state"}`), `make_learner(spec, config,
-seed, device)` and `make_env(spec, config, num_envs, seed)`. `local_trainer` puts any of
-them to work in this process; `marl.distributed` does the same on Ray, and the league and
-`marl train` call these, never a learner class by name.
+`marl.learners.tabular.learner`, `marl.search.alphazero`) exposes `CONFIG` (its frozen
+config dataclass), `ALGOS` (algorithm name -> config overrides, e.g. `"mappo": {"critic":
+"state"}`), `make_learner(spec, config, seed, device)` and `make_env(spec, config, num_envs,
+seed)`. `local_trainer` puts any of them to work in this process; `marl.distributed` does
+the same on Ray, and the league and `marl train` call these, never a learner class by name.
 
 This layer sits above the learners and search, below the league, distributed and run.
 """
@@ -30,6 +30,8 @@ ALGORITHMS = {
     "vdn": "marl.learners.value.learner",
     "iql": "marl.learners.value.learner",
     "dqn": "marl.learners.value.learner",
+    "qlearning": "marl.learners.tabular.learner",
+    "dynaq": "marl.learners.tabular.learner",
     "alphazero": "marl.search.alphazero",
 }
 """Algorithm name -> the module implementing it (imported on first use)."""
