@@ -182,7 +182,7 @@ def test_new_weights_regrow_the_selfplay_trees_at_the_current_roots(change):
     learner = make_learner(spec, config, 0, torch.device("cpu"))
     env = alphazero.make_env(spec, config, 4, seed=0)
     carry = learner.start(env, seed=5)
-    assert carry.version[0] == learner.version
+    assert carry.version == learner.version
     _, carry = learner.collect(env, carry)
     # control: unchanged weights keep the reused subtrees (roots already visited)
     kept = _first_search_roots(carry)
@@ -198,10 +198,10 @@ def test_new_weights_regrow_the_selfplay_trees_at_the_current_roots(change):
         side = learner.start(env, seed=6)  # other games, played to the end (<= 9 moves each)
         parts = [learner.collect(env, side)[0] for _ in range(5)]
         learner.learn(parts)  # >= 4 x 5 positions: past min_buffer, so it trains
-    assert learner.version > stale and carry.version[0] == stale
+    assert learner.version > stale and carry.version == stale
     regrown = _first_search_roots(carry)
-    learner.collect(env, carry)
-    assert carry.version[0] == learner.version  # the trees caught up with the weights
+    _, carry = learner.collect(env, carry)
+    assert carry.version == learner.version  # the trees caught up with the weights
     assert torch.equal(regrown["boards"], boards)  # regrown at the current roots, not restarted
     assert (regrown["visits"] == 1).all()  # fresh roots: visited once, by their evaluation
     legal = TIC_TAC_TOE.legal_mask(boards)

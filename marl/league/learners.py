@@ -136,6 +136,10 @@ class LeagueLearner:
 
         return store.add_snapshot(row, write)
 
+    def close(self) -> None:
+        """Stop the learner's workers and close its env."""
+        self.trainer.close()
+
     def save(self, last: TrainingRow | None) -> None:
         """Write the learner's whole state and league counters atomically."""
         league = {

@@ -10,6 +10,7 @@ its last round checkpoint, and goes on.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -167,7 +168,10 @@ def run_league(
         run_lock(out / DB_NAME),
         LeagueStore(out / DB_NAME) as store,
         make_arena(s.workers) as arena,
+        contextlib.ExitStack() as learners_open,
     ):
+        for learner in learners:
+            learners_open.callback(learner.close)  # closed however the league ends
         store.start_run(league_to_dict(config), code_version())
         for learner in learners:
             learner.start(store)

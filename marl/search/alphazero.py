@@ -116,7 +116,7 @@ class Carry(NamedTuple):
 
     selfplay: SelfPlay
     rng: np.random.Generator
-    version: list[int]  # [net version the trees were grown with] (updated in place)
+    version: int  # the net version the trees were grown with
 
 
 class Experience(NamedTuple):
@@ -161,13 +161,13 @@ class AlphaZeroLearner:
         cfg = self.config
         selfplay = SelfPlay(env.rules, self.evaluator, cfg.search, env.num_games,
                             cfg.temperature, cfg.temperature_moves, self.device)  # fmt: skip
-        return Carry(selfplay, np.random.default_rng(seed), [self.version])
+        return Carry(selfplay, np.random.default_rng(seed), self.version)
 
     def collect(self, env: SelfPlayGames, carry: Carry) -> tuple[Experience, Carry]:
         """`moves_per_iteration` moves in every game; the games that finished meanwhile."""
-        if carry.version[0] != self.version:  # trees grown by an older net: regrow them
+        if carry.version != self.version:  # trees grown by an older net: regrow them
             carry.selfplay.mcts.reset(carry.selfplay.mcts.root_states())
-            carry.version[0] = self.version
+            carry = carry._replace(version=self.version)
         finished = [carry.selfplay.step(carry.rng) for _ in range(self.config.moves_per_iteration)]
         samples = Batch(*(torch.cat(xs) for xs in zip(*(f.samples for f in finished))))
         returns = torch.cat([f.returns for f in finished])
