@@ -107,7 +107,7 @@ def evaluate(
 
 def render_gif(source: str | Path, path: str | Path, *, seed: int = 0, greedy: bool = True,
                fps: int = 10) -> Path:  # fmt: skip
-    """Play one episode with the policy and write its frames as a GIF."""
+    """Play one episode with the policy and write its frames as a GIF (or an .mp4 video)."""
     import imageio.v2 as imageio
 
     policy, record = load_policy(source)
@@ -131,5 +131,8 @@ def render_gif(source: str | Path, path: str | Path, *, seed: int = 0, greedy: b
         raise ValueError(f"{env_id} renders no rgb_array frames; no GIF can be made")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    imageio.mimsave(path, frames, duration=1000 / fps, loop=0)
+    if path.suffix.lower() == ".gif":
+        imageio.mimsave(path, frames, duration=1000 / fps, loop=0)
+    else:  # a video through imageio's ffmpeg plugin (the `video` extra)
+        imageio.mimsave(path, frames, fps=fps)
     return path
