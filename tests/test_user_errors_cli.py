@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import cli
 
 from marl.cli import main
 from marl.cli.train import last_returns
@@ -27,18 +28,8 @@ from marl.run.progress import describe_returns
 
 ROOT = Path(__file__).resolve().parents[1]
 TWO_STEP = "matrix/two_step-v0"
+TRAIN9 = ["train", "dqn", "--env", TWO_STEP, "--steps", "9"]  # refused before it trains
 QUICK = ["--no-progress", "--set", "num_envs=2"]  # qlearning on two_step: about a second
-
-
-def cli(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
-    """Run `marl ARGV` in this process: (status, stdout, stderr); never a traceback."""
-    try:
-        status = main(list(argv))
-    except SystemExit as exit_:  # argparse refuses an option value this way
-        status = int(exit_.code or 0)
-    out, err = capsys.readouterr()
-    assert "Traceback" not in err, err
-    return status, out, err
 
 
 class Evil:
@@ -316,12 +307,12 @@ BAD_INPUTS = [
     # command-line values
     (["train", "dqn", "--env", TWO_STEP, "--steps", "0"], "--steps: 0: expected at least 1"),
     (["train", "dqn", "--env", TWO_STEP, "--steps", "1e3"], "--steps: '1e3': expected a whole"),
-    (["train", "dqn", "--env", TWO_STEP, "--steps", "9", "--seed", "-1"], "--seed: -1: expected"),
-    (["train", "dqn", "--env", TWO_STEP, "--steps", "9", "--threads", "0"], "--threads: 0: exp"),
+    ([*TRAIN9, "--seed", "-1"], "--seed: -1: expected"),
+    ([*TRAIN9, "--threads", "0"], "--threads: 0: exp"),
     (["train", "dqn", "--env", TWO_STEP], "give --env ID and --steps N"),
     (["train", "mapo", "--env", TWO_STEP], "invalid choice: 'mapo'"),
-    (["train", "dqn", "--env", TWO_STEP, "--steps", "9", "--set", "lr"], "override 'lr' is not"),
-    (["train", "dqn", "--env", TWO_STEP, "--steps", "9", "--set", "lrr=1"], "has no key 'lrr'"),
+    ([*TRAIN9, "--set", "lr"], "override 'lr' is not"),
+    ([*TRAIN9, "--set", "lrr=1"], "has no key 'lrr'"),
     (
         ["train", "dqn", "--env", "mpe/simple_sprad-v3", "--steps", "9", "--out", "{t}/u"],
         "unknown env id 'mpe/simple_sprad-v3'",
@@ -346,21 +337,15 @@ BAD_INPUTS = [
     (["eval", "{w}/run", "--render", "{t}/x.txt"], "--render {t}/x.txt: expected a .gif"),
     # run folders
     (
-        ["train", "dqn", "--env", TWO_STEP, "--steps", "9", "--out", "{w}/mine"],
+        [*TRAIN9, "--out", "{w}/mine"],
         "--out {w}/mine is a folder that is not a marl run (it holds metrics.csv)",
-    ),  # fmt: skip
+    ),
+    ([*TRAIN9, "--out", "{w}/a_file/run"], "--out {w}/a_file/run: cannot write there"),
     (
-        ["train", "dqn", "--env", TWO_STEP, "--steps", "9", "--out", "{w}/a_file/run"],
-        "--out {w}/a_file/run: cannot write there",
-    ),  # fmt: skip
-    (
-        ["train", "dqn", "--env", TWO_STEP, "--steps", "9", "--out", "/sys/marl_run"],
+        [*TRAIN9, "--out", "/sys/marl_run"],
         "--out /sys/marl_run: cannot write there: Operation not permitted",
-    ),  # fmt: skip
-    (
-        ["train", "dqn", "--env", TWO_STEP, "--steps", "9", "--out", "{w}/run"],
-        "{w}/run already holds a run; resume it with --resume {w}/run",
-    ),  # fmt: skip
+    ),
+    ([*TRAIN9, "--out", "{w}/run"], "{w}/run already holds a run; resume it with --resume {w}/run"),
     (["train", "--resume", "{w}/run", "--env", TWO_STEP], "--env cannot be given with --resume"),
     (["train", "--resume", "{w}/run", "--seed", "3"], "--seed cannot be given with --resume"),
     (["train", "--resume", "{w}/run", "--set", "lr=1"], "--set cannot be given with --resume"),
@@ -403,7 +388,7 @@ def test_bad_inputs_are_one_line_through_the_marl_script(world) -> None:
     env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}
     for argv, message in [
         (["eval", str(world / "cut10.pt")], "cut10.pt is truncated or corrupt"),
-        (["train", "dqn", "--env", TWO_STEP, "--steps", "9", "--threads", "0"], "--threads: 0"),
+        ([*TRAIN9, "--threads", "0"], "--threads: 0"),
     ]:
         proc = subprocess.run([sys.executable, "-m", "marl", *argv], env=env,
                               capture_output=True, text=True, timeout=300)  # fmt: skip
