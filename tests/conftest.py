@@ -15,3 +15,16 @@ def trainer_on(env, make_learner, config, seed=0):
     learner = make_learner(VecSpec.of(env), config, seed)
     recipe = WorkerRecipe(make_env=lambda s: env, make_learner=lambda: learner, seed=seed)
     return Trainer(learner, InProcessPool([Worker(recipe, learner=learner, env=env)]))
+
+
+def cli(capsys, *argv: str) -> tuple[int, str, str]:
+    """Run `marl ARGV` in this process: (status, stdout, stderr); never a traceback."""
+    from marl.cli import main
+
+    try:
+        status = main(list(argv))
+    except SystemExit as exit_:  # argparse refuses an option value this way
+        status = int(exit_.code or 0)
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err, err
+    return status, out, err

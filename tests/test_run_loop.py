@@ -145,7 +145,7 @@ def test_corrupt_and_foreign_checkpoints(tmp_path) -> None:
         load_checkpoint(run.checkpoint, env_id="mpe/simple_spread-v3")
     bad = tmp_path / "bad.pt"
     bad.write_bytes(run.checkpoint.read_bytes()[:100])
-    with pytest.raises(CheckpointError, match="not a readable marl checkpoint"):
+    with pytest.raises(CheckpointError, match="is truncated or corrupt"):
         load_checkpoint(bad)
     torch.save({"weights": torch.zeros(2)}, tmp_path / "foreign.pt")
     with pytest.raises(CheckpointError, match="not a marl checkpoint"):
@@ -156,7 +156,7 @@ def test_corrupt_and_foreign_checkpoints(tmp_path) -> None:
             return (print, ("executed",))
 
     torch.save({"x": Evil()}, tmp_path / "evil.pt")
-    with pytest.raises(CheckpointError, match="code execution"):
+    with pytest.raises(CheckpointError, match="would run code when loaded"):
         load_checkpoint(tmp_path / "evil.pt")
 
 

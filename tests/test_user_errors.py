@@ -14,26 +14,15 @@ from pathlib import Path
 import gymnasium
 import numpy as np
 import pytest
+from conftest import cli
 
 import marl
-from marl.cli import main
 from marl.envs import registry
 from marl.envs.actions import ActionError
 from marl.envs.check import check_env
 from marl.envs.families.matrix import TwoStepGame
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def cli(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
-    """Run `marl ARGV` in this process: (status, stdout, stderr); never a traceback."""
-    try:
-        status = main(list(argv))
-    except SystemExit as exit_:  # argparse refuses an option value this way
-        status = int(exit_.code or 0)
-    out, err = capsys.readouterr()
-    assert "Traceback" not in err
-    return status, out, err
 
 
 # -- 1. make / make_vec name the bad argument ------------------------------------------------

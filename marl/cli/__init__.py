@@ -27,6 +27,7 @@ examples:
   marl envs show mpe/simple_spread-v3            its agents, teams, spaces and kwargs
   marl train mappo --env mpe/simple_spread-v3 --steps 200000 --out runs/spread
   marl eval runs/spread --render runs/spread/episode.gif
+  marl train ppo --import my_envs --env my/env-v0 --steps 100000   an env registered in code
   marl train alphazero --env classic/tic_tac_toe-v0 --steps 60000 --out runs/ttt
   marl play classic/tic_tac_toe-v0 runs/ttt      you against the trained agent
   marl league run leagues/connect_four_baselines.toml
@@ -37,6 +38,23 @@ examples:
 # Exit status once the reader of stdout went away: 1, as rich's Console (which handles a broken
 # pipe in its own writes) and Python's documentation on SIGPIPE use.
 BROKEN_PIPE_STATUS = 1
+
+
+def add_import_argument(p: argparse.ArgumentParser) -> None:
+    """`--import MODULE` (repeatable): modules to import first, e.g. one that registers envs."""
+    p.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                   help="import MODULE first (one calling marl.register); repeatable")  # fmt: skip
+
+
+def import_modules(names: Sequence[str]) -> None:
+    """Import the `--import` modules (from the current folder too), one line if one fails."""
+    if names and os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())  # the `marl` script, unlike `python -m`, omits it
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError as err:
+            raise ValueError(f"--import {name}: {err}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,6 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the `marl` command line; returns the exit status."""
     args = build_parser().parse_args(argv)
     try:
+        import_modules(getattr(args, "imports", []))
         status = int(args.handler(args) or 0)
         sys.stdout.flush()  # a reader that left (`| head -1`) shows up here, inside the try
         return status
@@ -78,8 +97,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err  # no quotes
         print(f"marl {args.command}: error: {message}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"marl {args.command}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as err:
+        what_next = f"; {err}" if str(err) else ""  # e.g. how to resume
+        print(f"marl {args.command}: interrupted{what_next}", file=sys.stderr)
         return 130
 
 

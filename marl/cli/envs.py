@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from marl.cli import add_import_argument
 from marl.envs.registry import EnvSpec, env_spec, list_envs, registration
 
 
@@ -17,13 +18,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     actions = parser.add_subparsers(dest="action", required=True)
     p = actions.add_parser("list", help="a table of registered env ids")
     p.add_argument("pattern", nargs="?", help="glob (mpe/*) or substring to filter ids")
+    add_import_argument(p)
     p.set_defaults(handler=list_command)
     p = actions.add_parser("show", help="agents, teams, spaces and kwargs of one env")
     p.add_argument("env_id")
+    add_import_argument(p)
     p.set_defaults(handler=show_command)
     p = actions.add_parser("check", help="run PettingZoo's API and seed tests on one env")
     p.add_argument("env_id")
     p.add_argument("--cycles", type=int, default=50, help="steps per test (default 50)")
+    add_import_argument(p)
     p.set_defaults(handler=check_command)
 
 

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from marl.cli import add_import_argument
 from marl.cli.train import add_backend_arguments
 from marl.core.config import ConfigError
 from marl.league.arena import ArenaError
@@ -29,14 +30,17 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     run.add_argument("--workers", type=int, default=None, help="override league.workers")
     run.add_argument("--rounds", type=int, default=None, help="override league.rounds")
     add_backend_arguments(run)
+    add_import_argument(run)
     run.set_defaults(handler=run_league_command)
     status = sub.add_parser("status", help="progress and current top ratings")
     status.add_argument("path", help="league folder or its league.db")
     status.add_argument("--top", type=int, default=10, help="ratings to show (10)")
+    add_import_argument(status)
     status.set_defaults(handler=status_command)
     report = sub.add_parser("report", help="write a self-contained HTML report")
     report.add_argument("path", help="league folder or its league.db")
     report.add_argument("--out", default=None, help="HTML path (default: <folder>/report.html)")
+    add_import_argument(report)
     report.set_defaults(handler=report_command)
     return p
 

@@ -8,13 +8,37 @@ table of learner settings; `--set key=value` overrides learner settings and
 from __future__ import annotations
 
 import argparse
+import functools
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from marl.algorithms import ALGORITHMS
+from marl.cli import add_import_argument
 from marl.core.config import ConfigError, closest, load_toml, parse_overrides
 
 RUN_FILE_KEYS = ("algo", "env", "steps", "seed", "env_kwargs", "config")
+RUN_FILE_TYPES = {"algo": "name", "env": "name", "steps": "count", "seed": "count",
+                  "env_kwargs": "table", "config": "table"}  # fmt: skip
+FROM_THE_RUN = ("algo", "env", "config", "overrides", "env_kwargs", "seed", "out")
+"""Options a resumed run takes from its own config.toml (given with --resume: refused)."""
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm")
+"""--render suffixes written through imageio's ffmpeg plugin (the `video` extra)."""
+
+
+def at_least(low: int) -> Callable[[str], int]:
+    """An argparse type: a whole number >= `low`, the bad value named when it is not."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{text}: expected at least {low}")
+        return value
+
+    return parse
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -27,11 +51,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="learner setting, e.g. --set lr=3e-4 (repeatable)")  # fmt: skip
     p.add_argument("--env-kwarg", dest="env_kwargs", action="append", default=[],
                    metavar="KEY=VALUE", help="env kwarg, e.g. --env-kwarg N=3")  # fmt: skip
-    p.add_argument("--steps", type=int, help="env-step budget")
-    p.add_argument("--seed", type=int, help="seed (default 0)")
+    p.add_argument("--steps", type=at_least(1), help="env-step budget (--resume: a new total)")
+    p.add_argument("--seed", type=at_least(0), help="seed (default 0)")
     p.add_argument("--out", type=Path, help="run directory (default runs/ALGO-ENV-sSEED)")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    p.add_argument("--force", action="store_true", help="write into --out whatever it holds")
+    p.add_argument("--device", help="auto (default) | cpu | cuda")
+    p.add_argument("--threads", type=at_least(1), help="torch CPU threads (default 1)")
+    p.add_argument("--eval-every", type=at_least(0), default=0, metavar="N",
+                   help="alphazero: 20 games vs MCTSBot(200) every N iterations")  # fmt: skip
     p.add_argument("--resume", type=Path, metavar="DIR", help="continue the run in DIR")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_backend_arguments(p)
@@ -39,14 +66,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="ray: rollout / self-play actors (default 2)")  # fmt: skip
     p.add_argument("--max-lag", type=int, default=None, choices=(0, 1),
                    help="ray: policy lag bound in updates (default 0, synchronous)")  # fmt: skip
+    add_import_argument(p)
     p.set_defaults(handler=train_command)
 
     p = subparsers.add_parser("eval", help="evaluate a run dir or checkpoint")
     p.add_argument("source", type=Path, help="run directory or checkpoint file")
-    p.add_argument("--episodes", type=int, default=100)
-    p.add_argument("--seed", type=int, default=10_000, help="evaluation seed")
+    p.add_argument("--episodes", type=at_least(1), default=100)
+    p.add_argument("--seed", type=at_least(0), default=10_000, help="evaluation seed")
     p.add_argument("--sampled", action="store_true", help="sample actions (default greedy)")
-    p.add_argument("--render", type=Path, metavar="OUT.gif", help="write a GIF of an episode")
+    p.add_argument("--render", type=Path, metavar="OUT.gif",
+                   help="write an episode as a GIF (or .mp4 with the video extra)")  # fmt: skip
+    add_import_argument(p)
     p.set_defaults(handler=eval_command)
 
 
@@ -79,14 +109,28 @@ def _run_file(path: Path | None) -> dict[str, Any]:
     if path is None:
         return {}
     data = load_toml(path)
-    for key in data:
+    for key, value in data.items():
         if key not in RUN_FILE_KEYS:
             near = closest(key, RUN_FILE_KEYS)
             hint = f"did you mean {near[0]!r}? " if near else ""
             raise ConfigError(
                 f"{path}: unknown key {key!r}; {hint}valid: {', '.join(RUN_FILE_KEYS)}"
             )
+        _check_run_file_value(path, key, value)
     return data
+
+
+def _check_run_file_value(path: Path, key: str, value: Any) -> None:
+    """Refuse `steps = 100.7`, `env = 5`, `config = 5`: name the key, the value, the type."""
+    kind = RUN_FILE_TYPES[key]
+    if kind == "name" and not isinstance(value, str):
+        raise ConfigError(f"{path}: {key} = {value!r}: expected a string")
+    if kind == "table" and not isinstance(value, dict):
+        raise ConfigError(f"{path}: {key} = {value!r}: expected a table ([{key}])")
+    if kind == "count":
+        low = 1 if key == "steps" else 0
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ConfigError(f"{path}: {key} = {value!r}: expected a whole number >= {low}")
 
 
 def _algo(given: str | None, from_file: str | None) -> str:
@@ -104,33 +148,76 @@ def _algo(given: str | None, from_file: str | None) -> str:
 
 def train_command(args: argparse.Namespace) -> int:
     """Train (or resume) and print where the run is and how it ended."""
-    from marl.run.loop import RunSpec, resume, train
+    from marl.run.loop import RunSpec, default_out, resume, train
 
-    backend = args.backend
     if args.resume is not None:
-        run = resume(args.resume, progress=not args.no_progress, backend=backend,
-                     ray=ray_options(args))  # fmt: skip
+        _refuse_run_options(args)
+        out = args.resume
+        changes = {"steps": args.steps, "device": args.device, "threads": args.threads}
+        if args.backend is not None:
+            changes |= {"backend": args.backend, "ray": ray_options(args)}
+        changes = {k: v for k, v in changes.items() if v is not None}
+        start = functools.partial(resume, args.resume, changes=changes)
     else:
         spec = _run_file(args.config)
-        algo = _algo(args.algo, spec.get("algo"))
-        env_id = args.env or spec.get("env")
-        steps = args.steps or spec.get("steps")
-        if not env_id or not steps:
+        env_id, steps = args.env or spec.get("env"), _given(args.steps, spec.get("steps"))
+        if not env_id or steps is None:
             raise ValueError("give --env ID and --steps N (or put env and steps in --config)")
         run_spec = RunSpec(
-            algo, env_id, steps=int(steps),
-            seed=args.seed if args.seed is not None else int(spec.get("seed", 0)),
+            _algo(args.algo, spec.get("algo")), env_id, steps=steps,
+            seed=_given(args.seed, spec.get("seed"), 0),
             env_kwargs={**spec.get("env_kwargs", {}), **parse_overrides(args.env_kwargs)},
-            device=args.device, threads=args.threads, backend=backend or "local",
-            ray=ray_options(args),
+            device=args.device or "auto", threads=args.threads or 1,
+            backend=args.backend or "local",
+            ray=ray_options(args), eval_every=args.eval_every,
         )  # fmt: skip
         config = {**spec.get("config", {}), **parse_overrides(args.overrides)}
-        run = train(run_spec, config, out=args.out, progress=not args.no_progress)
-    last = {k: v for k, v in (run.rows[-1] if run.rows else {}).items() if k.startswith("return/")}
+        out = args.out if args.out is not None else default_out(run_spec)
+        start = functools.partial(train, run_spec, config, out=out, force=args.force)
+    try:
+        run = start(progress=not args.no_progress)
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(_resume_hint(out)) from None
     print(f"run: {run.out_dir}  steps: {run.learner.env_steps:,}  last returns: "
-          + ", ".join(f"{k[7:]} {v:.3f}" for k, v in last.items()))  # fmt: skip
+          f"{last_returns(run.rows)}")  # fmt: skip
     print(f"checkpoint: {run.checkpoint}  curve: {run.out_dir / 'learning_curve.png'}")
     return 0
+
+
+def _given(*values: Any) -> Any:
+    """The first value that is not None (0 is a value: `--seed 0` wins over the file's)."""
+    return next((v for v in values if v is not None), None)
+
+
+def _refuse_run_options(args: argparse.Namespace) -> None:
+    """With --resume, the run's own settings apply: refuse options that would be ignored."""
+    flags = {"algo": "ALGO", "env": "--env", "config": "--config", "overrides": "--set",
+             "env_kwargs": "--env-kwarg", "seed": "--seed", "out": "--out"}  # fmt: skip
+    given = [flags[k] for k in FROM_THE_RUN if getattr(args, k) not in (None, [])]
+    if given or args.force or args.eval_every:
+        given += ["--force"] * args.force + ["--eval-every"] * bool(args.eval_every)
+        raise ValueError(
+            f"{', '.join(given)} cannot be given with --resume: the run in {args.resume} keeps "
+            f"its own (see {args.resume / 'config.toml'}); only --steps (to extend it), "
+            "--device, --threads and the backend options apply"
+        )
+
+
+def _resume_hint(out: Path) -> str:
+    """What to do after Ctrl-C: resume from the last checkpoint, if one was written."""
+    if (Path(out) / "checkpoint.pt").is_file():
+        return f"resume with: marl train --resume {out}"
+    return f"no checkpoint was written yet in {out}; start the run again (with --force)"
+
+
+def last_returns(rows: list[dict[str, float]]) -> str:
+    """Each team's most recent return (the last iteration may have finished no episode)."""
+    last: dict[str, float] = {}
+    for row in rows:
+        last |= {k[len("return/") :]: v for k, v in row.items() if k.startswith("return/")}
+    if not last:
+        return "none (no episode finished)"
+    return ", ".join(f"{team} {value:.3f}" for team, value in last.items())
 
 
 def eval_command(args: argparse.Namespace) -> int:
@@ -139,6 +226,8 @@ def eval_command(args: argparse.Namespace) -> int:
     from marl.core.checkpoint import load_checkpoint
     from marl.run.evaluate import checkpoint_path, evaluate, render_gif
 
+    if args.render is not None:
+        check_render_path(args.render)
     algo = load_checkpoint(checkpoint_path(args.source))["algo"]
     own = evaluation_module(algo)
     if own is not None:  # alphazero: games against pyspiel.MCTSBot, colors alternating
@@ -149,3 +238,17 @@ def eval_command(args: argparse.Namespace) -> int:
     if args.render is not None:
         print(f"gif: {render_gif(args.source, args.render, seed=args.seed)}")
     return 0
+
+
+def check_render_path(path: Path) -> None:
+    """Refuse a --render path that no installed writer can write, naming what to install."""
+    import importlib.util
+
+    suffix = path.suffix.lower()
+    if suffix not in (".gif", *VIDEO_SUFFIXES):
+        raise ValueError(f"--render {path}: expected a .gif (or {', '.join(VIDEO_SUFFIXES)}) file")
+    if suffix in VIDEO_SUFFIXES and importlib.util.find_spec("imageio_ffmpeg") is None:
+        raise ValueError(
+            f"--render {path}: writing {suffix} needs imageio's ffmpeg writer: "
+            "pip install 'marl[video]' (imageio-ffmpeg), or render a .gif"
+        )

@@ -11,7 +11,7 @@ import io
 import os
 import pickle
 import tempfile
-import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -59,29 +59,95 @@ def save_checkpoint(
     return Path(path)
 
 
+ZIP_MAGIC = b"PK\x03\x04"
+"""The first bytes of every file `torch.save` writes (a zip archive)."""
+
+REQUIRED = {"algo": str, "env_id": str, "config": dict}
+"""Keys every marl checkpoint carries, with their types."""
+
+
+def _read(path: Path, map_location: str | torch.device) -> Any:
+    """`torch.load(path, weights_only=True)`, each way of failing said in one line."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(ZIP_MAGIC))
+    except OSError as err:
+        raise CheckpointError(f"{path} cannot be read: {err.strerror or err}") from None
+    if not head:
+        raise CheckpointError(f"{path} is empty (0 bytes): not a marl checkpoint")
+    if head != ZIP_MAGIC:
+        raise CheckpointError(
+            f"{path} is not a marl checkpoint: it is not a torch archive (a checkpoint starts "
+            f"with {ZIP_MAGIC!r}, this file with {head!r})"
+        )
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError:  # torch's text advises weights_only=False: never here
+        raise CheckpointError(
+            f"{path} holds pickled Python objects that would run code when loaded; marl "
+            "checkpoints hold only tensors and plain values, so it is not loaded"
+        ) from None
+    except Exception as err:  # noqa: BLE001 - a cut archive: RuntimeError, OSError(22), ...
+        first = (str(err).splitlines() or [type(err).__name__])[0].split(". ")[0]
+        raise CheckpointError(f"{path} is truncated or corrupt: {first}") from None
+
+
 def load_checkpoint(
     path: str | Path,
     *,
     env_id: str | None = None,
     algo: str | None = None,
     map_location: str | torch.device = "cpu",
+    needs: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """Load a checkpoint safely; with `env_id`/`algo`, refuse one made for something else."""
+    """Load a checkpoint safely; with `env_id`/`algo`, refuse one made for something else.
+
+    `needs` names further keys the caller reads (e.g. `learner` and `run` to resume).
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}: expected a file written by marl train")
-    try:
-        record = torch.load(path, map_location=map_location, weights_only=True)
-    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError) as err:
-        raise CheckpointError(
-            f"{path} is not a readable marl checkpoint (corrupt, truncated, or it needs "
-            f"code execution to load): {str(err).splitlines()[0]}"
-        ) from None
+    record = _read(path, map_location)
     if not isinstance(record, dict) or record.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a marl checkpoint (expected format {FORMAT!r})")
+    for key, kind in {**REQUIRED, **dict.fromkeys(needs, dict)}.items():
+        if not isinstance(record.get(key), kind):
+            found = "lacks it" if key not in record else f"has {type(record[key]).__name__}"
+            raise CheckpointError(
+                f"{path} is a damaged marl checkpoint: {key!r} must be a {kind.__name__}, "
+                f"but the file {found}"
+            )
     for key, want in (("env_id", env_id), ("algo", algo)):
         if want is not None and record[key] != want:
             raise CheckpointError(
                 f"{path} was trained with {key}={record[key]!r}, but {key}={want!r} was asked for"
             )
     return record
+
+
+def load_state(load: Callable[[Any], Any], state: Any, path: str | Path, built_for: str) -> None:
+    """`load(state)` (a `load_state_dict`); a checkpoint for other shapes is named as such.
+
+    `built_for` says what the loading object was built for (e.g. "dqn on matrix/two_step-v0"):
+    the env or env kwargs whose observation and action sizes the saved tensors do not match.
+    """
+    try:
+        load(state)
+    except (RuntimeError, KeyError, ValueError, TypeError) as err:
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        detail = next((line for line in lines if line.startswith("size mismatch")), None)
+        detail = detail or (lines[-1] if lines else type(err).__name__)
+        raise CheckpointError(
+            f"{path} does not fit {built_for}: its tensors were saved for other shapes or "
+            f"another learner (trained on another env, other env kwargs or other network "
+            f"settings?): {detail.removesuffix('.')}"
+        ) from None
+
+
+def remove_stale_temporaries(path: str | Path) -> list[Path]:
+    """Delete the `.{name}.*.tmp` files a killed `atomic_write_bytes(path)` left behind."""
+    path = Path(path)
+    stale = sorted(path.parent.glob(f".{path.name}.*.tmp")) if path.parent.is_dir() else []
+    for tmp in stale:
+        tmp.unlink(missing_ok=True)
+    return stale

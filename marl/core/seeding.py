@@ -19,8 +19,9 @@ import numpy as np
 if TYPE_CHECKING:  # torch is imported where a generator is made: `marl envs list` needs none
     import torch
 
-INIT, LEARN, WORKERS = 0, 1, 2
-"""The child streams of a run's seed: weight init, the learner's own draws, acting workers."""
+INIT, LEARN, WORKERS, EVAL = 0, 1, 2, 3
+"""The child streams of a run's seed: weight init, the learner's own draws, acting workers,
+and the games against a fixed baseline during training."""
 
 
 def child_seed(seed: int, *path: int) -> int:

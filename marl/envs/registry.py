@@ -196,7 +196,10 @@ def _lookup(env_id: str) -> Registration:
         return _REGISTRATIONS[latest]
     near = difflib.get_close_matches(env_id, list(_REGISTRATIONS), n=3, cutoff=0.6)
     hint = f"did you mean {' or '.join(near)}?" if near else "see `marl envs list`"
-    raise UnknownEnvError(f"unknown env id {env_id!r}; {hint}")
+    raise UnknownEnvError(
+        f"unknown env id {env_id!r}; {hint} (an env registered in your own code: import its "
+        "module first, on the command line with --import MODULE)"
+    )
 
 
 def latest_version(env_id: str) -> str | None:

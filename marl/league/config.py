@@ -121,7 +121,9 @@ def _table(where: str, key: str, values: dict[str, Any]) -> dict[str, Any]:
     """Pop the sub-table `key` from `values` (empty if absent), refusing a non-table."""
     table = values.pop(key, {})
     if not isinstance(table, dict):
-        raise ConfigError(f"{where}: {key} must be a table ([{key}] or {key} = {{...}})")
+        raise ConfigError(
+            f"{where}: {key} = {table!r}: expected a table ([{key}] or {key} = {{...}})"
+        )
     return table
 
 
@@ -169,11 +171,15 @@ def league_from_dict(data: dict[str, Any]) -> LeagueConfig:
             near = closest(key, sections)
             hint = f"; did you mean {' or '.join(near)}?" if near else ""
             raise ConfigError(f"unknown section [{key}]{hint} (sections: {', '.join(sections)})")
-    league_table = dict(data.get("league", {}))
+    data = dict(data)
+    league_table = _table("the league file", "league", data)
     env_kwargs = _table("[league]", "env_kwargs", league_table)
     league = dataclasses.replace(build_config(LeagueSettings, league_table), env_kwargs=env_kwargs)
-    matchmaker = build_config(MatchmakerConfig, data.get("matchmaker", {}))
-    players = tuple(_player_entry(i, t) for i, t in enumerate(data.get("players", [])))
+    matchmaker = build_config(MatchmakerConfig, _table("the league file", "matchmaker", data))
+    tables = data.get("players", [])
+    if not isinstance(tables, list):
+        raise ConfigError(f"players = {tables!r}: expected [[players]] tables, one per player")
+    players = tuple(_player_entry(i, t) for i, t in enumerate(tables))
     if len(players) < 2:
         raise ConfigError(f"a league needs at least two [[players]], got {len(players)}")
     names = [p.name for p in players]

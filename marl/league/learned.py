@@ -98,12 +98,12 @@ def team_spec(game: TeamGame, team: str, backend: str = "sync") -> VecSpec:
 def team_player(game: Any, entry: PlayerEntry) -> PolicyTeamPlayer:
     """A learner checkpoint written by a league (a snapshot or a learner) as a team player."""
     from marl.algorithms import learner_module, make_config
-    from marl.core.checkpoint import CheckpointError, load_checkpoint
+    from marl.core.checkpoint import CheckpointError, load_checkpoint, load_state
 
     if not isinstance(game, TeamGame):
         raise PlayerError(f"player {entry.name!r}: team players play team envs (mpe/...)")
     try:
-        record = load_checkpoint(_checkpoint(entry), env_id=game.env_id)
+        record = load_checkpoint(_checkpoint(entry), env_id=game.env_id, needs=("learner",))
     except CheckpointError as err:
         raise PlayerError(f"player {entry.name!r}: {err}") from None
     team = record.get("league", {}).get("team")
@@ -117,11 +117,15 @@ def team_player(game: Any, entry: PlayerEntry) -> PolicyTeamPlayer:
     config = make_config(record["algo"], record["config"])
     spec = team_spec(game, team, getattr(config, "backend", "sync"))
     learner = learner_module(record["algo"]).make_learner(spec, config, 0, "cpu")
-    state = record["learner"]
-    if "weights" in state:  # a snapshot
-        learner.load_weights(state["weights"])
-    else:  # a learner's round checkpoint: its whole state
-        learner.load_state_dict(state)
+    state, path = record["learner"], entry.spec.checkpoint
+    built_for = f"team {team!r} of {game.env_id} {game.kwargs or '(default kwargs)'}"
+    try:
+        if "weights" in state:  # a snapshot
+            load_state(learner.load_weights, state["weights"], path, built_for)
+        else:  # a learner's round checkpoint: its whole state
+            load_state(learner.load_state_dict, state, path, built_for)
+    except CheckpointError as err:
+        raise PlayerError(f"player {entry.name!r}: {err}") from None
     return PolicyTeamPlayer(learner.policy(), team)
 
 

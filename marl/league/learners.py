@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from marl.algorithms import local_trainer, make_config, num_envs
-from marl.core.checkpoint import load_checkpoint, save_checkpoint
+from marl.core.checkpoint import load_checkpoint, load_state, save_checkpoint
 from marl.core.config import config_to_dict
 from marl.envs.vector import vec_spec
 from marl.league.learned import alphazero_env_id, team_spec, with_checkpoint
@@ -88,8 +88,11 @@ class LeagueLearner:
         if not self.path.exists():
             self.save(None)
             return
-        record = load_checkpoint(self.path, env_id=self.env_id, algo=self.algo)
-        self.trainer.load_state_dict({"learner": record["learner"], **record["progress"]})
+        record = load_checkpoint(
+            self.path, env_id=self.env_id, algo=self.algo, needs=("learner", "progress", "league")
+        )
+        state = {"learner": record["learner"], **record["progress"]}
+        load_state(self.trainer.load_state_dict, state, self.path, f"{self.algo} on {self.env_id}")
         league = record["league"]
         self.rounds_trained, self.updates = int(league["rounds_trained"]), int(league["updates"])
         if league["last"] is not None:  # the store may have missed it if killed right after

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from marl.algorithms import learner_module, make_config
-from marl.core.checkpoint import load_checkpoint
+from marl.core.checkpoint import load_checkpoint, load_state
 from marl.core.device import get_device
 from marl.core.learner import reset_finished
 from marl.envs.registry import group_teams, make, registration
@@ -50,13 +50,15 @@ def checkpoint_path(source: str | Path) -> Path:
 
 def load_policy(source: str | Path, device: str = "cpu") -> tuple[Any, dict[str, Any]]:
     """The policy of a run dir or checkpoint, and the checkpoint record."""
-    record = load_checkpoint(checkpoint_path(source))
+    path = checkpoint_path(source)
+    record = load_checkpoint(path, needs=("run", "learner"))
     algo, env_id, spec = record["algo"], record["env_id"], record["run"]
     config = make_config(algo, record["config"])
     backend = getattr(config, "backend", "sync")
     env = vec_spec(env_id, backend=backend, **spec["env_kwargs"])
     learner = learner_module(algo).make_learner(env, config, spec["seed"], get_device(device))
-    learner.load_state_dict(record["learner"])
+    built_for = f"{algo} on {env_id} {spec['env_kwargs'] or '(default kwargs)'}"
+    load_state(learner.load_state_dict, record["learner"], path, built_for)
     return learner.policy(), record
 
 
@@ -105,7 +107,7 @@ def evaluate(
 
 def render_gif(source: str | Path, path: str | Path, *, seed: int = 0, greedy: bool = True,
                fps: int = 10) -> Path:  # fmt: skip
-    """Play one episode with the policy and write its frames as a GIF."""
+    """Play one episode with the policy and write its frames as a GIF (or an .mp4 video)."""
     import imageio.v2 as imageio
 
     policy, record = load_policy(source)
@@ -129,5 +131,8 @@ def render_gif(source: str | Path, path: str | Path, *, seed: int = 0, greedy: b
         raise ValueError(f"{env_id} renders no rgb_array frames; no GIF can be made")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    imageio.mimsave(path, frames, duration=1000 / fps, loop=0)
+    if path.suffix.lower() == ".gif":
+        imageio.mimsave(path, frames, duration=1000 / fps, loop=0)
+    else:  # a video through imageio's ffmpeg plugin (the `video` extra)
+        imageio.mimsave(path, frames, fps=fps)
     return path

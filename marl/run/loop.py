@@ -10,22 +10,33 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import tomli_w
+import tomllib
 
-from marl.algorithms import local_trainer, make_config
-from marl.core.checkpoint import atomic_write_bytes, load_checkpoint, save_checkpoint
+from marl.algorithms import EVALUATIONS, evaluation_module, local_trainer, make_config
+from marl.core.checkpoint import (
+    atomic_write_bytes,
+    load_checkpoint,
+    load_state,
+    remove_stale_temporaries,
+    save_checkpoint,
+)
 from marl.core.config import ConfigError, check_fields, config_to_dict
 from marl.core.device import get_device, set_threads
+from marl.core.seeding import EVAL, child_seed
 from marl.core.trainer import Trainer
 from marl.envs.vector import vec_spec
 from marl.run.metrics import MetricsLog, plot_learning_curve
 from marl.run.progress import TrainProgress
 
 CHECKPOINT = "checkpoint.pt"
+RUN_FILES = ("config.toml", "metrics.csv", "tb", CHECKPOINT, "learning_curve.png")
+"""What a run directory holds (all written by this module)."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +59,12 @@ class RunSpec:
     """Torch CPU threads of this process."""
     checkpoint_every: int = 0
     """Env steps between checkpoints (0: a tenth of `steps`)."""
+    checkpoint_minutes: float = 10.0
+    """Wall-clock minutes after which a checkpoint is written even if `checkpoint_every`
+    env steps have not passed (a huge `steps` would otherwise never checkpoint)."""
+    eval_every: int = 0
+    """Iterations between games against the algorithm's fixed baseline, logged as `eval/*`
+    (alphazero: pyspiel.MCTSBot); 0: never."""
     backend: Literal["local", "ray"] = "local"
     """local: workers in this process; ray: workers as Ray actors."""
     ray: dict[str, Any] = field(default_factory=dict)
@@ -60,6 +77,8 @@ class RunSpec:
             ("seed", self.seed >= 0, "a seed >= 0"),
             ("threads", self.threads >= 1, ">= 1"),
             ("checkpoint_every", self.checkpoint_every >= 0, ">= 0"),
+            ("checkpoint_minutes", self.checkpoint_minutes > 0, "> 0"),
+            ("eval_every", self.eval_every >= 0, ">= 0"),
             ("backend", self.backend in ("local", "ray"), "'local' or 'ray'"),
         ]
         check_fields(self, checks)
@@ -108,38 +127,115 @@ def assemble(spec: RunSpec, config: Any) -> tuple[Any, Trainer]:
     return config, local_trainer(spec.algo, env, config, spec.seed, device)
 
 
+def default_out(spec: RunSpec) -> Path:
+    """The run directory when none is given: runs/ALGO-ENV-sSEED."""
+    return Path(f"runs/{spec.algo}-{spec.env_id.replace('/', '_')}-s{spec.seed}")
+
+
 def train(spec: RunSpec, config: dict[str, Any] | None = None, *, out: str | Path | None = None,
-          progress: bool = True) -> Run:  # fmt: skip
-    """Train `spec.algo` on `spec.env_id` for `spec.steps` env steps; return the run."""
+          progress: bool = True, force: bool = False) -> Run:  # fmt: skip
+    """Train `spec.algo` on `spec.env_id` for `spec.steps` env steps; return the run.
+
+    `out` must be new, empty, or a run of this loop with no checkpoint yet; `force` writes
+    into any folder (replacing the run files there, nothing else).
+    """
     spec.validate()
     cfg = make_config(spec.algo, config)
-    out_dir = Path(out or f"runs/{spec.algo}-{spec.env_id.replace('/', '_')}-s{spec.seed}")
-    if (out_dir / CHECKPOINT).exists():
-        raise FileExistsError(f"{out_dir} already holds a run; resume it with --resume {out_dir}")
+    baseline_evaluation(spec)  # refuses eval_every for an algorithm without a baseline
+    out_dir = Path(out) if out is not None else default_out(spec)
+    check_out_dir(out_dir, force)
     cfg, trainer = assemble(spec, cfg)
-    out_dir.mkdir(parents=True, exist_ok=True)
     record = {**_spec_record(spec), "config": config_to_dict(cfg)}
     atomic_write_bytes(out_dir / "config.toml", tomli_w.dumps(record).encode())
     return _loop(Run(out_dir, spec, cfg, trainer), progress)
 
 
-def resume(out: str | Path, *, progress: bool = True, backend: str | None = None,
-           ray: dict[str, Any] | None = None) -> Run:  # fmt: skip
+def check_out_dir(out_dir: Path, force: bool = False) -> None:
+    """Refuse a run directory that holds a run to resume, or anything but run files; make it."""
+    if (out_dir / CHECKPOINT).exists() and not force:
+        raise FileExistsError(
+            f"{out_dir} already holds a run; resume it with --resume {out_dir} "
+            "(or --force to start again there)"
+        )
+    if out_dir.is_dir() and not force and not _is_run_dir(out_dir):
+        found = ", ".join(sorted(p.name for p in out_dir.iterdir())[:5])
+        raise FileExistsError(
+            f"--out {out_dir} is a folder that is not a marl run (it holds {found}); "
+            "choose a new folder, or pass --force to write the run's files into it"
+        )
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = out_dir / f".{CHECKPOINT}.write-test.tmp"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise RunDirError(f"--out {out_dir}: cannot write there: {err.strerror or err}") from None
+    for name in RUN_FILES:
+        remove_stale_temporaries(out_dir / name)
+
+
+class RunDirError(ValueError):
+    """A run directory that cannot be written."""
+
+
+def _is_run_dir(out_dir: Path) -> bool:
+    """Empty, or only the files this loop writes, with its config.toml among them."""
+    names = {p.name for p in out_dir.iterdir() if not p.name.endswith(".tmp")}
+    if not names:
+        return True
+    if not names <= set(RUN_FILES) or "config.toml" not in names:
+        return False
+    try:
+        return "algo" in tomllib.loads((out_dir / "config.toml").read_text())
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return False
+
+
+def resume(out: str | Path, *, progress: bool = True,
+           changes: dict[str, Any] | None = None) -> Run:  # fmt: skip
     """Continue the run in `out` from its last checkpoint to its planned step count.
 
-    It resumes on the backend it ran on unless `backend` (with `ray` options) says otherwise.
+    `changes` replaces RunSpec fields that say where and how long it runs, not what it is:
+    `steps` (more than the run has done: extends it), `device`, `threads`, `backend`, `ray`.
     """
     out_dir = Path(out)
     if not out_dir.is_dir():
         raise FileNotFoundError(f"no run directory at {out_dir}")
-    record = load_checkpoint(out_dir / CHECKPOINT)
-    spec = RunSpec(algo=record["algo"], env_id=record["env_id"], **record["run"])
-    if backend is not None:
-        spec = dataclasses.replace(spec, backend=backend, ray=ray or {})  # type: ignore[arg-type]
-    spec.validate()
+    path = out_dir / CHECKPOINT
+    for name in RUN_FILES:
+        remove_stale_temporaries(out_dir / name)
+    record = load_checkpoint(path, needs=("run", "learner", "progress"))
+    spec = _resumed_spec(record, changes or {})
     cfg, trainer = assemble(spec, make_config(spec.algo, record["config"]))
-    trainer.load_state_dict({"learner": record["learner"], **record["progress"]})
+    built_for = f"{spec.algo} on {spec.env_id} {spec.env_kwargs or '(default kwargs)'}"
+    state = {"learner": record["learner"], **record["progress"]}
+    load_state(trainer.load_state_dict, state, path, built_for)
+    if "steps" in (changes or {}):
+        if spec.steps <= trainer.env_steps:
+            trainer.close()
+            raise ConfigError(
+                f"--steps {spec.steps}: the run in {out_dir} has already done "
+                f"{trainer.env_steps:,} env steps; give more to extend it"
+            )
+        config_record = {**_spec_record(spec), "config": config_to_dict(cfg)}
+        atomic_write_bytes(out_dir / "config.toml", tomli_w.dumps(config_record).encode())
     return _loop(Run(out_dir, spec, cfg, trainer), progress)
+
+
+def _resumed_spec(record: dict[str, Any], changes: dict[str, Any]) -> RunSpec:
+    """The spec the checkpoint was written with, with `changes` (where and how long) made."""
+    allowed = ("steps", "device", "threads", "backend", "ray")
+    if set(changes) - set(allowed):
+        raise ConfigError(f"a resumed run can change only {', '.join(allowed)}: {sorted(changes)}")
+    try:
+        spec = RunSpec(algo=record["algo"], env_id=record["env_id"], **record["run"])
+    except TypeError as err:
+        raise ConfigError(f"the checkpoint's run settings are not a RunSpec: {err}") from None
+    if "backend" in changes:
+        changes = {"ray": {}, **changes}
+    spec = dataclasses.replace(spec, **changes)
+    spec.validate()
+    return spec
 
 
 def _spec_record(spec: RunSpec) -> dict[str, Any]:
@@ -158,11 +254,42 @@ def _save(run: Run) -> None:
     )  # fmt: skip
 
 
+def baseline_evaluation(spec: RunSpec) -> Callable[[Any, int], dict[str, float]] | None:
+    """`score(learner, seed) -> eval/* stats` of the algorithm's fixed baseline, if asked for."""
+    if not spec.eval_every:
+        return None
+    module = evaluation_module(spec.algo)
+    score = getattr(module, "score_learner", None)
+    if score is None:
+        raise ConfigError(
+            f"eval_every={spec.eval_every}: {spec.algo} has no fixed baseline to play "
+            f"(algorithms with one: {', '.join(EVALUATIONS)})"
+        )
+    return score
+
+
+class CheckpointClock:
+    """When the next checkpoint is due: every `checkpoint_interval` env steps, or sooner
+    once `checkpoint_minutes` have passed since the last one."""
+
+    def __init__(self, spec: RunSpec, env_steps: int) -> None:
+        self.every, self.seconds = spec.checkpoint_interval, spec.checkpoint_minutes * 60
+        self.saved(env_steps)
+
+    def saved(self, env_steps: int) -> None:
+        """A checkpoint was written at `env_steps`."""
+        self.next_steps, self.last_time = env_steps + self.every, time.monotonic()
+
+    def due(self, env_steps: int) -> bool:
+        """Whether to write a checkpoint now."""
+        return env_steps >= self.next_steps or time.monotonic() - self.last_time >= self.seconds
+
+
 def _loop(run: Run, progress: bool) -> Run:
     trainer, total = run.trainer, run.spec.steps
     metrics = MetricsLog(run.out_dir, resume_at=trainer.env_steps)
-    every = run.spec.checkpoint_interval
-    next_checkpoint = trainer.env_steps + every
+    clock = CheckpointClock(run.spec, trainer.env_steps)
+    score, every = baseline_evaluation(run.spec), run.spec.eval_every
     title = f"{run.spec.algo} {run.spec.env_id}"
     try:
         with TrainProgress(total, trainer.env_steps, title, progress) as bar:
@@ -170,14 +297,19 @@ def _loop(run: Run, progress: bool) -> Run:
                 start = time.perf_counter()
                 stats = trainer.iterate()
                 stats["time/iteration_s"] = time.perf_counter() - start
+                if score is not None and trainer.iteration % every == 0:
+                    stats |= score(run.learner, child_seed(run.spec.seed, EVAL, trainer.iteration))
                 metrics.log(trainer.env_steps, stats)
                 bar.update(trainer.env_steps, stats)
-                if trainer.env_steps >= next_checkpoint or trainer.env_steps >= total:
+                if clock.due(trainer.env_steps) or trainer.env_steps >= total:
                     _save(run)
-                    next_checkpoint = trainer.env_steps + every
-    finally:
+                    clock.saved(trainer.env_steps)
+    finally:  # also after Ctrl-C: the curve of what was done
         metrics.close()
         trainer.close()
-    run.rows = metrics.rows
-    plot_learning_curve(run.rows, run.out_dir / "learning_curve.png", title.replace(" ", " on "))
+        run.rows = metrics.rows
+        if run.rows:
+            plot_learning_curve(
+                run.rows, run.out_dir / "learning_curve.png", title.replace(" ", " on ")
+            )
     return run

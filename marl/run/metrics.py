@@ -60,25 +60,45 @@ def read_metrics(path: str | Path) -> list[dict[str, float]]:
         return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(f)]
 
 
+SELF_PLAY_LOSSES = ("loss", "policy_loss", "value_loss")
+"""What a self-play run's curve shows: its seats' returns mirror each other and say nothing."""
+
+
+def curve_columns(rows: list[dict[str, float]]) -> tuple[list[str], str]:
+    """The columns a learning curve plots and their axis label."""
+    present = {k for r in rows for k in r}
+    if "draw_rate" in present:  # self-play of a two-player game (alphazero)
+        return [k for k in SELF_PLAY_LOSSES if k in present], "training loss"
+    keys = sorted(k for k in present if k.startswith("return/"))
+    return keys, "episode return per agent (sampled policy)"
+
+
 def plot_learning_curve(rows: list[dict[str, float]], path: str | Path, title: str) -> Path:
-    """Plot every `return/<team>` column against env steps into a PNG."""
+    """Plot each team's return (self-play: the losses) against env steps into a PNG, and
+    the score against a fixed baseline on a second axis when it was measured."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
-    keys = sorted({k for r in rows for k in r if k.startswith("return/")})
+    keys, label = curve_columns(rows)
     for key in keys:
         pts = [(r["env_steps"], r[key]) for r in rows if key in r]
-        if pts:
-            ax.plot(*zip(*pts), label=key.split("/", 1)[1])
+        ax.plot(*zip(*pts), label=key.removeprefix("return/"))
     ax.set_xlabel("env steps")
-    ax.set_ylabel("episode return per agent (sampled policy)")
+    ax.set_ylabel(label)
     ax.set_title(title)
     ax.grid(alpha=0.3)
     if keys:
-        ax.legend()
+        ax.legend(loc="upper left")
+    scores = [(r["env_steps"], r["eval/score"]) for r in rows if "eval/score" in r]
+    if scores:
+        right = ax.twinx()
+        right.plot(*zip(*scores), "k.-", label="score vs baseline")
+        right.set_ylim(0, 1)
+        right.set_ylabel("score vs fixed baseline (wins + draws/2)")
+        right.legend(loc="upper right")
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import torch
 
-from marl.core.checkpoint import CheckpointError, load_checkpoint
+from marl.core.checkpoint import CheckpointError, load_checkpoint, load_state
 from marl.core.config import build_config
 from marl.games import game_for_env
+from marl.games.lines import LineGame
 from marl.search.alphazero import AlphaZeroConfig, make_net
 from marl.search.players import AlphaZeroPlayer
 
@@ -33,7 +34,14 @@ def load_player(
     state = learner.get("weights", learner.get("net"))  # a league snapshot, or a whole run
     if state is None:
         raise CheckpointError(f"{path} holds no network weights (expected learner.net)")
-    net.load_state_dict(state)
+    load_state(net.load_state_dict, state, path, f"{record['env_id']} with this config's network")
+    return greedy_player(net, game, config, simulations)
+
+
+def greedy_player(
+    net: torch.nn.Module, game: LineGame, config: AlphaZeroConfig, simulations: int | None = None
+) -> AlphaZeroPlayer:
+    """A deterministic search player on `net` (no root noise; `eval_simulations` by default)."""
     net.eval()
     search = dataclasses.replace(config.search, dirichlet_fraction=0.0, gumbel=False)
     return AlphaZeroPlayer(net, simulations or config.eval_simulations, game, search)

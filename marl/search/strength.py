@@ -8,14 +8,16 @@ moves in all games where it is to play with one batched search.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from marl.games.lines import LineGame
-from marl.search.play import load_player
+from marl.search.play import greedy_player, load_player
 from marl.search.players import AlphaZeroPlayer
 
 
@@ -89,6 +91,21 @@ def versus_mcts_bot(
         int((results > 0).sum()), int((results == 0).sum()), int((results < 0).sum()),
         player.search.simulations, bot_simulations, int((results[0::2] > 0).sum()),
     )  # fmt: skip
+
+
+TRAINING_GAMES, TRAINING_BOT_SIMULATIONS = 20, 200
+"""Games and bot simulations of each evaluation during training (`marl train --eval-every`)."""
+
+
+def score_learner(learner: Any, seed: int) -> dict[str, float]:
+    """`eval/*` stats of an AlphaZero learner's current net against MCTSBot(200), 20 games."""
+    net = copy.deepcopy(learner.net)  # the learner's own net stays in training mode
+    player = greedy_player(net, learner.game, learner.config)
+    player.device = learner.device
+    result = versus_mcts_bot(player, TRAINING_GAMES, TRAINING_BOT_SIMULATIONS, seed)
+    games = result.games
+    return {"eval/score": result.score, "eval/win_rate": result.wins / games,
+            "eval/draw_rate": result.draws / games}  # fmt: skip
 
 
 def evaluate_checkpoint(
