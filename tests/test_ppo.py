@@ -114,7 +114,7 @@ def test_config_validation_names_the_field_and_the_closest_key():
         build_config(ppo.PPOConfig, {"gae_lamda": 0.9})
     with pytest.raises(ConfigError, match="expected one of"):
         build_config(ppo.PPOConfig, {"critic": "global"})
-    assert build_config(ppo.PPOConfig, ppo.ALGOS["mappo"]).critic == "state"
+    assert build_config(ppo.PPOConfig, ppo.ALGOS["mappo"]).critic == "state+agent"
     assert build_config(ppo.PPOConfig, ppo.ALGOS["ippo"]).critic == "local"
 
 

@@ -83,5 +83,8 @@ CONFIG = PPOConfig
 ALGOS: dict[str, dict[str, Any]] = {
     "ppo": dict(critic="local"),
     "ippo": dict(critic="local"),
-    "mappo": dict(critic="state", value_norm="running"),
+    # state+agent: with per-agent rewards a critic of the state alone gives every agent one
+    # V(s); on spread (3 seeds, 2M steps) it reached -11.97 +- 0.54 against -12.54 +- 0.91
+    # for the state alone (benchmarks/mappo_critic.py)
+    "mappo": dict(critic="state+agent", value_norm="running"),
 }
