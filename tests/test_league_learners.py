@@ -210,6 +210,22 @@ def test_simple_tag_league_pairs_teams_and_trains_both_sides(tmp_path):
         assert {"predators@2", "prey@2"} <= set(store.game_table().players)
 
 
+def test_any_learner_on_the_protocol_can_learn_a_team_in_a_league(tmp_path):
+    """The league builds learners through the one constructor: an IQL prey needs no code
+    of its own (no PPO-specific branch), trains, and is snapshotted and played."""
+    data = _shipped("simple_tag.toml")
+    prey = next(p for p in data["players"] if p.get("team") == "agent")
+    prey["algo"] = "iql"
+    prey["config"] = {"num_envs": 4, "rollout_steps": 25, "learning_starts": 50,
+                      "batch_size": 8, "buffer_size": 200, "hidden": [16]}  # fmt: skip
+    db = run_league(league_from_dict(data), tmp_path)
+    rows = _rows(db, "SELECT learner, round, updates FROM training ORDER BY learner, round")
+    assert ("prey", 1, 4) in rows
+    assert ("prey@4", "agent") in _rows(db, "SELECT name, team FROM players")
+    state = load_checkpoint(tmp_path / "learners" / "prey.pt", env_id="mpe/simple_tag-v3")
+    assert state["algo"] == "iql" and state["learner"]["env_steps"] == 4 * 4 * 25
+
+
 def _wait_for(db: Path, sql: str, at_least: int, proc: subprocess.Popen, seconds: float) -> None:
     deadline = time.time() + seconds
     while proc.poll() is None and time.time() < deadline:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import numpy as np
 import pyspiel
@@ -107,10 +107,11 @@ class AlphaZeroSpec(LearnedSpec):
 
 @dataclass(frozen=True)
 class PPOSpec(LearnedSpec):
-    """A PPO-family learner (marl.learners.ppo) controlling one team of a team env."""
+    """A learner controlling one team of a team env: any algorithm on the learner protocol
+    (`marl train`'s names), the PPO family's `mappo` by default."""
 
-    algo: Literal["mappo", "ippo", "ppo"] = "mappo"
-    """Preset of the PPO family the config starts from."""
+    algo: str = "mappo"
+    """The algorithm (and preset) the config starts from, e.g. mappo, ippo, iql, qlearning."""
     team: str = ""
     """The team it controls, e.g. adversary or agent in mpe/simple_tag-v3."""
 

@@ -19,7 +19,7 @@ from torch import Tensor
 
 from marl.core.config import config_to_dict
 from marl.core.learner import mean_returns
-from marl.core.seeding import INIT, LEARN, child_seed, torch_generator
+from marl.core.seeding import INIT, LEARN, child_seed, seeded_init, torch_generator
 from marl.core.spec import VecSpec
 from marl.envs.vector import make_vec
 from marl.learners.ppo import numerics as nx
@@ -53,10 +53,12 @@ class PPOLearner:
         teams = [list(members) for members in spec.teams.values()]
         groups = teams if config.share_parameters else [[i] for i in range(spec.n_agents)]
         self.groups = AgentGroups(groups, spec.n_agents, agent_ids=config.share_parameters)
-        self.net = MultiAgentActorCritic(
-            self.groups, spec.obs_dim, spec.state_dim, list(spec.action_spaces), config.hidden,
-            config.critic, config.recurrent, torch_generator(child_seed(seed, INIT)),
-        ).to(self.device)  # fmt: skip
+        init = child_seed(seed, INIT)
+        with seeded_init(init):  # torch's layers draw default weights before ours replace them
+            self.net = MultiAgentActorCritic(
+                self.groups, spec.obs_dim, spec.state_dim, list(spec.action_spaces),
+                config.hidden, config.critic, config.recurrent, torch_generator(init),
+            ).to(self.device)  # fmt: skip
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.lr, eps=1e-5)
         self.generator = torch_generator(child_seed(seed, LEARN), self.device)
         self.moments = [nx.init_moments() for _ in groups]
