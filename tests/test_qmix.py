@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 
 import numpy as np
 import pytest
@@ -278,14 +279,35 @@ TWO_STEP = dict(
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1])
 def test_qmix_finds_the_optimum_of_the_two_step_game_and_vdn_does_not(seed):
-    returns = {}
+    returns, trainers = {}, {}
     for algo in ("qmix", "vdn"):
         config = build_config(CONFIG, {**ALGOS[algo], **TWO_STEP})
-        learner = _trainer(algo, "matrix/two_step-v0", config, seed)
+        trainers[algo] = _trainer(algo, "matrix/two_step-v0", config, seed)
         for _ in range(400):  # 6,400 env steps
-            learner.iterate()
-        returns[algo] = greedy_return(learner, "matrix/two_step-v0", episodes=4, seed=seed)
+            trainers[algo].iterate()
+        returns[algo] = greedy_return(trainers[algo], "matrix/two_step-v0", episodes=4, seed=seed)
     assert returns == {"qmix": 8.0, "vdn": 7.0}
+    # VDN's 7 is its converged least-squares additive fit, not an unlearned estimate: 2A is
+    # flat at 7, and 2B's payoffs [[0, 1], [1, 8]] under uniform data fit as row + column
+    # effects, [[-1.5, 2.5], [2.5, 6.5]], whose best joint action is worth 6.5 < 7
+    for (a0, a1), q_tot in second_step_q_tot(trainers["vdn"].learner).items():
+        expected = [[7.0, 7.0], [7.0, 7.0]] if a0 == 0 else [[-1.5, 2.5], [2.5, 6.5]]
+        np.testing.assert_allclose(q_tot, expected, atol=0.5, err_msg=f"after {(a0, a1)}")
+
+
+def second_step_q_tot(learner) -> dict[tuple[int, int], np.ndarray]:
+    """Two-step game: the learned Q_tot(b0, b1) [2, 2] = q_0(b0) + q_1(b1) of the second
+    state, after each first joint action (a0, a1) (the GRU and last-action inputs see it)."""
+    tables = {}
+    for a0, a1 in itertools.product(range(2), range(2)):
+        obs = torch.zeros(1, 2, 2, 3)
+        obs[0, 0, :, 0] = 1.0  # state 1, then 2A (a0 = 0) or 2B (a0 = 1)
+        obs[0, 1, :, 1 + a0] = 1.0
+        prev = torch.tensor([[[-1, -1], [a0, a1]]])
+        with torch.no_grad():
+            q = learner.online[0].q_values(obs, prev)[0][0, 1]  # [agents, actions]
+        tables[(a0, a1)] = (q[0][:, None] + q[1][None, :]).numpy()
+    return tables
 
 
 @pytest.mark.slow
