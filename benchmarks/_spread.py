@@ -17,6 +17,7 @@ import dataclasses  # noqa: E402
 import json  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
@@ -94,6 +95,17 @@ def save_result(result: Result, path: Path) -> None:
 def load_result(path: Path) -> Result:
     """Read a result written by `save_result`."""
     return Result(**json.loads(path.read_text()))
+
+
+def cached_result(path: Path, table_only: bool, run: Callable[[], Result]) -> Result | None:
+    """The result saved at `path`; else `run()` it, save it and print it (None if table_only)."""
+    if not path.is_file():
+        if table_only:
+            return None
+        result = run()
+        save_result(result, path)
+        print(result.describe(), flush=True)
+    return load_result(path)
 
 
 def evaluate_greedy(run_dir: Path) -> float:

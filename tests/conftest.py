@@ -1,5 +1,6 @@
 """Shared test settings: one torch thread (the CI machine has two cores)."""
 
+import numpy as np
 import torch
 
 torch.set_num_threads(1)
@@ -28,3 +29,36 @@ def cli(capsys, *argv: str) -> tuple[int, str, str]:
     out, err = capsys.readouterr()
     assert "Traceback" not in err, err
     return status, out, err
+
+
+def greedy_return(learner, env_id: str, episodes: int, seed: int) -> float:
+    """Mean per-agent return of `episodes` greedy episodes on fresh copies of `env_id`."""
+    import marl
+
+    env = marl.make_vec(env_id, min(episodes, 10))
+    policy = learner.policy()
+    step = env.reset(seed=seed)
+    running, finished = np.zeros(env.num_envs), []
+    while len(finished) < episodes:
+        step = env.step(policy.act(step.obs, step.action_mask))
+        running += step.reward.mean(axis=1)
+        done = step.terminated | step.truncated
+        finished.extend(running[done])
+        running[done] = 0.0
+        policy.reset(done)
+    env.close()
+    return float(np.mean(finished[:episodes]))
+
+
+def best_greedy_return(
+    trainer, env_id: str, threshold: float, max_steps: int, episodes: int, every: int = 5_000
+) -> float:
+    """Train until the greedy return (evaluated every `every` env steps, seed 1) reaches
+    `threshold` or `max_steps` env steps have passed; the best greedy return seen."""
+    best, next_eval = float("-inf"), every
+    while trainer.env_steps < max_steps and best < threshold:
+        trainer.iterate()
+        if trainer.env_steps >= next_eval:
+            best = max(best, greedy_return(trainer, env_id, episodes, seed=1))
+            next_eval += every
+    return best

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import io
+import itertools
 
 import numpy as np
 import pytest
 import torch
+from conftest import best_greedy_return, greedy_return
 
-import marl
-from marl.algorithms import local_trainer
+from marl.algorithms import ALGORITHMS, local_trainer
 from marl.core.config import ConfigError, build_config
 from marl.envs import vec_spec
 from marl.learners.value.acting import epsilon_greedy, linear_schedule
@@ -154,6 +155,7 @@ def test_dead_agents_are_masked_from_iql_loss_and_zeroed_in_mixers():
 def test_config_presets_validate_and_bad_values_are_named():
     for algo, preset in ALGOS.items():
         assert build_config(CONFIG, preset).mixer in ("qmix", "vdn", "none"), algo
+        assert algo in ALGORITHMS, algo
     assert build_config(CONFIG, ALGOS["dqn"]).recurrent is False
     with pytest.raises(ConfigError, match="did you mean n_step"):
         build_config(CONFIG, {"nstep": 3})
@@ -206,6 +208,21 @@ def _params(trainer) -> list[torch.Tensor]:
     [
         ("qmix", {"prioritized": True, "n_step": 2}),
         ("dqn", {"num_envs": 2, "rollout_steps": 4, "updates_per_iterate": 2}),
+        ("rainbow", {"num_envs": 2, "rollout_steps": 4, "updates_per_iterate": 2}),
+        # IQL-Rainbow on the recurrent, episode-replay path: C51 + noisy GRU agents
+        (
+            "iql",
+            {
+                "distributional": True,
+                "noisy": True,
+                "prioritized": True,
+                "n_step": 2,
+                "epsilon_start": 0.0,
+                "epsilon_end": 0.0,
+                "v_min": 0.0,
+                "v_max": 8.0,
+            },
+        ),
     ],
 )
 def test_learner_is_deterministic_and_resumes_identically(algo, extra):
@@ -244,23 +261,6 @@ def test_learner_reports_team_returns_epsilon_and_refuses_continuous_actions():
 # -- learning (slow) -------------------------------------------------------------------------
 
 
-def greedy_return(learner, env_id: str, episodes: int, seed: int) -> float:
-    """Mean per-agent return of `episodes` greedy episodes on fresh copies of `env_id`."""
-    env = marl.make_vec(env_id, min(episodes, 10))
-    policy = learner.policy()
-    step = env.reset(seed=seed)
-    running, finished = np.zeros(env.num_envs), []
-    while len(finished) < episodes:
-        step = env.step(policy.act(step.obs, step.action_mask))
-        running += step.reward.mean(axis=1)
-        done = step.terminated | step.truncated
-        finished.extend(running[done])
-        running[done] = 0.0
-        policy.reset(done)
-    env.close()
-    return float(np.mean(finished[:episodes]))
-
-
 # The QMIX paper's two-step game, trained on uniformly random joint actions (epsilon 1) as in
 # Rashid et al. (2018), Table 1: QMIX represents the 8-payoff joint action and takes the 2B
 # branch; VDN's additive fit values 2B at 6.5 < 7 and settles for the safe 2A branch.
@@ -279,24 +279,40 @@ TWO_STEP = dict(
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1])
 def test_qmix_finds_the_optimum_of_the_two_step_game_and_vdn_does_not(seed):
-    returns = {}
+    returns, trainers = {}, {}
     for algo in ("qmix", "vdn"):
         config = build_config(CONFIG, {**ALGOS[algo], **TWO_STEP})
-        learner = _trainer(algo, "matrix/two_step-v0", config, seed)
+        trainers[algo] = _trainer(algo, "matrix/two_step-v0", config, seed)
         for _ in range(400):  # 6,400 env steps
-            learner.iterate()
-        returns[algo] = greedy_return(learner, "matrix/two_step-v0", episodes=4, seed=seed)
+            trainers[algo].iterate()
+        returns[algo] = greedy_return(trainers[algo], "matrix/two_step-v0", episodes=4, seed=seed)
     assert returns == {"qmix": 8.0, "vdn": 7.0}
+    # VDN's 7 is its converged least-squares additive fit, not an unlearned estimate: 2A is
+    # flat at 7, and 2B's payoffs [[0, 1], [1, 8]] under uniform data fit as row + column
+    # effects, [[-1.5, 2.5], [2.5, 6.5]], whose best joint action is worth 6.5 < 7
+    for (a0, a1), q_tot in second_step_q_tot(trainers["vdn"].learner).items():
+        expected = [[7.0, 7.0], [7.0, 7.0]] if a0 == 0 else [[-1.5, 2.5], [2.5, 6.5]]
+        np.testing.assert_allclose(q_tot, expected, atol=0.5, err_msg=f"after {(a0, a1)}")
+
+
+def second_step_q_tot(learner) -> dict[tuple[int, int], np.ndarray]:
+    """Two-step game: the learned Q_tot(b0, b1) [2, 2] = q_0(b0) + q_1(b1) of the second
+    state, after each first joint action (a0, a1) (the GRU and last-action inputs see it)."""
+    tables = {}
+    for a0, a1 in itertools.product(range(2), range(2)):
+        obs = torch.zeros(1, 2, 2, 3)
+        obs[0, 0, :, 0] = 1.0  # state 1, then 2A (a0 = 0) or 2B (a0 = 1)
+        obs[0, 1, :, 1 + a0] = 1.0
+        prev = torch.tensor([[[-1, -1], [a0, a1]]])
+        with torch.no_grad():
+            q = learner.online[0].q_values(obs, prev)[0][0, 1]  # [agents, actions]
+        tables[(a0, a1)] = (q[0][:, None] + q[1][None, :]).numpy()
+    return tables
 
 
 @pytest.mark.slow
 def test_dqn_balances_cartpole_within_200k_steps():
     config = build_config(CONFIG, ALGOS["dqn"])
     learner = _trainer("dqn", "gym/CartPole-v1", config)
-    best, next_eval = 0.0, 5_000
-    while learner.env_steps < 200_000 and best < 475:
-        learner.iterate()
-        if learner.env_steps >= next_eval:
-            best = max(best, greedy_return(learner, "gym/CartPole-v1", episodes=10, seed=1))
-            next_eval += 5_000
+    best = best_greedy_return(learner, "gym/CartPole-v1", 475, 200_000, episodes=10)
     assert best >= 475, f"greedy return {best} after {learner.env_steps} env steps"

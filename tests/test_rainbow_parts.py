@@ -5,6 +5,7 @@ import torch
 
 from marl.learners.value.distributional import (
     CategoricalSupport,
+    categorical_target,
     cross_entropy,
     expected_value,
     project,
@@ -75,6 +76,38 @@ def test_cross_entropy_by_hand():
     target = torch.tensor([[0.25, 0.75]])
     log_probs = torch.tensor([[0.5, 0.5]]).log()
     assert cross_entropy(log_probs, target).item() == pytest.approx(-torch.tensor(0.5).log().item())
+
+
+def test_categorical_target_hand_worked_double_q_terminal_and_clipping():
+    # z = -2, -1, 0, 1, 2; two actions; the bootstrap distributions come from the target net
+    point = lambda i: [1.0 if j == i else 0.0 for j in range(5)]  # noqa: E731
+    next_probs = torch.tensor(
+        [
+            [point(2), point(4)],  # a0: all at 0 (mean 0); a1: all at 2 (mean 2)
+            [point(0), point(4)],  # ignored: terminal
+            [point(2), [0.5, 0.0, 0.0, 0.0, 0.5]],  # a1: half at -2, half at 2
+            [point(2), point(2)],  # ignored: no legal action (a dead agent)
+        ],
+        dtype=torch.float64,
+    )
+    next_q = torch.tensor([[1.0, 0.5], [0.0, 0.0], [5.0, 0.0], [0.0, 0.0]], dtype=torch.float64)
+    mask = torch.tensor([[True, True], [True, True], [False, True], [False, False]])
+    rewards = torch.tensor([0.5, 1.25, 1.5, -3.0], dtype=torch.float64)
+    discounts = torch.tensor([0.5, 0.0, 1.0, 0.5], dtype=torch.float64)
+    target = categorical_target(next_probs, next_q, mask, rewards, discounts, SMALL)
+    expected = [
+        # next_q picks a0 (not the target net's better-looking a1): 0.5 + 0.5 * 0 = 0.5
+        # sits halfway between z = 0 and z = 1
+        [0.0, 0.0, 0.5, 0.5, 0.0],
+        # terminal (discount 0): r = 1.25 alone, a quarter of the way from z = 1 to z = 2
+        [0.0, 0.0, 0.0, 0.75, 0.25],
+        # a0 is illegal, so a1: 1.5 - 2 = -0.5 splits over z = -1, 0; 1.5 + 2 = 3.5 is
+        # outside the support and lands on v_max = 2
+        [0.0, 0.25, 0.25, 0.0, 0.5],
+        # nothing legal: no bootstrap, r = -3 lies below v_min and lands on -2
+        [1.0, 0.0, 0.0, 0.0, 0.0],
+    ]
+    assert target.tolist() == [pytest.approx(row, abs=1e-12) for row in expected]
 
 
 def test_support_refuses_bad_settings():

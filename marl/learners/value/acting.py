@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from marl.learners.value.collect import as_numpy
+from marl.learners.value.noisy import reset_noise, set_deterministic
 from marl.learners.value.targets import masked_argmax
 
 
@@ -37,7 +38,9 @@ class ValuePolicy:
 
     It keeps each env's recurrent state and previous actions between calls: call
     `reset(done)` with the envs whose episode just ended (the recurrent state of a new
-    batch size starts fresh by itself). `greedy=False` acts epsilon-greedily with `epsilon`.
+    batch size starts fresh by itself). `greedy=False` acts epsilon-greedily with `epsilon`
+    and, with noisy nets, draws new weight noise from `noise` before every step; `greedy=True`
+    uses the noisy layers' mean weights.
     """
 
     def __init__(
@@ -47,10 +50,12 @@ class ValuePolicy:
         device: torch.device,
         epsilon: float = 0.0,
         rng: np.random.Generator | None = None,
+        noise: torch.Generator | None = None,
     ):
         self.nets, self.teams, self.device = nets, teams, device
         self.epsilon = epsilon
         self.rng = rng if rng is not None else np.random.default_rng(0)
+        self.noise = noise
         self.hidden: list[torch.Tensor | None] = [None] * len(teams)
         self.prev_action: np.ndarray | None = None
 
@@ -74,12 +79,16 @@ class ValuePolicy:
             self.hidden = [None] * len(self.teams)
             self.prev_action = np.full(obs_t.shape[:2], -1, dtype=np.int64)
         prev = torch.as_tensor(self.prev_action, device=self.device)
+        if not greedy and self.noise is not None:
+            reset_noise(self.nets, self.noise)
+        set_deterministic(self.nets, greedy)
         q = torch.zeros(mask_t.shape, device=self.device)
         for i, (net, members) in enumerate(zip(self.nets, self.teams)):
             team_q, self.hidden[i] = net.q_values(
                 obs_t[:, None, members], prev[:, None, members], self.hidden[i]
             )
             q[:, members] = team_q[:, 0]
+        set_deterministic(self.nets, False)  # training and other actors see the noise
         actions = epsilon_greedy(q, mask_t, 0.0 if greedy else self.epsilon, self.rng)
         self.prev_action = actions.astype(np.int64)
         return actions

@@ -75,7 +75,21 @@ class ValueConfig:
     per_beta_anneal_steps: int = 100_000
     """Env steps over which beta rises to 1."""
     per_eps: float = 1e-6
-    """Added to |TD error| so that no priority is 0."""
+    """Added to |TD error| (or the C51 cross-entropy) so that no priority is 0."""
+    distributional: bool = False
+    """C51 head: a categorical return distribution per action, trained by cross-entropy to
+    the projected n-step target (`loss` is then unused); independent learners only."""
+    v_min: float = -10.0
+    """Smallest return on the C51 support."""
+    v_max: float = 10.0
+    """Largest return on the C51 support."""
+    atoms: int = 51
+    """Number of atoms of the C51 support."""
+    noisy: bool = False
+    """Factorized noisy linear layers explore instead of epsilon (needs epsilon_start = 0
+    and epsilon_end = 0); greedy evaluation uses the mean weights."""
+    noisy_sigma0: float = 0.5
+    """Initial noise scale sigma_0 of the noisy layers (sigma = sigma_0 / sqrt(fan-in))."""
 
     def validate(self) -> None:
         """Refuse inconsistent settings with a message naming the fix."""
@@ -105,13 +119,32 @@ class ValueConfig:
             )
         if self.lr <= 0 or self.max_grad_norm <= 0:
             raise ConfigError("ValueConfig.lr and max_grad_norm must be > 0")
+        self._validate_rainbow_parts()
+
+    def _validate_rainbow_parts(self) -> None:
+        """The C51 and noisy-net settings."""
+        if self.distributional and self.mixer != "none":
+            raise ConfigError(
+                f"ValueConfig.distributional=True with mixer={self.mixer!r}: QMIX and VDN mix "
+                "expected Q-values, not return distributions; use mixer='none' (IQL/DQN) or "
+                "distributional=False"
+            )
+        if self.atoms < 2:
+            raise ConfigError(f"ValueConfig.atoms={self.atoms}: must be >= 2")
+        if not self.v_min < self.v_max:
+            raise ConfigError(
+                f"ValueConfig.v_min={self.v_min} must be below ValueConfig.v_max={self.v_max}"
+            )
+        if self.noisy and (self.epsilon_start > 0 or self.epsilon_end > 0):
+            raise ConfigError(
+                "ValueConfig.noisy=True explores by weight noise, not epsilon: set "
+                f"epsilon_start=0 and epsilon_end=0 (got {self.epsilon_start}, {self.epsilon_end})"
+            )
+        if self.noisy_sigma0 <= 0:
+            raise ConfigError(f"ValueConfig.noisy_sigma0={self.noisy_sigma0}: must be > 0")
 
 
-ALGOS: dict[str, dict[str, Any]] = {
-    "qmix": dict(mixer="qmix"),
-    "vdn": dict(mixer="vdn"),
-    "iql": dict(mixer="none"),
-    "dqn": dict(  # tuned on gym/CartPole-v1 (greedy return 500 after ~20k env steps)
+DQN: dict[str, Any] = dict(  # tuned on gym/CartPole-v1 (greedy return 500 after ~20k steps)
         mixer="none",
         recurrent=False,
         last_action=False,
@@ -131,6 +164,27 @@ ALGOS: dict[str, dict[str, Any]] = {
         epsilon_end=0.02,
         epsilon_anneal_steps=10_000,
         target_update_interval=64,
-    ),
+)
+C51: dict[str, Any] = DQN | dict(distributional=True, v_min=-100.0, v_max=100.0, atoms=101)
+"""DQN with a C51 head; the support spans the returns of gamma = 0.99 and rewards in [-1, 1]."""
+RAINBOW: dict[str, Any] = C51 | dict(
+    noisy=True,
+    epsilon_start=0.0,
+    epsilon_end=0.0,
+    prioritized=True,
+    per_alpha=0.5,
+    per_beta=0.4,
+    per_beta_anneal_steps=100_000,
+)
+"""Double + dueling + 3-step + prioritized + C51 + noisy nets (Hessel et al. 2018)."""
+
+ALGOS: dict[str, dict[str, Any]] = {
+    "qmix": dict(mixer="qmix"),
+    "vdn": dict(mixer="vdn"),
+    "iql": dict(mixer="none"),
+    "dqn": DQN,
+    "c51": C51,
+    "rainbow": RAINBOW,
+    "iql_rainbow": RAINBOW | dict(agent_id=True),  # N independent agents sharing one net
 }
 """Preset overrides per algorithm name; `marl train <algo>` starts from these."""

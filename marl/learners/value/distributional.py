@@ -84,3 +84,30 @@ def project(
 def cross_entropy(log_probs: Tensor, target_probs: Tensor) -> Tensor:
     """C51's loss per sample: -sum_i target_i * log p_i, [B, atoms] -> [B]."""
     return -(target_probs * log_probs).sum(-1)
+
+
+def categorical_target(
+    next_probs: Tensor,
+    next_q: Tensor,
+    action_mask: Tensor,
+    rewards: Tensor,
+    discounts: Tensor,
+    support: CategoricalSupport,
+) -> Tensor:
+    """C51's target: the projected distribution of r + discount * z of the bootstrap action.
+
+    next_probs: [..., A, atoms], the target net's distributions at the bootstrap step;
+    next_q: [..., A], the values that pick the bootstrap action among the legal ones (the
+    online net's expected values for double Q, the target net's for plain C51); action_mask:
+    [..., A] bool; rewards: [...] n-step returns; discounts: [...] gamma^k, 0 after a
+    termination (where no action is legal, the target is r alone). Returns [..., atoms].
+    """
+    best = next_q.masked_fill(~action_mask, float("-inf")).argmax(dim=-1)
+    index = best[..., None, None].expand(*best.shape, 1, next_probs.shape[-1])
+    chosen = next_probs.gather(-2, index).squeeze(-2)  # [..., atoms]
+    discounts = discounts * action_mask.any(dim=-1)
+    lead = chosen.shape[:-1]
+    flat = project(
+        chosen.reshape(-1, support.atoms), rewards.reshape(-1), discounts.reshape(-1), 1.0, support
+    )
+    return flat.reshape(*lead, support.atoms)

@@ -5,9 +5,12 @@ state, VDN (Sunehag et al. 2018) sums them, IQL trains each agent on its own rew
 is IQL with one agent, a feed-forward net and transition replay. Double Q, dueling heads,
 n-step returns and prioritized replay are options (`ValueConfig`). A team's reward for the
 mixed learners is the MEAN of its agents' rewards (so a shared team reward keeps its scale).
+Independent learners may also use C51 return distributions (Bellemare et al. 2017) and noisy
+nets (Fortunato et al. 2018); with all of these on they are Rainbow (Hessel et al. 2018).
 
-`collect` takes `rollout_steps` epsilon-greedy vector steps; `learn` stores them in replay and
-runs `updates_per_iterate` TD updates, each followed by a target-network sync when due.
+`collect` takes `rollout_steps` epsilon-greedy (or noisy-net) vector steps; `learn` stores
+them in replay and runs `updates_per_iterate` TD updates, each drawing fresh weight noise
+for noisy nets and followed by a target-network sync when due.
 """
 
 from __future__ import annotations
@@ -21,13 +24,14 @@ import torch
 from torch import nn
 
 from marl.core.learner import mean_returns, rng_state, set_rng_state
-from marl.core.seeding import INIT, LEARN, child_seed, seeded_init
+from marl.core.seeding import INIT, LEARN, child_seed, seeded_init, torch_generator
 from marl.core.spec import VecSpec
 from marl.envs.types import VecStep
 from marl.envs.vector import make_vec
 from marl.learners.value.acting import ValuePolicy, linear_schedule
 from marl.learners.value.collect import SequenceBuilder, as_numpy, segment_to_transitions
 from marl.learners.value.config import ALGOS, ValueConfig
+from marl.learners.value.distributional import CategoricalSupport
 from marl.learners.value.loss import (
     TeamQ,
     episodes_to_batch,
@@ -36,6 +40,7 @@ from marl.learners.value.loss import (
 )
 from marl.learners.value.mixers import make_mixer
 from marl.learners.value.networks import AgentQNet
+from marl.learners.value.noisy import reset_noise
 from marl.learners.value.replay import ReplayBuffer, episode_fields, transition_fields
 
 CONFIG = ValueConfig
@@ -58,6 +63,9 @@ def build_team_nets(env: VecSpec, config: ValueConfig, seed: int) -> nn.ModuleLi
             "value learners (qmix/vdn/iql/dqn) need discrete actions, but this env has "
             f"continuous ones (action_dim={env.action_dim}); use a policy-gradient learner"
         )
+    support = None
+    if config.distributional:
+        support = CategoricalSupport(config.v_min, config.v_max, config.atoms)
     nets = []
     with seeded_init(seed):
         for members in env.teams.values():
@@ -65,12 +73,20 @@ def build_team_nets(env: VecSpec, config: ValueConfig, seed: int) -> nn.ModuleLi
             width = env.obs_dim + (n if config.agent_id else 0)
             width += env.num_actions if config.last_action else 0
             agent = AgentQNet(
-                width, env.num_actions, config.hidden, config.recurrent, config.dueling
+                width,
+                env.num_actions,
+                config.hidden,
+                config.recurrent,
+                config.dueling,
+                atoms=None if support is None else support.atoms,
+                noisy_sigma0=config.noisy_sigma0 if config.noisy else None,
             )
             mixer = make_mixer(
                 config.mixer, n, env.state_dim, config.mixer_embed, config.hypernet_hidden
             )
-            nets.append(TeamQ(agent, mixer, env.num_actions, config.agent_id, config.last_action))
+            nets.append(
+                TeamQ(agent, mixer, env.num_actions, config.agent_id, config.last_action, support)
+            )
     return nn.ModuleList(nets)
 
 
@@ -88,7 +104,7 @@ def make_replay(config: ValueConfig, env: VecSpec) -> ReplayBuffer:
 
 class Carry(NamedTuple):
     """A worker's running episodes: the step to act on, segments being recorded, and the
-    acting policy (its recurrent state and its generator)."""
+    acting policy (its recurrent state and its generators: epsilon and weight noise)."""
 
     step: VecStep
     builder: SequenceBuilder
@@ -105,7 +121,8 @@ class Experience(NamedTuple):
 
 
 class ValueLearner:
-    """QMIX / VDN / IQL / DQN on one `VecSpec` (follows `marl.core.learner.Learner`)."""
+    """QMIX / VDN / IQL / DQN (and C51 / Rainbow) on one `VecSpec` (follows
+    `marl.core.learner.Learner`)."""
 
     def __init__(self, spec: VecSpec, config: ValueConfig, seed: int, device: Any = "cpu"):
         config.validate()
@@ -117,6 +134,7 @@ class ValueLearner:
         self.target = copy.deepcopy(self.online).requires_grad_(False)
         self.optimizer = torch.optim.Adam(self.online.parameters(), lr=config.lr)
         self.rng = np.random.default_rng(child_seed(seed, LEARN))
+        self.noise = torch_generator(child_seed(seed, LEARN, 0), self.device)
         self._replay: ReplayBuffer | None = None  # made on first use: acting copies need none
         self.env_steps = 0
         self.updates = 0
@@ -138,17 +156,20 @@ class ValueLearner:
 
     # -- acting ---------------------------------------------------------------------------
     def start(self, env: Any, seed: int) -> Carry:
-        """Reset `env` with `seed`; the acting policy draws from a generator seeded `seed`."""
+        """Reset `env` with `seed`; the acting policy draws from generators seeded `seed`."""
         step = env.reset(seed=seed)
         spec = self.spec
         builder = SequenceBuilder(env.num_envs, self.config.max_seq_len, spec.n_agents,
                                   spec.obs_dim, spec.state_dim, spec.num_actions)  # fmt: skip
         builder.begin(step)
-        actor = ValuePolicy(self.online, self.teams, self.device, rng=np.random.default_rng(seed))
+        noise = torch_generator(seed, self.device) if self.config.noisy else None
+        rng = np.random.default_rng(seed)
+        actor = ValuePolicy(self.online, self.teams, self.device, rng=rng, noise=noise)
         return Carry(step, builder, actor, np.zeros((env.num_envs, spec.n_agents)))
 
     def collect(self, env: Any, carry: Carry) -> tuple[Experience, Carry]:
-        """`rollout_steps` epsilon-greedy vector steps (epsilon of the learner's schedule)."""
+        """`rollout_steps` vector steps, epsilon-greedy (epsilon of the learner's schedule) or
+        with fresh weight noise each step (noisy nets)."""
         items: list[dict[str, Any]] = []
         finished: list[np.ndarray] = []
         carry.actor.epsilon = self.epsilon
@@ -202,6 +223,9 @@ class ValueLearner:
         cfg = self.config
         beta = linear_schedule(cfg.per_beta, 1.0, cfg.per_beta_anneal_steps, self.env_steps)
         indices, weights, items = self.replay.sample(cfg.batch_size, self.rng, beta)
+        if cfg.noisy:  # independent noise for the online and the target net, every update
+            reset_noise(self.online, self.noise)
+            reset_noise(self.target, self.noise)
         if cfg.recurrent:
             batch = episodes_to_batch(items, weights, cfg.gamma, cfg.n_step, self.device)
         else:
@@ -241,6 +265,7 @@ class ValueLearner:
             "optimizer": self.optimizer.state_dict(),
             "replay": self.replay.state_dict(),
             "rng": rng_state(self.rng),
+            "noise": self.noise.get_state(),
             "env_steps": self.env_steps,
             "updates": self.updates,
         }
@@ -254,6 +279,8 @@ class ValueLearner:
         self.optimizer.load_state_dict(copy.deepcopy(state["optimizer"]))
         self.replay.load_state_dict(state["replay"])
         set_rng_state(self.rng, state["rng"])
+        if "noise" in state:  # checkpoints from before noisy nets lack it
+            self.noise.set_state(state["noise"])
         self.env_steps, self.updates = int(state["env_steps"]), int(state["updates"])
 
     def close(self) -> None:

@@ -7,14 +7,21 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
+from marl.learners.value.distributional import (
+    CategoricalSupport,
+    categorical_target,
+    cross_entropy,
+    expected_value,
+)
 from marl.learners.value.networks import AgentQNet, agent_inputs
-from marl.learners.value.targets import greedy_values, nstep_returns, td_loss
+from marl.learners.value.targets import greedy_values, nstep_returns, td_loss, weighted_mean
 
 PRIORITY_MAX_WEIGHT = 0.9  # episode priority = 0.9 max |TD| + 0.1 mean |TD| (as in R2D2)
 
 
 class TeamQ(nn.Module):
-    """One team's shared agent Q-network and its mixer (None for independent learners)."""
+    """One team's shared agent Q-network and its mixer (None for independent learners);
+    with a C51 `support` the network gives return distributions and Q is their mean."""
 
     def __init__(
         self,
@@ -23,6 +30,7 @@ class TeamQ(nn.Module):
         num_actions: int,
         agent_id: bool,
         last_action: bool,
+        support: CategoricalSupport | None = None,
     ):
         super().__init__()
         self.agent = agent
@@ -30,13 +38,24 @@ class TeamQ(nn.Module):
         self.num_actions = num_actions
         self.agent_id = agent_id
         self.last_action = last_action
+        self.support = support
+
+    def outputs(
+        self, obs: Tensor, prev_action: Tensor, hidden: Tensor | None = None
+    ) -> tuple[Tensor, Tensor | None]:
+        """obs [B, T, n, O], prev_action [B, T, n] -> (Q [B, T, n, A], or C51 logits
+        [B, T, n, A, atoms], and the last hidden state)."""
+        prev = prev_action if self.last_action else None
+        return self.agent(agent_inputs(obs, prev, self.num_actions, self.agent_id), hidden)
 
     def q_values(
         self, obs: Tensor, prev_action: Tensor, hidden: Tensor | None = None
     ) -> tuple[Tensor, Tensor | None]:
         """obs [B, T, n, O], prev_action [B, T, n] -> (Q [B, T, n, A], last hidden state)."""
-        prev = prev_action if self.last_action else None
-        return self.agent(agent_inputs(obs, prev, self.num_actions, self.agent_id), hidden)
+        out, hidden = self.outputs(obs, prev_action, hidden)
+        if self.support is None:
+            return out, hidden
+        return expected_value(out.softmax(-1), self.support), hidden
 
 
 class TDBatch(NamedTuple):
@@ -101,8 +120,10 @@ def transitions_to_batch(
 
 
 def _at_boot(x: Tensor, boot_index: Tensor) -> Tensor:
-    """x [B, T+1, k] -> x at each step's bootstrap index [B, T, k]."""
-    return x.gather(1, boot_index.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
+    """x [B, T+1, ...] -> x at each step's bootstrap index [B, T, ...]."""
+    flat = x.flatten(2)
+    picked = flat.gather(1, boot_index.unsqueeze(-1).expand(-1, -1, flat.shape[-1]))
+    return picked.reshape(*boot_index.shape, *x.shape[2:])
 
 
 def team_td_terms(
@@ -130,6 +151,36 @@ def team_td_terms(
     return q_tot, returns.mean(dim=-1) + batch.discount * v_tot, batch.filled.float()
 
 
+def team_categorical_terms(
+    online: TeamQ, target: TeamQ, members: list[int], batch: TDBatch, double_q: bool
+) -> tuple[Tensor, Tensor, Tensor]:
+    """(cross-entropy, expected Q of the taken action, mask) of an independent C51 team, each
+    [B, T, n]: the online distribution of the taken action against the projected n-step
+    target (bootstrap action picked by the online net's means when double, else the target's)."""
+    support = online.support
+    horizon = batch.actions.shape[1]
+    obs, prev = batch.obs[:, :, members], batch.prev_action[:, :, members]
+    logits, _ = online.outputs(obs, prev)
+    log_probs = logits.log_softmax(-1)  # [B, T+1, n, A, atoms]
+    with torch.no_grad():
+        target_probs = target.outputs(obs, prev)[0].softmax(-1)
+        picker = log_probs.exp() if double_q else target_probs
+        alive = batch.alive[:, :, members]
+        targets = categorical_target(
+            _at_boot(target_probs, batch.boot_index),
+            _at_boot(expected_value(picker, support), batch.boot_index),
+            _at_boot(batch.action_mask[:, :, members], batch.boot_index),
+            batch.returns[:, :, members],
+            batch.discount.unsqueeze(-1) * _at_boot(alive, batch.boot_index),
+            support,
+        )
+    index = batch.actions[:, :, members, None, None].expand(*targets.shape[:-1], 1, support.atoms)
+    chosen = log_probs[:, :horizon].gather(-2, index).squeeze(-2)  # [B, T, n, atoms]
+    mask = batch.filled.unsqueeze(-1).float() * alive[:, :horizon].float()
+    chosen_q = expected_value(chosen.detach().exp(), support)
+    return cross_entropy(chosen, targets), chosen_q, mask
+
+
 def value_loss(
     online: nn.ModuleList,
     target: nn.ModuleList,
@@ -138,15 +189,25 @@ def value_loss(
     double_q: bool,
     kind: str,
 ) -> tuple[Tensor, Tensor, dict[str, float]]:
-    """Sum of the teams' TD losses, each item's |TD| priority [B], and stats."""
+    """Sum of the teams' TD losses, each item's priority [B] (from |TD|, or from the C51
+    cross-entropy), and stats."""
     total = torch.zeros((), device=batch.obs.device)
     priorities = torch.zeros(batch.actions.shape[0], device=batch.obs.device)
     q_sum, count = 0.0, 0.0
     for team_online, team_target, members in zip(online, target, teams):
-        predicted, targets, mask = team_td_terms(team_online, team_target, members, batch, double_q)
-        loss, errors = td_loss(predicted, targets, mask, batch.weights, kind)
+        if team_online.support is None:
+            predicted, targets, mask = team_td_terms(
+                team_online, team_target, members, batch, double_q
+            )
+            loss, errors = td_loss(predicted, targets, mask, batch.weights, kind)
+            errors = errors.abs()
+        else:
+            errors, predicted, mask = team_categorical_terms(
+                team_online, team_target, members, batch, double_q
+            )
+            loss = weighted_mean(errors, mask, batch.weights)
         total = total + loss
-        priorities = torch.maximum(priorities, item_priority(errors.abs(), mask))
+        priorities = torch.maximum(priorities, item_priority(errors.detach(), mask))
         q_sum += float((predicted.detach() * mask).sum())
         count += float(mask.sum())
     stats = {"loss": float(total.detach()), "q_mean": q_sum / max(count, 1.0)}

@@ -1,9 +1,14 @@
-"""The agent Q-network a team shares (feed-forward or GRU, plain or dueling head)."""
+"""The agent Q-network a team shares: feed-forward or GRU, plain or dueling head, expected
+Q-values or C51 return distributions, plain or noisy linear layers."""
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 from torch import Tensor, nn
+
+from marl.learners.value.noisy import NoisyLinear
 
 
 def agent_inputs(
@@ -27,8 +32,11 @@ def agent_inputs(
 class AgentQNet(nn.Module):
     """Per-agent Q(o, a): an MLP, then a GRU when recurrent, then a plain or dueling head.
 
-    Dueling (Wang et al. 2016): Q = V + A - mean_a A. Agents of a team share these weights;
-    the agent-id one-hot in the input lets them still act differently.
+    Dueling (Wang et al. 2016): Q = V + A - mean_a A. With `atoms` (C51) every action has
+    `atoms` logits instead of one value, and dueling combines the streams per atom (the
+    Rainbow paper's form), before the softmax over atoms. `noisy_sigma0` makes every linear
+    layer a factorized `NoisyLinear` (the GRU stays plain). Agents of a team share these
+    weights; the agent-id one-hot in the input lets them still act differently.
     """
 
     def __init__(
@@ -38,22 +46,27 @@ class AgentQNet(nn.Module):
         hidden: tuple[int, ...],
         recurrent: bool,
         dueling: bool,
+        atoms: int | None = None,
+        noisy_sigma0: float | None = None,
     ):
         super().__init__()
+        linear = nn.Linear if noisy_sigma0 is None else partial(NoisyLinear, sigma_0=noisy_sigma0)
         layers: list[nn.Module] = []
         width = input_dim
         for size in hidden:
-            layers += [nn.Linear(width, size), nn.ReLU()]
+            layers += [linear(width, size), nn.ReLU()]
             width = size
         self.body = nn.Sequential(*layers)
         self.hidden_dim = width
         self.rnn = nn.GRU(width, width, batch_first=True) if recurrent else None
-        self.dueling = dueling
-        self.head = nn.Linear(width, num_actions)
-        self.value_head = nn.Linear(width, 1) if dueling else None
+        self.num_actions, self.atoms = num_actions, atoms
+        per_action = 1 if atoms is None else atoms
+        self.head = linear(width, num_actions * per_action)
+        self.value_head = linear(width, per_action) if dueling else None
 
     def forward(self, inputs: Tensor, hidden: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
-        """inputs [B, T, n, I], hidden [B, n, H] or None (zeros) -> (Q [B, T, n, A], hidden)."""
+        """inputs [B, T, n, I], hidden [B, n, H] or None (zeros) -> (out, hidden): out is
+        Q [B, T, n, A], or C51 logits [B, T, n, A, atoms] when the net has atoms."""
         batch, horizon, n_agents, _ = inputs.shape
         features = self.body(inputs)
         if self.rnn is not None:
@@ -62,8 +75,9 @@ class AgentQNet(nn.Module):
             seq, h_last = self.rnn(seq, h0)
             features = seq.reshape(batch, n_agents, horizon, self.hidden_dim).transpose(1, 2)
             hidden = h_last.reshape(batch, n_agents, self.hidden_dim)
-        advantages = self.head(features)
-        if self.value_head is None:
-            return advantages, hidden
-        values = self.value_head(features)
-        return values + advantages - advantages.mean(dim=-1, keepdim=True), hidden
+        lead = features.shape[:-1]
+        advantages = self.head(features).reshape(*lead, self.num_actions, -1)
+        if self.value_head is not None:
+            values = self.value_head(features).unsqueeze(-2)  # [..., 1, atoms or 1]
+            advantages = values + advantages - advantages.mean(dim=-2, keepdim=True)
+        return (advantages.squeeze(-1) if self.atoms is None else advantages), hidden

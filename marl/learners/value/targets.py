@@ -85,7 +85,10 @@ def td_loss(
         )
     else:
         raise ValueError(f"unknown TD loss {kind!r}; expected 'mse' or 'huber'")
+    return weighted_mean(per_entry, mask, weights), errors.detach()
+
+
+def weighted_mean(per_entry: Tensor, mask: Tensor, weights: Tensor) -> Tensor:
+    """Importance-weighted sum of `per_entry` [B, ...] over unmasked entries / their count."""
     shape = (-1,) + (1,) * (per_entry.dim() - 1)
-    weighted = per_entry * weights.reshape(shape)
-    loss = weighted.sum() / mask.sum().clamp(min=1.0)
-    return loss, errors.detach()
+    return (per_entry * mask * weights.reshape(shape)).sum() / mask.sum().clamp(min=1.0)
