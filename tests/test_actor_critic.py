@@ -3,6 +3,7 @@ team critics, checkpoints and determinism, and learning thresholds on Pendulum."
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import math
 
@@ -22,6 +23,7 @@ from marl.learners.actor_critic.networks import (
     smoothed_actions,
     squashed_gaussian,
 )
+from marl.run.evaluate import run_episodes
 
 # -- pure numerics ---------------------------------------------------------------------------
 
@@ -138,6 +140,11 @@ def test_presets_and_config_errors_name_the_field():
         make_config("sac", {"buffer_size": 10, "batch_size": 32})
 
 
+NEEDS_MUJOCO = pytest.mark.skipif(
+    importlib.util.find_spec("gymnasium_robotics") is None, reason="no mujoco extra"
+)
+
+
 def _short(algo: str, **over):
     base = dict(hidden=(16,), batch_size=8, learning_starts=8, rollout_steps=4, num_envs=2)
     return make_config(algo, {**base, **over})
@@ -157,6 +164,7 @@ def _run(algo: str, env_id: str, iterations: int, seed: int = 0, **kwargs):
         ("masac", "mpe/simple_adversary-v3", {"max_cycles": 10}),
         ("matd3", "mpe/simple_spread-v3", {"N": 2, "max_cycles": 10, "continuous_actions": True}),
         ("sac", "gym/Pendulum-v1", {}),
+        pytest.param("matd3", "mamujoco/HalfCheetah-2x3", {}, marks=NEEDS_MUJOCO),
     ],
 )
 def test_every_form_trains_on_discrete_and_box_envs(algo, env_id, kwargs):
@@ -220,18 +228,10 @@ def test_checkpoint_round_trip_resumes_exactly_and_runs_are_deterministic():
 PENDULUM = dict(hidden=(64, 64), rollout_steps=50)
 
 
-def greedy_return(learner, env_id: str, episodes: int = 10, seed: int = 123, **kwargs) -> float:
-    """Mean greedy per-agent return over `episodes` episodes (one per env)."""
-    env = make_vec(env_id, episodes, seed=seed, **kwargs)
-    policy = learner.policy()
-    step = env.reset(seed=seed)
-    returns = np.zeros(step.reward.shape)
-    finished = np.zeros(episodes, dtype=bool)
-    while not finished.all():
-        step = env.step(policy.act(step.obs, step.action_mask, greedy=True))
-        returns[~finished] += step.reward[~finished]
-        finished |= np.asarray(step.done, dtype=bool)
-    return float(returns.mean())
+def greedy_return(learner, env_id: str, episodes: int = 10, seed: int = 123) -> float:
+    """Mean greedy per-agent return over `episodes` fresh episodes (one per env)."""
+    env = make_vec(env_id, episodes, seed=seed)
+    return float(run_episodes(learner.policy(), env, episodes, True, seed).mean())
 
 
 @pytest.mark.slow
