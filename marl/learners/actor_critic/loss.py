@@ -96,9 +96,9 @@ def critic_loss(
     with torch.no_grad():
         nxt = next_actions(nets, batch, cfg, generator)
         next_q = nets.critic_target(batch.next_obs, batch.next_state, joint_actions(nxt.actions))
-        next_q = next_q * batch.next_alive
+        discount = batch.discount[:, None] * batch.next_alive  # no bootstrap past an exit
         alpha = nets.log_alpha.exp() if cfg.algorithm == "sac" else torch.zeros(())
-        target = td_target(batch.rewards, batch.discount[:, None], next_q, nxt.log_probs, alpha)
+        target = td_target(batch.rewards, discount, next_q, nxt.log_probs, alpha)
     q = nets.critic(batch.obs, batch.state, joint_actions(batch.actions))
     loss = sum(masked_mean((head - target) ** 2, batch.alive) for head in q)
     return loss, {
