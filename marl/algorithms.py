@@ -35,6 +35,12 @@ ALGORITHMS = {
     "iql_rainbow": "marl.learners.value.learner",
     "qlearning": "marl.learners.tabular.learner",
     "dynaq": "marl.learners.tabular.learner",
+    "ddpg": "marl.learners.actor_critic",
+    "td3": "marl.learners.actor_critic",
+    "sac": "marl.learners.actor_critic",
+    "maddpg": "marl.learners.actor_critic",
+    "matd3": "marl.learners.actor_critic",
+    "masac": "marl.learners.actor_critic",
     "alphazero": "marl.search.alphazero",
 }
 """Algorithm name -> the module implementing it (imported on first use)."""

@@ -6,6 +6,7 @@ takes about 0.1 s), except a few big-board or long-setup games that are sampled 
 
 from __future__ import annotations
 
+import importlib.util
 import warnings
 
 import numpy as np
@@ -19,9 +20,16 @@ from marl.envs.check import check_env
 SAMPLED_OUT = {"openspiel/bridge", "openspiel/colored_trails"}
 
 IDS = [i for i in marl.list_envs() if i not in SAMPLED_OUT and not i.startswith("test/")]
+NO_MUJOCO = importlib.util.find_spec("gymnasium_robotics") is None
 
 
-@pytest.mark.parametrize("env_id", IDS)
+def _param(env_id: str):
+    """The id, skipped where it needs an extra that is not installed."""
+    needs_mujoco = env_id.startswith("mamujoco/") and NO_MUJOCO
+    return pytest.param(env_id, marks=pytest.mark.skipif(needs_mujoco, reason="no mujoco extra"))
+
+
+@pytest.mark.parametrize("env_id", [_param(i) for i in IDS])
 def test_api_and_seed(env_id: str) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -45,3 +53,11 @@ def test_check_reports_a_broken_env_in_plain_words() -> None:
     assert results["parallel_api_test"].passed
     assert not results["parallel_seed_test"].passed
     assert "seed" in results["parallel_seed_test"].message
+
+
+def test_mamujoco_without_the_extra_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "gymnasium_robotics", None)  # import now fails
+    with pytest.raises(ImportError, match=r"\.\[mujoco\]"):
+        marl.make("mamujoco/HalfCheetah-2x3", parallel=True)

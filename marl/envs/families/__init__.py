@@ -8,13 +8,13 @@ from typing import Any
 
 import numpy as np
 
-from marl.envs.families import classic, gym, matrix, maze, mpe, openspiel
+from marl.envs.families import classic, gym, mamujoco, matrix, maze, mpe, openspiel
 from marl.envs.teams import Register
 
 
 def register_builtin(register: Register) -> None:
     """Register every built-in family's ids with `register` (the registry's own)."""
-    for family in (mpe, openspiel, gym, matrix, maze, classic):
+    for family in (mpe, openspiel, gym, matrix, maze, classic, mamujoco):
         family.register_all(register)
 
 

@@ -37,11 +37,13 @@ def mlp(
     out_dim: int | None,
     generator: torch.Generator,
     out_gain: float = 1.0,
+    activation: type[nn.Module] = nn.Tanh,
 ) -> nn.Sequential:
-    """Tanh MLP `in_dim -> hidden... -> out_dim` (no output layer when `out_dim` is None)."""
+    """MLP `in_dim -> hidden... -> out_dim` with `activation` between layers (Tanh by default;
+    no output layer when `out_dim` is None)."""
     layers: list[nn.Module] = []
     for size in hidden:
-        layers += [init_linear(nn.Linear(in_dim, size), math.sqrt(2), generator), nn.Tanh()]
+        layers += [init_linear(nn.Linear(in_dim, size), math.sqrt(2), generator), activation()]
         in_dim = size
     if out_dim is not None:
         layers.append(init_linear(nn.Linear(in_dim, out_dim), out_gain, generator))
