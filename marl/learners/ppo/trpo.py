@@ -68,7 +68,12 @@ def policy_step(net: MultiAgentActorCritic, batch: Batch, cfg: TRPOConfig) -> di
     curvature = float(direction @ fvp(direction))
     stats = {"loss/policy": -surrogate.item(), "grad_norm": grad.norm().item()}
     if not math.isfinite(curvature) or curvature <= 0:  # no gradient: nothing to step on
-        return stats | {"kl": 0.0, "step_fraction": 0.0, "backtracks": 0.0}
+        return stats | {
+            "kl": 0.0,
+            "step_fraction": 0.0,
+            "backtracks": 0.0,
+            "expected_improvement": 0.0,
+        }
     full_step = math.sqrt(2 * cfg.max_kl / curvature) * direction.detach()
     start = _flat(params).detach()
     base = surrogate.item()
