@@ -158,18 +158,20 @@ def _plain(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def field_docs(cls: type) -> dict[str, str]:
-    """Each field's docstring (the string literal right after it in the class body)."""
+    """Each field's docstring (the string literal right after it in the class body, or in
+    the body of the base class that declares it)."""
     import inspect
     import textwrap
 
-    try:
-        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
-    except (OSError, TypeError):
-        return {}
-    body = tree.body[0].body  # type: ignore[attr-defined]
-    docs = {}
-    for node, nxt in zip(body, body[1:]):
-        is_doc = isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant)
-        if isinstance(node, ast.AnnAssign) and is_doc and isinstance(nxt.value.value, str):
-            docs[node.target.id] = nxt.value.value.strip()  # type: ignore[attr-defined]
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__[:-1]):  # base classes first: a subclass's doc wins
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
+        except (OSError, TypeError):
+            continue
+        body = tree.body[0].body  # type: ignore[attr-defined]
+        for node, nxt in zip(body, body[1:]):
+            is_doc = isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant)
+            if isinstance(node, ast.AnnAssign) and is_doc and isinstance(nxt.value.value, str):
+                docs[node.target.id] = nxt.value.value.strip()  # type: ignore[attr-defined]
     return docs

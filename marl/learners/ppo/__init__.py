@@ -1,4 +1,8 @@
-"""The PPO family: PPO, IPPO and MAPPO as one learner (config, nets, rollouts, loss)."""
+"""The PPO family: PPO, IPPO and MAPPO as one learner (config, nets, rollouts, loss).
+
+Beside it, on the same nets, rollouts and team switches: `reinforce` (REINFORCE), `a2c`
+(A2C, MAA2C) and `trpo` (TRPO, MATRPO), one module each.
+"""
 
 from marl.learners.ppo.config import ALGOS, CONFIG, PPOConfig
 from marl.learners.ppo.learner import Experience, PPOLearner, make_env, make_learner

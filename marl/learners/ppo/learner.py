@@ -43,10 +43,15 @@ class Experience(NamedTuple):
     finished: Tensor  # [episodes, N] per-agent undiscounted returns
 
 
-class PPOLearner:
-    """PPO / IPPO / MAPPO on one `VecSpec` (follows `marl.core.learner.Learner`)."""
+class OnPolicyLearner:
+    """What every on-policy learner of the family shares: the actor-critic for the spec's
+    agent groups, acting (`start`, weights), value-norm moments, counters and state.
 
-    def __init__(self, spec: VecSpec, config: PPOConfig, seed: int, device: Any = "cpu"):
+    PPO, A2C, REINFORCE and TRPO add their `collect` and `learn` (and their optimizers in
+    `self.optimizers`, saved and restored with the rest).
+    """
+
+    def __init__(self, spec: VecSpec, config: Any, seed: int, device: Any = "cpu"):
         config.validate()
         self.spec, self.config, self.seed = spec, config, seed
         self.device = torch.device(device)
@@ -57,9 +62,10 @@ class PPOLearner:
         with seeded_init(init):  # torch's layers draw default weights before ours replace them
             self.net = MultiAgentActorCritic(
                 self.groups, spec.obs_dim, spec.state_dim, list(spec.action_spaces),
-                config.hidden, config.critic, config.recurrent, torch_generator(init),
+                config.hidden, config.critic, getattr(config, "recurrent", False),
+                torch_generator(init),
             ).to(self.device)  # fmt: skip
-        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.lr, eps=1e-5)
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.generator = torch_generator(child_seed(seed, LEARN), self.device)
         self.moments = [nx.init_moments() for _ in groups]
         self.env_steps = 0
@@ -90,32 +96,27 @@ class PPOLearner:
         """Act with the learner's `weights()` from now on."""
         self.net.load_state_dict(weights)
 
-    # -- learning -------------------------------------------------------------------------
-    def _learning_rate(self) -> float:
+    # -- learning helpers -------------------------------------------------------------------
+    def _set_learning_rate(self) -> float:
+        """Set (and return) the learning rate: `lr`, linearly annealed with `anneal_lr`."""
         cfg = self.config
-        if not cfg.anneal_lr:
-            return cfg.lr
-        return cfg.lr * max(0.0, 1.0 - self.env_steps / cfg.total_steps)
+        lr = cfg.lr * max(0.0, 1.0 - self.env_steps / cfg.total_steps) if cfg.anneal_lr else cfg.lr
+        for optimizer in self.optimizers.values():
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+        return lr
 
-    def learn(self, experience: Sequence[Experience]) -> dict[str, float]:
-        """GAE targets for the joined rollouts, then the PPO update."""
-        lr = self._learning_rate()
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
-        rollout = rollout_to(concat_rollouts([e.rollout for e in experience]), self.device)
-        batch, self.moments, stats = make_batch(rollout, self.config, self.groups, self.moments)
-        stats |= update(self.net, self.optimizer, batch, self.config, self.generator)
-        self.env_steps += rollout.rewards.shape[0] * rollout.rewards.shape[1]
+    def _episode_stats(self, experience: Sequence[Experience]) -> dict[str, float]:
+        """Episodes finished in `experience` and their mean returns per team."""
         finished = torch.cat([e.finished.cpu() for e in experience])
-        stats |= {"lr": lr, "episodes": float(finished.shape[0])}
-        return stats | mean_returns(finished, self.spec.teams)
+        return {"episodes": float(finished.shape[0])} | mean_returns(finished, self.spec.teams)
 
     # -- state ----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """Weights, optimizer, value-norm moments, update RNG and counters (tensors/plain)."""
+        """Weights, optimizers, value-norm moments, update RNG and counters (tensors/plain)."""
         return {
             "net": self.net.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
             "moments": [list(m) for m in self.moments],
             "generator": self.generator.get_state(),
             "env_steps": self.env_steps,
@@ -125,7 +126,9 @@ class PPOLearner:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore `state_dict()`'s output."""
         self.net.load_state_dict(state["net"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        optimizers = state.get("optimizers") or {"policy": state["optimizer"]}  # older PPO
+        for name, optimizer in self.optimizers.items():
+            optimizer.load_state_dict(optimizers[name])
         self.moments = [nx.Moments(*m) for m in state["moments"]]
         self.generator.set_state(state["generator"])
         self.env_steps = int(state["env_steps"])
@@ -136,6 +139,28 @@ class PPOLearner:
 
     def close(self) -> None:
         """Nothing to free."""
+
+
+class PPOLearner(OnPolicyLearner):
+    """PPO / IPPO / MAPPO on one `VecSpec` (follows `marl.core.learner.Learner`)."""
+
+    def __init__(self, spec: VecSpec, config: PPOConfig, seed: int, device: Any = "cpu"):
+        super().__init__(spec, config, seed, device)
+        self.optimizers["policy"] = torch.optim.Adam(self.net.parameters(), lr=config.lr, eps=1e-5)
+
+    @property
+    def optimizer(self) -> torch.optim.Optimizer:
+        """The Adam optimizer of actor and critic."""
+        return self.optimizers["policy"]
+
+    def learn(self, experience: Sequence[Experience]) -> dict[str, float]:
+        """GAE targets for the joined rollouts, then the PPO update."""
+        lr = self._set_learning_rate()
+        rollout = rollout_to(concat_rollouts([e.rollout for e in experience]), self.device)
+        batch, self.moments, stats = make_batch(rollout, self.config, self.groups, self.moments)
+        stats |= update(self.net, self.optimizer, batch, self.config, self.generator)
+        self.env_steps += rollout.rewards.shape[0] * rollout.rewards.shape[1]
+        return stats | {"lr": lr} | self._episode_stats(experience)
 
 
 def make_learner(spec: VecSpec, config: PPOConfig, seed: int, device: Any = "cpu") -> PPOLearner:

@@ -1,6 +1,9 @@
-"""The PPO update: the pure clipped-surrogate loss and `epochs` passes of minibatch SGD."""
+"""The family's losses: PPO's clipped surrogate with `epochs` passes of minibatch SGD, and
+the plain policy-gradient loss that A2C and REINFORCE take one gradient step on."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -9,6 +12,13 @@ from marl.learners.ppo import numerics as nx
 from marl.learners.ppo.config import PPOConfig
 from marl.learners.ppo.nets import MultiAgentActorCritic
 from marl.learners.ppo.rollout import Batch
+
+
+def standardized(advantages: Tensor, alive: Tensor) -> Tensor:
+    """Advantages shifted and scaled to mean 0, std 1 over the alive entries."""
+    mean = nx.masked_mean(advantages, alive)
+    std = nx.masked_mean((advantages - mean) ** 2, alive).sqrt()
+    return (advantages - mean) / (std + 1e-8)
 
 
 def ppo_loss(
@@ -20,9 +30,7 @@ def ppo_loss(
     values = net.values(batch.obs, batch.state)
     alive, advantages = batch.alive, batch.advantages
     if cfg.normalize_advantages:
-        mean = nx.masked_mean(advantages, alive)
-        std = nx.masked_mean((advantages - mean) ** 2, alive).sqrt()
-        advantages = (advantages - mean) / (std + 1e-8)
+        advantages = standardized(advantages, alive)
     log_ratio = log_probs - batch.log_probs
     policy_loss = nx.masked_mean(nx.clipped_surrogate(log_ratio, advantages, cfg.clip), alive)
     value_clip = cfg.clip if cfg.clip_value_loss else None
@@ -41,7 +49,7 @@ def ppo_loss(
     return loss, stats
 
 
-def _flatten_time(batch: Batch) -> Batch:
+def flatten_time(batch: Batch) -> Batch:
     """[T, B, ...] -> [1, T*B, ...] so feedforward minibatches mix all steps."""
     t, b = batch.starts.shape
     flat = {k: v.reshape(1, t * b, *v.shape[2:]) for k, v in batch._asdict().items()}
@@ -58,7 +66,7 @@ def update(
 ) -> dict[str, float]:
     """`epochs` passes of minibatch gradient steps; returns the mean of each loss stat."""
     if not cfg.recurrent:
-        batch = _flatten_time(batch)
+        batch = flatten_time(batch)
     num = batch.starts.shape[1]
     totals: dict[str, float] = {}
     steps = 0
@@ -77,3 +85,46 @@ def update(
                 totals[key] = totals.get(key, 0.0) + float(value)
             steps += 1
     return {key: value / steps for key, value in totals.items()}
+
+
+def policy_gradient_loss(
+    net: MultiAgentActorCritic, batch: Batch, cfg: Any, value: bool = True
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """-log pi(a|s) A + vf_coef * 0.5 (V - R)^2 - ent_coef * entropy, over alive agents.
+
+    The vanilla (A2C, REINFORCE) policy gradient: no ratio, no clipping. `value=False`
+    leaves the critic out (REINFORCE without a baseline).
+    """
+    out, _ = net.actor(batch.obs, batch.hidden, batch.starts)
+    log_probs, entropy = net.log_prob_entropy(out, batch.action_mask, batch.actions)
+    alive, advantages = batch.alive, batch.advantages
+    if cfg.normalize_advantages:
+        advantages = standardized(advantages, alive)
+    policy_loss = nx.masked_mean(-log_probs * advantages.detach(), alive)
+    entropy_mean = nx.masked_mean(entropy, alive)
+    loss = policy_loss - cfg.ent_coef * entropy_mean
+    stats = {"loss/policy": policy_loss.detach(), "entropy": entropy_mean.detach()}
+    if value:
+        values = net.values(batch.obs, batch.state)
+        v_loss = nx.masked_mean(nx.value_loss(values, values, batch.returns, None), alive)
+        loss = loss + cfg.vf_coef * v_loss
+        stats["loss/value"] = v_loss.detach()
+    return loss, stats
+
+
+def gradient_step(
+    net: MultiAgentActorCritic,
+    optimizer: torch.optim.Optimizer,
+    batch: Batch,
+    cfg: Any,
+    value: bool = True,
+) -> dict[str, float]:
+    """One step of `optimizer` on `policy_gradient_loss` over the whole (flattened) batch."""
+    loss, stats = policy_gradient_loss(net, flatten_time(batch), cfg, value)
+    optimizer.zero_grad()
+    loss.backward()
+    # actor and critic apart: a large value gradient must not shrink the policy's step
+    stats["grad_norm"] = torch.nn.utils.clip_grad_norm_(net.actor_parameters(), cfg.max_grad_norm)
+    torch.nn.utils.clip_grad_norm_(net.critic_parameters(), cfg.max_grad_norm)
+    optimizer.step()
+    return {key: float(v) for key, v in stats.items()}

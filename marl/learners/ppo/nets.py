@@ -138,6 +138,21 @@ def gaussian_log_prob_entropy(
     return (per_dim * dim_mask).sum(-1), (entropy * dim_mask).sum(-1)
 
 
+def categorical_kl(logits_p: Tensor, logits_q: Tensor) -> Tensor:
+    """KL(p || q) `[...]` of two categoricals given as (masked) logits `[..., A]`."""
+    log_p, log_q = torch.log_softmax(logits_p, -1), torch.log_softmax(logits_q, -1)
+    return (log_p.exp() * (log_p - log_q)).sum(-1)
+
+
+def gaussian_kl(
+    mean_p: Tensor, log_std_p: Tensor, mean_q: Tensor, log_std_q: Tensor, dim_mask: Tensor
+) -> Tensor:
+    """KL(p || q) of two diagonal Gaussians, summed over the dims `dim_mask` keeps."""
+    var_p, var_q = torch.exp(2 * log_std_p), torch.exp(2 * log_std_q)
+    per_dim = log_std_q - log_std_p + (var_p + (mean_p - mean_q) ** 2) / (2 * var_q) - 0.5
+    return (per_dim * dim_mask).sum(-1)
+
+
 class ActorCritic(nn.Module):
     """Actor (MLP, optional GRU, linear head) and critic (MLP) for one group of agents."""
 
@@ -281,6 +296,22 @@ class MultiAgentActorCritic(nn.Module):
             env_actions = actions
         log_probs, _ = self.log_prob_entropy(out, mask, actions)
         return actions, env_actions, log_probs, hidden
+
+    def kl(self, old: tuple[Tensor, Tensor], out: Tensor, mask: Tensor) -> Tensor:
+        """KL(old policy || policy with actor output `out`) `[..., N]`; `old` is the
+        `(actor output, log_std())` pair of the old policy, detached."""
+        old_out, old_log_std = old
+        if self.continuous:
+            return gaussian_kl(old_out, old_log_std, out, self.log_std(), self.dim_mask)
+        return categorical_kl(mask_logits(old_out, mask), mask_logits(out, mask))
+
+    def actor_parameters(self) -> list[nn.Parameter]:
+        """The policy's parameters (body, GRU, head, log-std): what TRPO steps."""
+        return [p for name, p in self.named_parameters() if ".critic." not in name]
+
+    def critic_parameters(self) -> list[nn.Parameter]:
+        """The value function's parameters."""
+        return [p for name, p in self.named_parameters() if ".critic." in name]
 
     def values(self, obs: Tensor, state: Tensor) -> Tensor:
         """obs [..., N, O], state [..., S] -> values [..., N]."""

@@ -1,4 +1,5 @@
-"""Pure numerics of on-policy learning: GAE(lambda), bootstrapping targets, running moments.
+"""Pure numerics of on-policy learning: GAE(lambda), Monte-Carlo returns, bootstrapping
+targets, running moments, and TRPO's conjugate gradient, Fisher-vector product and line search.
 
 Every function here is a plain function of tensors (no modules, no hidden state), so the
 tests check them against hand-worked numbers. Time is the leading axis: `[T, ...]`.
@@ -6,6 +7,7 @@ tests check them against hand-worked numbers. Time is the leading axis: `[T, ...
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import torch
@@ -127,3 +129,88 @@ def denormalize(x: Tensor, moments: Moments, eps: float = 1e-8) -> Tensor:
     """Invert `normalize`."""
     std = torch.sqrt(moments.var + eps)
     return (x.double() * std + moments.mean).to(x.dtype)
+
+
+def discounted_returns(
+    rewards: Tensor,  # [T, ...] reward after the action at t
+    next_values: Tensor,  # [T, ...] value to bootstrap from where a trajectory ends at t
+    ends: Tensor,  # [T, ...] bool, trajectory ends at t
+    gamma: float,
+) -> Tensor:
+    """Monte-Carlo returns G_t = r_t + gamma * (next_values_t if ends_t else G_{t+1}).
+
+    With `bootstrap_targets`' output, `next_values` is 0 at termination (the return is cut)
+    and V(final_obs) at truncation (the return is bootstrapped); after the last step the
+    return is bootstrapped from `next_values[T-1]` (V of the state after the rollout).
+    """
+    returns = torch.zeros_like(rewards)
+    running = next_values[-1]
+    for t in range(rewards.shape[0] - 1, -1, -1):
+        running = rewards[t] + gamma * torch.where(ends[t], next_values[t], running)
+        returns[t] = running
+    return returns
+
+
+def conjugate_gradient(
+    matrix_vector: Callable[[Tensor], Tensor], b: Tensor, iters: int, tol: float = 1e-10
+) -> Tensor:
+    """Approximately solve A x = b for symmetric positive-definite A given only x -> A x.
+
+    Plain conjugate gradient from x = 0: at most `iters` iterations, stopping once the
+    squared residual is below `tol`.
+    """
+    x = torch.zeros_like(b)
+    residual = b.clone()
+    direction = b.clone()
+    rr = residual @ residual
+    for _ in range(iters):
+        if rr < tol:
+            break
+        a_dir = matrix_vector(direction)
+        alpha = rr / (direction @ a_dir)
+        x = x + alpha * direction
+        residual = residual - alpha * a_dir
+        new_rr = residual @ residual
+        direction = residual + (new_rr / rr) * direction
+        rr = new_rr
+    return x
+
+
+def fisher_vector_product(
+    kl: Tensor, params: Sequence[Tensor], damping: float = 0.0
+) -> Callable[[Tensor], Tensor]:
+    """v -> (H + damping I) v, H the Hessian of `kl` (a scalar) in the flattened `params`.
+
+    `kl` is the mean KL(pi_old || pi_theta) at theta = old: there its Hessian is the Fisher
+    information matrix, and this is TRPO's Fisher-vector product (two backward passes, no
+    matrix is formed).
+    """
+    grads = torch.autograd.grad(kl, list(params), create_graph=True)
+    flat = torch.cat([g.reshape(-1) for g in grads])
+
+    def product(v: Tensor) -> Tensor:
+        hv = torch.autograd.grad(flat @ v, list(params), retain_graph=True)
+        return torch.cat([h.reshape(-1) for h in hv]) + damping * v
+
+    return product
+
+
+def backtracking_line_search(
+    evaluate: Callable[[float], tuple[float, float]],
+    max_kl: float,
+    backtracks: int,
+    shrink: float = 0.5,
+) -> tuple[float, int]:
+    """The largest step fraction shrink^k (k < backtracks) that `evaluate` accepts.
+
+    `evaluate(fraction) -> (improvement, kl)` scores the step `fraction * full_step`: a
+    fraction is accepted when the surrogate improves (> 0) and the KL stays within `max_kl`.
+    Returns `(fraction, k)`; `(0.0, backtracks)` when every fraction is rejected (no step).
+    """
+    fraction = 1.0
+    for k in range(backtracks):
+        improvement, kl = evaluate(fraction)
+        if kl <= max_kl and improvement > 0:
+            return fraction, k
+        fraction *= shrink
+    return 0.0, backtracks
