@@ -17,10 +17,10 @@ class ActorPolicy:
     """The actors as a policy: greedy = tanh(mean) / argmax; sampled = the exploring draw
     (Gaussian noise for DDPG/TD3, the squashed Gaussian for SAC, Gumbel when discrete)."""
 
-    def __init__(self, actor: Actors, config: Any, seed: int = 0, generator: Any = None):
+    def __init__(self, actor: Actors, config: Any, seed: int = 0):
         self.actor, self.config = actor, config
         self.device = actor.coding.low.device
-        self.generator = generator if generator is not None else torch_generator(seed, self.device)
+        self.generator = torch_generator(seed, self.device)  # a worker's carry replaces it
 
     @torch.no_grad()
     def coded(self, obs: Any, action_mask: Any, *, greedy: bool, uniform: bool = False) -> Any:
