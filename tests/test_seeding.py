@@ -21,7 +21,13 @@ def test_child_seed_is_the_spawned_child():
     ("algo", "env_id"),
     [
         ("mappo", "mpe/simple_spread-v3"),
+        ("trpo", "gym/CartPole-v1"),
+        ("a2c", "gym/CartPole-v1"),
+        ("reinforce", "gym/CartPole-v1"),
         ("qmix", "matrix/two_step-v0"),
+        ("rainbow", "gym/CartPole-v1"),
+        ("sac", "gym/Pendulum-v1"),
+        ("maddpg", "mpe/simple_tag-v3"),
         ("qlearning", "maze/dyna_maze-v0"),
         ("alphazero", "classic/tic_tac_toe-v0"),
     ],

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from marl.core.config import config_to_dict
 from marl.core.learner import mean_returns, rng_state, set_rng_state
-from marl.core.seeding import INIT, LEARN, child_seed, torch_generator
+from marl.core.seeding import INIT, LEARN, child_seed, seeded_init, torch_generator
 from marl.core.spec import VecSpec
 from marl.envs.vector import make_vec
 from marl.learners.actor_critic.config import ActorCriticConfig
@@ -57,11 +57,13 @@ def build_nets(spec: VecSpec, config: ActorCriticConfig, seed: int) -> Nets:
     agent_groups = AgentGroups(groups, spec.n_agents, agent_ids=config.share_parameters)
     coding = ActionCoding(list(spec.action_spaces))
     generator = torch_generator(seed)
-    actor = Actors(agent_groups, spec.obs_dim, coding, config.hidden, config.algorithm, generator)
-    critic = Critics(
-        agent_groups, spec.obs_dim, spec.state_dim, coding.width, config.critic == "central",
-        config.hidden, 2 if config.twin_critics else 1, generator,
-    )  # fmt: skip
+    with seeded_init(seed):  # torch's layers draw default weights before ours replace them
+        actor = Actors(agent_groups, spec.obs_dim, coding, config.hidden, config.algorithm,
+                       generator)  # fmt: skip
+        critic = Critics(
+            agent_groups, spec.obs_dim, spec.state_dim, coding.width, config.critic == "central",
+            config.hidden, 2 if config.twin_critics else 1, generator,
+        )  # fmt: skip
     actor_target = None if config.algorithm == "sac" else copy.deepcopy(actor)
     log_alpha = torch.full((spec.n_agents,), float(np.log(max(config.alpha, 1e-8))))
     return Nets(actor, critic, actor_target, copy.deepcopy(critic), log_alpha)
