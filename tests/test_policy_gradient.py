@@ -176,19 +176,11 @@ def _train_run_file(name):
     return trainer, spec
 
 
-# Seed 0, one core: REINFORCE and A2C reached 500 (the maximum) in about 95 CPU seconds
-# each, TRPO in about 60; on Pendulum PPO and TRPO (gamma 0.9) pass -300 well before 300k.
+# Seed 0, one core: TRPO reached 500 (the maximum) on CartPole in about 60 CPU seconds. The
+# other thresholds (REINFORCE and A2C on CartPole, PPO and TRPO on Pendulum) take 1-2 minutes
+# of CPU each and run in benchmarks/pg_thresholds.py, so that CI stays short.
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    ("name", "threshold"),
-    [
-        ("reinforce_cartpole", 475.0),  # 500k env steps
-        ("a2c_cartpole", 475.0),  # 500k
-        ("trpo_cartpole", 475.0),  # 200k
-        ("ppo_pendulum", -300.0),  # 300k
-        ("trpo_pendulum", -300.0),  # 300k
-    ],
-)
+@pytest.mark.parametrize(("name", "threshold"), [("trpo_cartpole", 475.0)])  # 200k env steps
 def test_greedy_return_threshold_within_the_run_files_budget(name, threshold):
     trainer, spec = _train_run_file(name)
     assert _greedy_return(trainer.learner, spec["env"], episodes=20) >= threshold
