@@ -4,7 +4,7 @@ Trains `vdn` on `matrix/two_step-v0` with epsilon held at 1 (uniform joint actio
 `--set` overrides, then prints the number of updates and target copies, each agent's Q at
 state 1, and Q_tot(b0, b1) = q_0(b0) + q_1(b1) of the second state after each first joint
 action, beside VDN's least-squares additive fit under uniform data (2A: 7 everywhere; 2B:
-[[-1.5, 2.5], [2.5, 6.5]]). docs/readme_rainbow.md explains the runs below:
+[[-1.5, 2.5], [2.5, 6.5]]). the README (C51, noisy nets and Rainbow) explains the runs below:
 
     python benchmarks/two_step_vdn.py --steps 20000
     python benchmarks/two_step_vdn.py --steps 20000 --set target_update_interval=10

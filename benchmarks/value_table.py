@@ -1,5 +1,5 @@
 """DQN, C51, Rainbow and IQL-Rainbow on CartPole and on spread at one budget: the table of
-docs/readme_rainbow.md.
+the README (C51, noisy nets and Rainbow).
 
 Every algorithm trains from its preset (`marl.learners.value.config.ALGOS`) for `--budget`
 env steps per seed, in this process with one torch thread. CartPole (`gym/CartPole-v1`) is

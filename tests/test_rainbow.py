@@ -156,7 +156,7 @@ def test_noisy_learner_collects_the_same_actions_from_the_same_seed():
 def test_c51_balances_cartpole_within_200k_steps():
     # measured: greedy 500.0 over 20 episodes at 20,224 env steps, 52 s CPU (seed 0). Rainbow
     # learns CartPole too slowly for a test (133 at 20k steps after 77 s CPU): see
-    # docs/readme_rainbow.md and benchmarks/value_table.py
+    # the README (C51, noisy nets and Rainbow) and benchmarks/value_table.py
     config = build_config(CONFIG, ALGOS["c51"])
     learner = local_trainer("c51", vec_spec("gym/CartPole-v1"), config, 0)
     best = best_greedy_return(learner, "gym/CartPole-v1", 475, 200_000, episodes=20)
