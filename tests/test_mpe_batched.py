@@ -307,3 +307,20 @@ def test_treasure_pickup_delivery_and_respawn_by_hand() -> None:
     # type 1: -0.1 * its distance to deposit 1 (at (5, 5))
     expected0 = 10 - 5 - 0.1 * np.hypot(5.0, 5.0)
     assert reward[0, 0].item() == pytest.approx(expected0)
+
+
+def test_nan_actions_are_refused_unless_the_check_is_off():
+    """mpe2 raises on a NaN action; the batched env does too by default (marl.make_vec),
+    naming the env, the agent and the value, and learners' workers turn the check off."""
+    import marl
+
+    vec = marl.make_vec(
+        "mpe/simple_spread-v3", 3, seed=0, backend="batched", continuous_actions=True
+    )
+    actions = np.zeros((3, 3, vec.action_dim), np.float32)
+    actions[1, 2, 1] = np.nan  # a force component (component 0 is the no-op)
+    with pytest.raises(ValueError, match=r"agent_2 in env 1 is not finite"):
+        vec.step(actions)
+    fast = marl.make_vec("mpe/simple_spread-v3", 3, seed=0, backend="batched",
+                         continuous_actions=True, check_actions=False)  # fmt: skip
+    assert np.isnan(np.asarray(fast.step(actions).obs)).any()  # unchecked: NaN flows through

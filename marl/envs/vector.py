@@ -257,12 +257,15 @@ def make_vec(
     backend: str = "sync",
     num_workers: int = 2,
     device: str = "cpu",
+    check_actions: bool = True,
     **kwargs: Any,
 ) -> Any:
     """B copies of `env_id` as one `VecEnv`.
 
     backend: "sync" (this process), "process" (worker processes) or "batched" (natively
     batched torch implementation, MPE only). With `seed`, the envs are reset once here.
+    `check_actions` (batched backend) refuses NaN or infinite continuous actions; learners'
+    workers turn it off, since their actions come from their own policy.
     """
     import functools
 
@@ -276,7 +279,9 @@ def make_vec(
     if backend == "batched":
         from marl.envs.mpe import make_batched
 
-        return make_batched(reg.env_id, num_envs, device=device, seed=seed, **kwargs)
+        return make_batched(
+            reg.env_id, num_envs, device=device, seed=seed, check_actions=check_actions, **kwargs
+        )
     probe = make(env_id, parallel=True, **kwargs)
     teams = group_teams(probe.possible_agents, reg.teams)
     probe.close()

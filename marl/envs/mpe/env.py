@@ -40,8 +40,10 @@ class BatchedMPE:
         device: torch.device | str = "cpu",
         dtype: torch.dtype = torch.float32,
         seed: int | None = None,
+        check_actions: bool = True,
     ) -> None:
-        """Wrap `scenario` for `num_envs` worlds on `device`."""
+        """Wrap `scenario` for `num_envs` worlds on `device`; `check_actions` refuses NaN or
+        infinite continuous actions (mpe2 raises on them; a learner's hot path turns it off)."""
         if num_envs < 1 or max_cycles < 1:
             raise ValueError(f"num_envs and max_cycles must be >= 1, got {num_envs}, {max_cycles}")
         spec = scenario.spec
@@ -49,6 +51,7 @@ class BatchedMPE:
         self.num_envs = num_envs
         self.max_cycles = max_cycles
         self.continuous_actions = continuous_actions
+        self.check_actions = check_actions
         self.device = torch.device(device)
         self.physics = Physics(spec, self.device, dtype)
         self.agents = list(spec.agent_names)
@@ -142,6 +145,8 @@ class BatchedMPE:
                     f"expected continuous actions of shape {(b, n, self.action_dim)}, "
                     f"got {tuple(a.shape)}"
                 )
+            if self.check_actions:
+                self._check_finite(a)
             return self.physics.continuous_controls(a.to(self.physics.push.dtype))
         if a.shape != (b, n) or a.dtype.is_floating_point:
             raise ValueError(
@@ -155,6 +160,16 @@ class BatchedMPE:
                 f"Discrete({int(self.action_sizes[agent])})"
             )
         return self.physics.discrete_controls(a.long())
+
+    def _check_finite(self, actions: torch.Tensor) -> None:
+        """Refuse a NaN or infinite action, naming the env, the agent and the value."""
+        bad = ~torch.isfinite(actions).all(-1)
+        if bad.any():
+            env, agent = (int(i) for i in bad.nonzero()[0])
+            raise ValueError(
+                f"action {actions[env, agent].tolist()} of {self.agents[agent]} in env {env} "
+                f"is not finite; expected floats in Box(-1, 1, ({self.action_dim},))"
+            )
 
     def step(self, actions: Any) -> VecStep:
         """Apply actions ([B, N] ints or [B, N, action_dim] floats); autoreset ended episodes."""

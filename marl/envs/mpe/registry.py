@@ -73,6 +73,7 @@ def make_batched(
     device: torch.device | str = "cpu",
     seed: int | None = None,
     dtype: torch.dtype = torch.float32,
+    check_actions: bool = True,
     **kwargs: Any,
 ) -> BatchedMPE:
     """`num_envs` copies of an MPE scenario as one tensor env (kwargs as mpe2 takes them)."""
@@ -87,6 +88,7 @@ def make_batched(
         num_envs,
         max_cycles=kwargs.get("max_cycles", 25),
         continuous_actions=kwargs.get("continuous_actions", False),
+        check_actions=check_actions,
         device=device,
         dtype=dtype,
         seed=seed,

@@ -248,4 +248,11 @@ def make_learner(
 
 def make_env(spec: VecSpec, config: ActorCriticConfig, num_envs: int, seed: int) -> Any:
     """The vector env a worker steps: `num_envs` copies of the spec's env."""
-    return make_vec(spec.env_id, num_envs, seed=seed, backend=config.backend, **spec.env_kwargs)
+    return make_vec(
+        spec.env_id,
+        num_envs,
+        seed=seed,
+        backend=config.backend,
+        check_actions=False,
+        **spec.env_kwargs,
+    )

@@ -170,4 +170,11 @@ def make_learner(spec: VecSpec, config: PPOConfig, seed: int, device: Any = "cpu
 
 def make_env(spec: VecSpec, config: PPOConfig, num_envs: int, seed: int) -> Any:
     """The vector env a PPO worker steps: `num_envs` copies of the spec's env."""
-    return make_vec(spec.env_id, num_envs, seed=seed, backend=config.backend, **spec.env_kwargs)
+    return make_vec(
+        spec.env_id,
+        num_envs,
+        seed=seed,
+        backend=config.backend,
+        check_actions=False,
+        **spec.env_kwargs,
+    )

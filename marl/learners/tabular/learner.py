@@ -314,4 +314,4 @@ def make_learner(
 
 def make_env(spec: VecSpec, config: TabularConfig, num_envs: int, seed: int) -> VecEnv:
     """The vector env a tabular worker steps: `num_envs` copies of the spec's env."""
-    return make_vec(spec.env_id, num_envs, seed=seed, **spec.env_kwargs)
+    return make_vec(spec.env_id, num_envs, seed=seed, check_actions=False, **spec.env_kwargs)
