@@ -328,3 +328,12 @@ def _turn_based_spec(env_id: str, kwargs: dict[str, Any]) -> VecSpec:
         max(_num_actions(s) for s in actions), max(_action_dim(s) for s in actions),
         env_id, dict(kwargs),
     )  # fmt: skip
+
+
+def learner_env(spec: VecSpec, config: Any, num_envs: int, seed: int) -> Any:
+    """The vector env a learner's worker steps: `num_envs` copies of the spec's env on the
+    config's `backend` (sync when it has none), actions unchecked (they come from its policy).
+    A learner module that acts on a vector env uses this as its `make_env`."""
+    backend = getattr(config, "backend", "sync")
+    return make_vec(spec.env_id, num_envs, seed=seed, backend=backend, check_actions=False,
+                    **spec.env_kwargs)  # fmt: skip

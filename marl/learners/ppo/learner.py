@@ -21,7 +21,7 @@ from marl.core.config import config_to_dict
 from marl.core.learner import mean_returns
 from marl.core.seeding import INIT, LEARN, child_seed, seeded_init, torch_generator
 from marl.core.spec import VecSpec
-from marl.envs.vector import make_vec
+from marl.envs.vector import learner_env
 from marl.learners.ppo import numerics as nx
 from marl.learners.ppo.config import PPOConfig
 from marl.learners.ppo.loss import update
@@ -168,13 +168,5 @@ def make_learner(spec: VecSpec, config: PPOConfig, seed: int, device: Any = "cpu
     return PPOLearner(spec, config, seed, device)
 
 
-def make_env(spec: VecSpec, config: PPOConfig, num_envs: int, seed: int) -> Any:
-    """The vector env a PPO worker steps: `num_envs` copies of the spec's env."""
-    return make_vec(
-        spec.env_id,
-        num_envs,
-        seed=seed,
-        backend=config.backend,
-        check_actions=False,
-        **spec.env_kwargs,
-    )
+make_env = learner_env
+"""The vector env a worker steps (`marl.envs.vector.learner_env`)."""

@@ -20,7 +20,7 @@ from marl.core.learner import mean_returns, rng_state, set_rng_state
 from marl.core.seeding import LEARN, child_seed
 from marl.core.spec import VecSpec
 from marl.envs.types import VecEnv, VecStep
-from marl.envs.vector import make_vec
+from marl.envs.vector import learner_env
 from marl.learners.tabular.numerics import TabularModel, epsilon_greedy, plan, q_learning_update
 from marl.learners.tabular.states import StateIndex
 from marl.learners.value.acting import linear_schedule
@@ -312,6 +312,5 @@ def make_learner(
     return TabularLearner(spec, config, seed)
 
 
-def make_env(spec: VecSpec, config: TabularConfig, num_envs: int, seed: int) -> VecEnv:
-    """The vector env a tabular worker steps: `num_envs` copies of the spec's env."""
-    return make_vec(spec.env_id, num_envs, seed=seed, check_actions=False, **spec.env_kwargs)
+make_env = learner_env
+"""The vector env a worker steps (`marl.envs.vector.learner_env`)."""

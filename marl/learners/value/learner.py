@@ -27,7 +27,7 @@ from marl.core.learner import mean_returns, rng_state, set_rng_state
 from marl.core.seeding import INIT, LEARN, child_seed, seeded_init, torch_generator
 from marl.core.spec import VecSpec
 from marl.envs.types import VecStep
-from marl.envs.vector import make_vec
+from marl.envs.vector import learner_env
 from marl.learners.value.acting import ValuePolicy, linear_schedule
 from marl.learners.value.collect import SequenceBuilder, as_numpy, segment_to_transitions
 from marl.learners.value.config import ALGOS, ValueConfig
@@ -294,13 +294,5 @@ def make_learner(
     return ValueLearner(spec, config, seed, device)
 
 
-def make_env(spec: VecSpec, config: ValueConfig, num_envs: int, seed: int) -> Any:
-    """The vector env a value-learner worker steps: `num_envs` copies of the spec's env."""
-    return make_vec(
-        spec.env_id,
-        num_envs,
-        seed=seed,
-        backend=config.backend,
-        check_actions=False,
-        **spec.env_kwargs,
-    )
+make_env = learner_env
+"""The vector env a worker steps (`marl.envs.vector.learner_env`)."""
