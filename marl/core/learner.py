@@ -98,6 +98,11 @@ def _width(teams: dict[str, Sequence[int]]) -> int:
     return 1 + max(i for members in teams.values() for i in members)
 
 
+def cpu_state(module: Any) -> dict[str, Any]:
+    """A module's weights detached and on the CPU: what `weights()` sends to acting copies."""
+    return {k: v.detach().cpu() for k, v in module.state_dict().items()}
+
+
 def rng_state(gen: np.random.Generator) -> dict[str, Any]:
     """A numpy generator's state as plain values (checkpoint-safe)."""
     return gen.bit_generator.state

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from marl.core.config import ConfigError, config_to_dict
+from marl.core.learner import cpu_state
 from marl.core.seeding import INIT, LEARN, child_seed, seeded_init, torch_generator
 from marl.core.spec import VecSpec
 from marl.games import game_for_env
@@ -177,7 +178,7 @@ class AlphaZeroLearner:
 
     def weights(self) -> dict[str, Tensor]:
         """The network's weights, on the CPU."""
-        return {k: v.detach().cpu() for k, v in self.net.state_dict().items()}
+        return cpu_state(self.net)
 
     def load_weights(self, weights: dict[str, Tensor]) -> None:
         """Search with the learner's `weights()` from now on."""

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from marl.core.config import config_to_dict
-from marl.core.learner import mean_returns, rng_state, set_rng_state
+from marl.core.learner import cpu_state, mean_returns, rng_state, set_rng_state
 from marl.core.seeding import INIT, LEARN, child_seed, seeded_init, torch_generator
 from marl.core.spec import VecSpec
 from marl.envs.vector import learner_env
@@ -124,7 +124,7 @@ class ActorCriticLearner:
 
     def weights(self) -> dict[str, Any]:
         """The actor's weights (CPU) and the env-step count that ends the warm-up."""
-        actor = {k: v.detach().cpu() for k, v in self.actor.state_dict().items()}
+        actor = cpu_state(self.actor)
         return {"actor": actor, "env_steps": self.env_steps}
 
     def load_weights(self, weights: dict[str, Any]) -> None:

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from marl.core.config import config_to_dict
-from marl.core.learner import mean_returns
+from marl.core.learner import cpu_state, mean_returns
 from marl.core.seeding import INIT, LEARN, child_seed, seeded_init, torch_generator
 from marl.core.spec import VecSpec
 from marl.envs.vector import learner_env
@@ -90,7 +90,7 @@ class OnPolicyLearner:
 
     def weights(self) -> dict[str, Tensor]:
         """The network's weights, on the CPU."""
-        return {k: v.detach().cpu() for k, v in self.net.state_dict().items()}
+        return cpu_state(self.net)
 
     def load_weights(self, weights: dict[str, Tensor]) -> None:
         """Act with the learner's `weights()` from now on."""

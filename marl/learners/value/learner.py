@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from marl.core.learner import mean_returns, rng_state, set_rng_state
+from marl.core.learner import cpu_state, mean_returns, rng_state, set_rng_state
 from marl.core.seeding import INIT, LEARN, child_seed, seeded_init, torch_generator
 from marl.core.spec import VecSpec
 from marl.envs.types import VecStep
@@ -195,7 +195,7 @@ class ValueLearner:
 
     def weights(self) -> dict[str, Any]:
         """The online nets' weights (CPU) and the env-step count that sets epsilon."""
-        online = {k: v.detach().cpu() for k, v in self.online.state_dict().items()}
+        online = cpu_state(self.online)
         return {"online": online, "env_steps": self.env_steps}
 
     def load_weights(self, weights: dict[str, Any]) -> None:
