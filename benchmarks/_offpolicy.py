@@ -3,6 +3,7 @@ its GREEDY policy on fresh seeded episodes, timing wall and CPU (one torch threa
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any
 
@@ -11,24 +12,47 @@ from _spread import LoadMeter, Result
 
 def train_and_evaluate(
     algo: str, env_id: str, env_kwargs: dict[str, Any], config: dict[str, Any], steps: int,
-    seed: int, episodes: int, eval_seed: int, method: str = "",
+    seed: int, episodes: int, eval_seed: int, method: str = "", curve_every: int = 0,
 ) -> tuple[Result, Any]:  # fmt: skip
     """Train `algo` for `steps` env steps; (result with the mean greedy per-agent return over
-    `episodes` episodes, the per-agent returns [episodes, N])."""
+    `episodes` episodes, the per-agent returns [episodes, N]). With `curve_every`, the greedy
+    return is also measured (outside the timing) about every that many env steps and printed,
+    so a run cut short still leaves its curve in the log."""
     from marl.algorithms import local_trainer, make_config
-    from marl.envs import make_vec, vec_spec
-    from marl.run.evaluate import run_episodes
+    from marl.envs import vec_spec
 
     spec = vec_spec(env_id, **env_kwargs)
+    evaluate = functools.partial(greedy_returns, env_id, env_kwargs, episodes, eval_seed)
+    seconds = cpu = 0.0
+    next_curve = curve_every or steps + 1
     with LoadMeter() as load:
-        start, cpu = time.perf_counter(), time.process_time()
         trainer = local_trainer(algo, spec, make_config(algo, config), seed)
         while trainer.learner.env_steps < steps:
+            start, tick = time.perf_counter(), time.process_time()
             trainer.iterate()
-        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
-    vec = make_vec(env_id, min(episodes, 16), seed=eval_seed, **env_kwargs)
-    returns = run_episodes(trainer.learner.policy(), vec, episodes, True, eval_seed)
-    vec.close()
+            seconds += time.perf_counter() - start
+            cpu += time.process_time() - tick
+            if trainer.learner.env_steps >= next_curve:
+                next_curve += curve_every
+                mean = float(evaluate(trainer.learner.policy()).mean())
+                done = f"{trainer.learner.env_steps} env steps"
+                print(f"  {method or algo} {done}: greedy {mean:.1f} ({cpu:.0f} s CPU, "
+                      f"{seconds:.0f} s wall)", flush=True)  # fmt: skip
+    returns = evaluate(trainer.learner.policy())
     result = Result(method or algo, trainer.learner.env_steps, seed, float(returns.mean()),
                     seconds, load.mean, cpu)  # fmt: skip
     return result, returns
+
+
+def greedy_returns(
+    env_id: str, env_kwargs: dict[str, Any], episodes: int, eval_seed: int, policy: Any
+) -> Any:
+    """Per-agent returns [episodes, N] of `policy` acting greedily on fresh seeded episodes."""
+    from marl.envs import make_vec
+    from marl.run.evaluate import run_episodes
+
+    vec = make_vec(env_id, min(episodes, 16), seed=eval_seed, **env_kwargs)
+    try:
+        return run_episodes(policy, vec, episodes, True, eval_seed)
+    finally:
+        vec.close()
