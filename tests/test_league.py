@@ -168,7 +168,7 @@ def test_learner_configs_are_checked_before_any_game(tmp_path, capsys):
         '[[players]]\nname = "az"\nkind = "alphazero"\n'
     )
     assert league_main(["run", str(path), "--out", str(tmp_path / "out")]) == 2
-    assert "alphazero players need a board game" in capsys.readouterr().err
+    assert "alphazero players need a deterministic two-player" in capsys.readouterr().err
     assert not (tmp_path / "league.db").exists() and not (tmp_path / "out").exists()
 
 
@@ -182,8 +182,9 @@ def test_load_game_refuses_unknown_and_non_turn_games():
         load_game("connect_four")
     with pytest.raises(ArenaError, match="needs exactly two"):
         load_game("mpe/simple_spread-v3")
-    with pytest.raises(ArenaError, match="takes no env_kwargs"):
+    with pytest.raises(ArenaError, match="Unknown parameter 'rows'"):
         load_game("openspiel/tic_tac_toe", {"rows": 4})
+    assert load_game("openspiel/hex", {"board_size": 4}).num_distinct_actions() == 16
 
 
 def test_games_do_not_depend_on_batching_and_chance_is_seeded():

@@ -19,8 +19,7 @@ from torch import Tensor
 
 from marl.core.device import set_threads
 from marl.core.spec import VecSpec
-from marl.games import game_for_env
-from marl.search.alphazero import AlphaZeroConfig, make_net
+from marl.search.alphazero import AlphaZeroConfig, make_net, rules_for_env
 from marl.search.evaluator import NetEvaluator
 
 
@@ -31,7 +30,7 @@ class InferenceServer:
                  wait_ms: float = 2.0, device: str = "cpu"):  # fmt: skip
         set_threads(1)
         self.device = torch.device(device)
-        self.net = make_net(game_for_env(spec.env_id), config).to(self.device)
+        self.net = make_net(rules_for_env(spec.env_id, spec.env_kwargs), config).to(self.device)
         self.evaluator = NetEvaluator(self.net)
         self.clients, self.wait_s = clients, wait_ms / 1e3
         self.queue: list[tuple[Tensor, Tensor, asyncio.Future]] = []

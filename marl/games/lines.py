@@ -65,6 +65,11 @@ class LineGame:
         """Observation planes [2, rows, cols]: the side to move's stones, then the opponent's."""
         return (2, self.rows, self.cols)
 
+    @property
+    def max_moves(self) -> int:
+        """No game lasts longer than the board has cells."""
+        return self.rows * self.cols
+
     def initial(self, batch: int, device: torch.device | str = "cpu") -> Tensor:
         """[B, rows * cols] empty boards."""
         return torch.zeros(batch, self.rows * self.cols, dtype=torch.int8, device=device)

@@ -46,8 +46,6 @@ def load_game(
             raise ArenaError(
                 f"{err} (league envs: openspiel/<game> or a two-team env such as mpe/simple_tag-v3)"
             ) from None
-    if env_kwargs:
-        raise ArenaError(f"{env} takes no env_kwargs (got {sorted(env_kwargs)})")
     name = env[len(ENV_PREFIX) :]
     known = pyspiel.registered_names()
     if name not in known:
@@ -56,7 +54,10 @@ def load_game(
         near = closest(name, known)
         hint = f"; did you mean {', '.join(ENV_PREFIX + n for n in near)}?" if near else ""
         raise ArenaError(f"unknown OpenSpiel game {name!r}{hint}")
-    game = pyspiel.load_game(name)
+    try:
+        game = pyspiel.load_game(name, dict(env_kwargs or {}))
+    except pyspiel.SpielError as err:
+        raise ArenaError(f"{env} with env_kwargs {env_kwargs or {}}: {err}") from None
     kind = game.get_type()
     if game.num_players() != 2 or kind.dynamics != pyspiel.GameType.Dynamics.SEQUENTIAL:
         raise ArenaError(
@@ -141,7 +142,7 @@ class MatchJob:
     games: tuple[ScheduledGame, ...]
     """The games, all between A and B."""
     env_kwargs: dict[str, Any] = field(default_factory=dict)
-    """Team env keyword arguments."""
+    """Team env keyword arguments, or the OpenSpiel game's parameters."""
     win_threshold: float = 0.0
     """Team envs: the first team wins above this per-agent return."""
 

@@ -1,8 +1,9 @@
 """Learned league players read from checkpoints (weights only): AlphaZero search, learner teams.
 
-Board games are played by OpenSpiel in the arena and searched by `marl.games` rules in
-AlphaZero: a position is rebuilt from the OpenSpiel state's move history (both number
-moves the same way: a column in connect four, a cell in tic-tac-toe).
+Board games are played by OpenSpiel in the arena. AlphaZero searches connect four and
+tic-tac-toe on `marl.games`' batched rules: a position is rebuilt from the OpenSpiel state's
+move history (both number moves the same way: a column in connect four, a cell in
+tic-tac-toe). Any other two-player zero-sum game is searched on OpenSpiel's own states.
 """
 
 from __future__ import annotations
@@ -21,15 +22,27 @@ BOARD_GAMES = {"connect_four": "classic/connect_four-v0", "tic_tac_toe": "classi
 """OpenSpiel game name -> the env id of the batched rules AlphaZero learns on."""
 
 
-def alphazero_env_id(game: Any) -> str:
-    """The AlphaZero env id for an OpenSpiel game, or a clear error for other games."""
+def alphazero_env(game: Any) -> tuple[str, dict[str, Any]]:
+    """(env id, env kwargs) AlphaZero learns an OpenSpiel game on: the batched rules where
+    marl has them, else `openspiel/<game>` with the parameters that differ from the game's
+    defaults (`hex` with `board_size=5`); a clear error for a game AlphaZero cannot learn."""
+    import pyspiel
+
+    from marl.core.config import ConfigError
+    from marl.search.alphazero import rules_for_env
+
     name = game.get_type().short_name if hasattr(game, "get_type") else str(game)
-    if name not in BOARD_GAMES:
-        raise PlayerError(
-            f"alphazero players need a board game with batched rules; got {name!r} "
-            f"(league env openspiel/<game> with game one of: {', '.join(BOARD_GAMES)})"
-        )
-    return BOARD_GAMES[name]
+    params = game.get_parameters() if hasattr(game, "get_parameters") else {}
+    defaults = pyspiel.load_game(name).get_parameters()
+    changed = {k: v for k, v in params.items() if defaults.get(k) != v}
+    if name in BOARD_GAMES and not changed:
+        return BOARD_GAMES[name], {}
+    try:
+        rules_for_env(f"openspiel/{name}", changed)
+    except ConfigError as err:
+        need = "alphazero players need a deterministic two-player zero-sum turn game"
+        raise PlayerError(f"{need}: {err}") from None
+    return f"openspiel/{name}", changed
 
 
 class SearchTurnPlayer:
@@ -40,10 +53,13 @@ class SearchTurnPlayer:
         self.player = player
 
     def boards(self, states: Sequence[Any]) -> Any:
-        """[B, cells] boards of the batched rules, replayed from each state's history."""
+        """[B, cells] boards of the batched rules, replayed from each state's history (or, for
+        a game searched on OpenSpiel's own rules, copies of the states)."""
         import torch
 
         game = self.player.game
+        if hasattr(game, "positions"):
+            return game.positions(states)
         boards = game.initial(len(states))
         histories = [s.history() for s in states]
         for t in range(max(len(h) for h in histories)):
@@ -79,7 +95,8 @@ def turn_player(game: Any, entry: PlayerEntry) -> SearchTurnPlayer:
     if getattr(entry.spec, "algo", "alphazero") != "alphazero":
         raise PlayerError(f"player {entry.name!r} ({entry.spec.algo}) cannot play board games")
     try:
-        player = load_player(alphazero_env_id(game), _checkpoint(entry), entry.spec.simulations)
+        env_id, env_kwargs = alphazero_env(game)
+        player = load_player(env_id, _checkpoint(entry), entry.spec.simulations, env_kwargs)
     except CheckpointError as err:
         raise PlayerError(f"player {entry.name!r}: {err}") from None
     return SearchTurnPlayer(player)

@@ -26,7 +26,7 @@ from marl.algorithms import local_trainer, make_config, num_envs
 from marl.core.checkpoint import load_checkpoint, load_state, save_checkpoint
 from marl.core.config import config_to_dict
 from marl.envs.vector import vec_spec
-from marl.league.learned import alphazero_env_id, team_spec, with_checkpoint
+from marl.league.learned import alphazero_env, team_spec, with_checkpoint
 from marl.league.players import PlayerEntry, PlayerError
 from marl.league.store import LeagueStore, SnapshotRow, TrainingRow
 from marl.league.teams import TeamGame, TeamView, make_team_env
@@ -70,9 +70,9 @@ class LeagueLearner:
             env = make_team_env(game.env_id, num_envs(self.config), game.kwargs, backend)
             self.view = TeamView(env, self.team)
             env_spec = team_spec(game, self.team, backend)
-        else:  # a board game: it learns by self-play on the game's batched rules
-            self.env_id = alphazero_env_id(game)
-            env_spec = vec_spec(self.env_id)
+        else:  # a board game: it learns by self-play on its rules (batched where marl has them)
+            self.env_id, env_kwargs = alphazero_env(game)
+            env_spec = vec_spec(self.env_id, **env_kwargs)
         self.trainer = local_trainer(self.algo, env_spec, self.config, spec.seed, env=self.view)
         self.learner = self.trainer.learner
         self.rounds_trained = 0

@@ -24,9 +24,9 @@ from marl.core.learner import cpu_state
 from marl.core.seeding import INIT, LEARN, child_seed, seeded_init, torch_generator
 from marl.core.spec import VecSpec
 from marl.games import game_for_env
-from marl.games.lines import LineGame
 from marl.search.config import SearchConfig
 from marl.search.evaluator import Evaluator, NetEvaluator
+from marl.search.game import SelfPlayGame
 from marl.search.net import PolicyValueNet
 from marl.search.players import AlphaZeroPlayer, SearchPolicy
 from marl.search.replay import Batch, ReplayBuffer, augment
@@ -87,7 +87,30 @@ CONFIG = AlphaZeroConfig
 ALGOS: dict[str, dict[str, Any]] = {"alphazero": {}}
 
 
-def make_net(game: LineGame, config: AlphaZeroConfig) -> PolicyValueNet:
+OPENSPIEL_PREFIX = "openspiel/"
+"""Env ids `openspiel/<game>` are played on OpenSpiel's own rules (`OpenSpielGame`)."""
+
+
+def rules_for_env(env_id: str, env_kwargs: dict[str, Any] | None = None) -> SelfPlayGame:
+    """The rules AlphaZero plays for `env_id`: marl's batched boards for `classic/` ids, or
+    OpenSpiel's for `openspiel/<game>` (any two-player zero-sum deterministic turn game;
+    env kwargs are the game's parameters, e.g. `board_size=5` for hex)."""
+    if env_id.startswith(OPENSPIEL_PREFIX):
+        from marl.search.openspiel_game import OpenSpielGame
+
+        try:
+            return OpenSpielGame(env_id.removeprefix(OPENSPIEL_PREFIX), params=env_kwargs)
+        except ValueError as err:
+            raise ConfigError(f"alphazero cannot learn {env_id}: {err}") from None
+    if env_kwargs:
+        raise ConfigError(
+            f"alphazero plays the batched rules of {env_id!r}, which take no env kwargs; "
+            f"got {sorted(env_kwargs)} (OpenSpiel games take theirs: openspiel/<game>)"
+        )
+    return game_for_env(env_id)
+
+
+def make_net(game: SelfPlayGame, config: AlphaZeroConfig) -> PolicyValueNet:
     """The policy/value net `config` describes, for `game`."""
     return PolicyValueNet(game.obs_shape, game.num_actions, config.channels, config.blocks)
 
@@ -108,7 +131,7 @@ def loss(net: torch.nn.Module, batch: Batch, config: AlphaZeroConfig) -> tuple[T
 class SelfPlayGames:
     """A worker's share of the self-play games: the rules and how many games it keeps going."""
 
-    rules: LineGame
+    rules: SelfPlayGame
     num_games: int
 
 
@@ -135,9 +158,9 @@ class AlphaZeroLearner:
     def __init__(self, spec: VecSpec, config: AlphaZeroConfig, seed: int, device: Any = "cpu"):
         config.validate()
         self.spec, self.config, self.device = spec, config, torch.device(device)
-        self.game = game_for_env(spec.env_id)
+        self.game = rules_for_env(spec.env_id, spec.env_kwargs)
         with seeded_init(child_seed(seed, INIT)):
-            self.net = make_net(self.game, config).to(self.device)
+            self.net = make_net(self.game, config).to(self.device).eval()
         self.optimizer = torch.optim.AdamW(
             self.net.parameters(), lr=config.lr, weight_decay=config.weight_decay
         )
@@ -192,6 +215,7 @@ class AlphaZeroLearner:
         if self.buffer.size >= self.config.min_buffer:
             steps = [self.update() for _ in range(self.config.train_steps)]
             stats |= {k: float(np.mean([s[k] for s in steps])) for k in steps[0]}
+            self.net.eval()  # searched in eval mode until the next update
             self.version += 1
         return stats
 
@@ -262,15 +286,11 @@ class AlphaZeroLearner:
 def make_learner(
     spec: VecSpec, config: AlphaZeroConfig, seed: int, device: Any = "cpu"
 ) -> AlphaZeroLearner:
-    """The AlphaZero learner for a board game with batched rules (connect four, tic-tac-toe)."""
-    if spec.env_kwargs:
-        raise ConfigError(
-            f"alphazero plays the batched rules of {spec.env_id!r}, which take no env kwargs; "
-            f"got {sorted(spec.env_kwargs)}"
-        )
+    """The AlphaZero learner for a two-player board game: connect four and tic-tac-toe on
+    marl's batched rules, or any OpenSpiel two-player zero-sum game (`openspiel/<game>`)."""
     return AlphaZeroLearner(spec, config, seed, device)
 
 
 def make_env(spec: VecSpec, config: AlphaZeroConfig, num_envs: int, seed: int) -> SelfPlayGames:
-    """What a self-play worker plays: `num_envs` games on the spec's batched rules."""
-    return SelfPlayGames(game_for_env(spec.env_id), num_envs)
+    """What a self-play worker plays: `num_envs` games on the spec's rules."""
+    return SelfPlayGames(rules_for_env(spec.env_id, spec.env_kwargs), num_envs)

@@ -36,3 +36,20 @@ class BatchedGame(Protocol):
     def observe(self, states: Any) -> Tensor:
         """[B, *obs_shape] float observations from the side to move's view."""
         ...
+
+
+class SelfPlayGame(BatchedGame, Protocol):
+    """A `BatchedGame` that AlphaZero can play from the start and learn on.
+
+    marl's own board games (`marl.games.LineGame`) and any two-player zero-sum OpenSpiel game
+    (`marl.search.openspiel_game.OpenSpielGame`) satisfy it. A game may also offer board
+    symmetries (`symmetries()` and `action_permutation(cells)`, as LineGame does); training
+    then augments samples with them.
+    """
+
+    name: str  # short name, as OpenSpiel knows the game (the rollout bot loads it by it)
+    max_moves: int  # no game lasts longer than this many moves
+
+    def initial(self, batch: int, device: Any = None) -> Any:
+        """B fresh positions."""
+        ...

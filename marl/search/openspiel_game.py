@@ -1,10 +1,19 @@
-"""Any two-player zero-sum OpenSpiel game as a `BatchedGame` (positions in a numpy object array).
+"""Any two-player zero-sum OpenSpiel game as a `SelfPlayGame` (positions in a numpy object array).
 
 The rules run one pyspiel state at a time, so this is slower than a natively batched game,
-but search still asks the network ONE batched question per simulation step.
+but search still asks the network ONE batched question per simulation step, and AlphaZero
+self-play and training run on it as on marl's own board games.
+
+Observations are OpenSpiel's observation tensor of the side to move, shaped as planes
+[C, H, W] (a flat tensor becomes [C, 1, 1]), plus one plane that is 1 where the second
+player is to move: OpenSpiel's tensors are not all written from the mover's view (tic-tac-toe
+has absolute X and O planes), and the value the net predicts is the mover's.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pyspiel
@@ -21,8 +30,18 @@ def _objects(items: list) -> np.ndarray:
 class OpenSpielGame:
     """Adapter from a pyspiel game (sequential, deterministic, 2 players, zero-sum)."""
 
-    def __init__(self, game: str | pyspiel.Game, device: torch.device | str = "cpu"):
-        self.game = pyspiel.load_game(game) if isinstance(game, str) else game
+    def __init__(
+        self,
+        game: str | pyspiel.Game,
+        device: torch.device | str = "cpu",
+        params: dict[str, Any] | None = None,
+    ):
+        if isinstance(game, str):
+            try:
+                game = pyspiel.load_game(game, params or {})
+            except pyspiel.SpielError as err:
+                raise ValueError(f"OpenSpiel game {game!r} with {params}: {err}") from None
+        self.game = game
         info = self.game.get_type()
         problems = []
         if self.game.num_players() != 2:
@@ -40,11 +59,19 @@ class OpenSpielGame:
         self.name = info.short_name
         self.device = torch.device(device)
         self.num_actions = self.game.num_distinct_actions()
-        self.obs_shape = tuple(self.game.observation_tensor_shape())
+        if not info.provides_observation_tensor:
+            raise ValueError(f"OpenSpiel game {self.name!r} has no observation tensor to learn on")
+        self.planes = planes(tuple(self.game.observation_tensor_shape()))
+        self.obs_shape = (self.planes[0] + 1, *self.planes[1:])
+        self.max_moves = self.game.max_game_length()
 
-    def initial(self, batch: int) -> np.ndarray:
-        """[B] fresh initial states."""
+    def initial(self, batch: int, device: torch.device | str | None = None) -> np.ndarray:
+        """[B] fresh initial states (`device` is accepted for the protocol; states are Python)."""
         return _objects([self.game.new_initial_state() for _ in range(batch)])
+
+    def positions(self, states: Sequence[pyspiel.State]) -> np.ndarray:
+        """[B] copies of OpenSpiel states (a league's or a bot's) as positions to search from."""
+        return _objects([s.clone() for s in states])
 
     def to_play(self, states: np.ndarray) -> Tensor:
         """[B] player to move (0 at finished positions)."""
@@ -80,6 +107,30 @@ class OpenSpielGame:
         )
 
     def observe(self, states: np.ndarray) -> Tensor:
-        """[B, *obs_shape] observation tensors from the side to move."""
-        flat = np.array([s.observation_tensor() for s in states], dtype=np.float32)
-        return torch.as_tensor(flat, device=self.device).view(-1, *self.obs_shape)
+        """[B, *obs_shape] the mover's observation planes plus a second-player-to-move plane."""
+        flat = np.array([s.observation_tensor(max(s.current_player(), 0)) for s in states],
+                        dtype=np.float32).reshape(len(states), *self.planes)  # fmt: skip
+        second = np.array([s.current_player() == 1 for s in states], dtype=np.float32)
+        turn = np.broadcast_to(second[:, None, None, None], (len(states), 1, *self.planes[1:]))
+        return torch.as_tensor(np.concatenate([flat, turn], axis=1), device=self.device)
+
+    def render(self, state: pyspiel.State) -> str:
+        """OpenSpiel's text picture of one position."""
+        return str(state)
+
+    def describe_moves(self, state: pyspiel.State) -> dict[str, int]:
+        """The legal moves of `state` as OpenSpiel names them (text -> action id)."""
+        player = state.current_player()
+        return {state.action_to_string(player, a): a for a in state.legal_actions()}
+
+
+def planes(shape: tuple[int, ...]) -> tuple[int, int, int]:
+    """An observation tensor shape as [C, H, W] planes: [N] -> [N, 1, 1], [H, W] -> [1, H, W]."""
+    if len(shape) == 1:
+        return (shape[0], 1, 1)
+    if len(shape) == 2:
+        return (1, *shape)
+    if len(shape) == 3:
+        return shape
+    channels = int(np.prod(shape[:-2]))
+    return (channels, shape[-2], shape[-1])

@@ -5,30 +5,36 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from marl.core.checkpoint import CheckpointError, load_checkpoint, load_state
 from marl.core.config import build_config
-from marl.games import game_for_env
-from marl.games.lines import LineGame
-from marl.search.alphazero import AlphaZeroConfig, make_net
+from marl.search.alphazero import AlphaZeroConfig, make_net, rules_for_env
+from marl.search.game import SelfPlayGame
 from marl.search.players import AlphaZeroPlayer
 
 
 def load_player(
-    env_id: str | None, checkpoint: str | Path, simulations: int | None = None
+    env_id: str | None,
+    checkpoint: str | Path,
+    simulations: int | None = None,
+    env_kwargs: dict[str, Any] | None = None,
 ) -> AlphaZeroPlayer:
     """A greedy search player from an alphazero checkpoint file or run directory.
 
     With `env_id`, a checkpoint trained on another env is refused; None takes the checkpoint's.
+    `env_kwargs` (an OpenSpiel game's parameters) default to those the run was trained with.
     """
     path = Path(checkpoint)
     if path.is_dir():
         path = path / "checkpoint.pt"
     record = load_checkpoint(path, env_id=env_id, algo="alphazero")
     config = build_config(AlphaZeroConfig, record["config"])
-    game = game_for_env(record["env_id"])
+    if env_kwargs is None:
+        env_kwargs = record.get("run", {}).get("env_kwargs")
+    game = rules_for_env(record["env_id"], env_kwargs)
     net = make_net(game, config)
     learner = record.get("learner", {})
     state = learner.get("weights", learner.get("net"))  # a league snapshot, or a whole run
@@ -39,7 +45,10 @@ def load_player(
 
 
 def greedy_player(
-    net: torch.nn.Module, game: LineGame, config: AlphaZeroConfig, simulations: int | None = None
+    net: torch.nn.Module,
+    game: SelfPlayGame,
+    config: AlphaZeroConfig,
+    simulations: int | None = None,
 ) -> AlphaZeroPlayer:
     """A deterministic search player on `net` (no root noise; `eval_simulations` by default)."""
     net.eval()
@@ -47,13 +56,22 @@ def greedy_player(
     return AlphaZeroPlayer(net, simulations or config.eval_simulations, game, search)
 
 
-def _ask_move(game, board: torch.Tensor, input_fn: Callable[[str], str], print_fn) -> int:
+def _move_choices(game: SelfPlayGame, board: Any) -> tuple[dict[str, int], str]:
+    """What a human may type at `board` (text -> action) and how to ask for it."""
+    if hasattr(game, "describe_moves"):  # an OpenSpiel game names its moves
+        names = game.describe_moves(board)
+        return {**{str(a): a for a in names.values()}, **names}, f"move in {list(names)}"
     legal = game.legal_mask(board[None])[0].nonzero()[:, 0].tolist()
     what = "column" if game.gravity else "cell (row * 3 + column)"
-    choices = {str(move): move for move in legal}  # not int(text): '²' and 5,000 digits fail
+    # not int(text): '²' and 5,000 digits fail
+    return {str(move): move for move in legal}, f"{what} in {legal}"
+
+
+def _ask_move(game, board: Any, input_fn: Callable[[str], str], print_fn) -> int:
+    choices, what = _move_choices(game, board)
     while True:
         try:
-            text = input_fn(f"your move, a {what} in {legal}: ").strip()
+            text = input_fn(f"your move, a {what}: ").strip()
         except EOFError:  # Ctrl-D or the end of piped input: leave as `q` does
             print_fn("\nend of input; game abandoned")
             raise KeyboardInterrupt from None
@@ -62,7 +80,7 @@ def _ask_move(game, board: torch.Tensor, input_fn: Callable[[str], str], print_f
         if text in choices:
             return choices[text]
         shown = repr(text) if len(text) <= 20 else f"{text[:20]!r}... ({len(text)} characters)"
-        print_fn(f"{shown} is not a legal move; choose one of {legal} (or q to quit)")
+        print_fn(f"{shown} is not a legal move; choose a {what} (or q to quit)")
 
 
 def play_terminal(

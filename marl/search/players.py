@@ -9,9 +9,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from marl.games.lines import LineGame
 from marl.search.config import SearchConfig
 from marl.search.evaluator import NetEvaluator
+from marl.search.game import SelfPlayGame
 from marl.search.mcts import MCTS, select_action
 
 
@@ -22,7 +22,7 @@ class AlphaZeroPlayer:
         self,
         net: nn.Module,
         simulations: int,
-        game: LineGame,
+        game: SelfPlayGame,
         search: SearchConfig | None = None,
         temperature: float = 0.0,
         device: torch.device | str = "cpu",
@@ -32,14 +32,15 @@ class AlphaZeroPlayer:
         self.net, self.game = net, game
         self.temperature, self.device = temperature, torch.device(device)
 
-    def act_batch(self, boards: Tensor, rng: np.random.Generator | None = None) -> Tensor:
-        """[B] moves for unfinished positions `boards`; `rng` is needed for temperature > 0."""
+    def act_batch(self, boards: Any, rng: np.random.Generator | None = None) -> Tensor:
+        """[B] moves for unfinished positions `boards` (a board tensor, or OpenSpiel states);
+        `rng` is needed for temperature > 0."""
         if rng is None:
             if self.temperature > 0 or self.search.gumbel or self.search.dirichlet_fraction > 0:
                 raise ValueError("this player draws random numbers: pass rng=np.random.Generator")
             rng = np.random.default_rng(0)  # never drawn from when the search is deterministic
         mcts = MCTS(self.game, NetEvaluator(self.net), self.search, self.device)
-        mcts.reset(boards.to(self.device))
+        mcts.reset(boards.to(self.device) if isinstance(boards, Tensor) else boards)
         result = mcts.search(rng)
         if result.action is not None:
             return result.action.cpu()
@@ -55,6 +56,11 @@ class SearchPolicy:
     def act(self, obs: Any, action_mask: Any, *, greedy: bool = True) -> np.ndarray:
         """obs [B, N, O], action_mask [B, N, A] -> actions [B, N] (0 where an agent cannot act)."""
         game = self.player.game
+        if not hasattr(game, "from_observation"):
+            raise NotImplementedError(
+                f"{game.name}: an OpenSpiel position cannot be rebuilt from its observation; "
+                "evaluate with `marl eval` (games against pyspiel.MCTSBot) or in a league"
+            )
         obs = torch.as_tensor(np.asarray(obs), dtype=torch.float32)
         mask = torch.as_tensor(np.asarray(action_mask)).bool()
         b, n = mask.shape[:2]

@@ -7,8 +7,6 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
-from marl.games.lines import LineGame
-
 
 class Batch(NamedTuple):
     """A minibatch of self-play positions."""
@@ -77,8 +75,11 @@ class ReplayBuffer:
         self.size, self.next = n, int(state["next"])
 
 
-def augment(game: LineGame, batch: Batch, gen: torch.Generator) -> Batch:
-    """Each sample under a random board symmetry (mirror for connect four, D4 for tic-tac-toe)."""
+def augment(game: Any, batch: Batch, gen: torch.Generator) -> Batch:
+    """Each sample under a random board symmetry (mirror for connect four, D4 for tic-tac-toe);
+    unchanged for a game that names no symmetries (OpenSpiel games)."""
+    if not hasattr(game, "symmetries"):
+        return batch
     cells = torch.stack(game.symmetries())  # [S, rows * cols]
     moves = torch.stack([game.action_permutation(c) for c in cells])  # [S, A]
     pick = torch.randint(0, len(cells), (len(batch.value),), generator=gen)

@@ -8,9 +8,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from marl.games.lines import LineGame
 from marl.search.config import SearchConfig
 from marl.search.evaluator import Evaluator
+from marl.search.game import SelfPlayGame
 from marl.search.mcts import MCTS, select_action
 from marl.search.replay import Batch
 
@@ -28,7 +28,7 @@ class SelfPlay:
 
     def __init__(
         self,
-        game: LineGame,
+        game: SelfPlayGame,
         evaluator: Evaluator,
         search: SearchConfig,
         num_games: int,
@@ -40,7 +40,7 @@ class SelfPlay:
         self.temperature, self.temperature_moves = temperature, temperature_moves
         self.mcts = MCTS(game, evaluator, search, device)
         self.mcts.reset(game.initial(num_games, device))
-        horizon = game.rows * game.cols  # no game lasts longer than the board has cells
+        horizon = game.max_moves
         self.obs = torch.zeros(num_games, horizon, *game.obs_shape, device=device)
         self.policy = torch.zeros(num_games, horizon, game.num_actions, device=device)
         self.player = torch.zeros(num_games, horizon, dtype=torch.long, device=device)

@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from marl.games.lines import LineGame
 from marl.search.play import greedy_player, load_player
 from marl.search.players import AlphaZeroPlayer
 
@@ -55,11 +54,12 @@ class StrengthResult:
         )
 
 
-def rollout_bot(game_name: str, simulations: int, seed: int, uct_c: float = 2.0):
-    """OpenSpiel's C++ MCTS with one random rollout per leaf (no solver, 1 GB tree cap)."""
+def rollout_bot(game: Any, simulations: int, seed: int, uct_c: float = 2.0):
+    """OpenSpiel's C++ MCTS with one random rollout per leaf (no solver, 1 GB tree cap), for
+    `game` (a pyspiel game, or the name of one)."""
     import pyspiel
 
-    game = pyspiel.load_game(game_name)
+    game = pyspiel.load_game(game) if isinstance(game, str) else game
     evaluator = pyspiel.RandomRolloutEvaluator(1, seed)
     # arguments: game, evaluator, uct_c, max_simulations, max_memory_mb, solve, seed, verbose
     return game, pyspiel.MCTSBot(game, evaluator, uct_c, simulations, 1000, False, seed, False)
@@ -71,21 +71,24 @@ def versus_mcts_bot(
     """Play `games` games against `pyspiel.MCTSBot` (colors alternating); count the results."""
     if games < 1:
         raise ValueError(f"games={games}: expected at least 1")
-    game: LineGame = player.game
-    spiel_game, bot = rollout_bot(game.name, bot_simulations, seed)
+    game = player.game
+    # An OpenSpielGame searches OpenSpiel's states themselves; a LineGame keeps its own boards.
+    spiel_game, bot = rollout_bot(getattr(game, "game", game.name), bot_simulations, seed)
     states = [spiel_game.new_initial_state() for _ in range(games)]
-    boards = game.initial(games)
+    boards = None if hasattr(game, "game") else game.initial(games)
     ours = [g % 2 for g in range(games)]  # our seat: first in even games, second in odd ones
     while True:
         live = [g for g, s in enumerate(states) if not s.is_terminal()]
         if not live:
             break
         mine = [g for g in live if states[g].current_player() == ours[g]]
-        moves = dict(zip(mine, player.act_batch(boards[mine]).tolist())) if mine else {}
+        positions = game.positions([states[g] for g in mine]) if boards is None else boards[mine]
+        moves = dict(zip(mine, player.act_batch(positions).tolist())) if mine else {}
         for g in live:
             move = moves[g] if g in moves else bot.step(states[g])
             states[g].apply_action(move)
-            boards[g : g + 1] = game.play(boards[g : g + 1], torch.tensor([move]))
+            if boards is not None:
+                boards[g : g + 1] = game.play(boards[g : g + 1], torch.tensor([move]))
     results = np.array([s.returns()[ours[g]] for g, s in enumerate(states)])
     return StrengthResult(
         int((results > 0).sum()), int((results == 0).sum()), int((results < 0).sum()),
