@@ -210,3 +210,33 @@ def test_cartpole_reward_model_agrees_and_ppo_on_it_nearly_matches_the_true_rewa
     result = pipeline(Budget(), seed=0)
     assert result["agreement"] >= 0.9
     assert result["learned"] >= 0.9 * result["true"], result
+
+
+def test_sampled_answers_and_their_teacher_forced_log_probs_agree():
+    from marl.core.seeding import torch_generator
+    from marl.learners.rlhf.text import CharGRU, sample, token_log_probs
+
+    model = CharGRU(16, 8, seed=0)
+    prompts = ["q: what color is the sky? a: ", "q: why? a: "]
+    out = sample(model, prompts, 6, torch_generator(0))
+    assert [len(a) <= 6 for a in out.answers] == [True, True]
+    assert out.generated[1, : len(prompts[1])].sum() == 0 and out.generated[1].sum() >= 1
+    again, _, _ = token_log_probs(model, out.tokens)
+    assert torch.allclose(again[out.generated], out.log_probs[out.generated], atol=1e-5)
+
+
+@pytest.mark.slow
+def test_language_rlhf_raises_learned_and_rule_scores_within_the_kl_target(tmp_path):
+    """A shortened language task (30 SFT epochs, 20 PPO iterations; about 60 s CPU): learned
+    reward and the hidden rule's score both rise, the KL stays below its 3-nat target."""
+    from dataclasses import replace
+
+    from marl.learners.rlhf.text_task import TextTaskConfig, run
+
+    cfg = replace(TextTaskConfig(), sft_epochs=30, iterations=20)
+    summary = run(tmp_path, cfg, seed=0, log=lambda _: None)
+    first, last = summary["first"], summary["last"]
+    assert summary["reward_model"]["heldout_agreement"] >= 0.85
+    assert last["reward_learned"] > first["reward_learned"] + 0.5
+    assert last["true_score"] > first["true_score"] + 0.3
+    assert summary["max_kl"] < cfg.kl_budget

@@ -150,8 +150,14 @@ class TextPPO:
         self.generator = torch_generator(seed)
         self.beta = config.kl_coef
 
-    def rewards(self, samples: Samples, ref_log_probs: Tensor) -> tuple[Tensor, dict[str, float]]:
-        """[B, L] per-token rewards (KL penalty, plus the answer's score at its last token)."""
+    def rewards(
+        self, samples: Samples, ref_log_probs: Tensor, exact_kl: Tensor
+    ) -> tuple[Tensor, dict[str, float]]:
+        """[B, L] per-token rewards (KL penalty, plus the answer's score at its last token).
+
+        `exact_kl` [B, L] is KL(π || π_ref) of each position's next-character distribution:
+        summed over an answer it has the sampled penalty's expectation with less noise, so
+        it is what `kl` reports (`kl_sampled` is the penalty's own sum)."""
         mask = samples.generated
         kl_tokens = kl.sampled(samples.log_probs, ref_log_probs) * mask
         scores = self.reward(samples.answers)
@@ -160,7 +166,8 @@ class TextPPO:
         rewards[torch.arange(len(last)), last] += scores
         stats = {
             "reward_learned": float(scores.mean()),
-            "kl": float(kl_tokens.sum(1).mean()),
+            "kl": float((exact_kl * mask).sum(1).mean()),
+            "kl_sampled": float(kl_tokens.sum(1).mean()),
             "true_score": float(np.mean([rule_score(a) for a in samples.answers])),
             "length": float(np.mean([len(a) for a in samples.answers])),
             "period": float(np.mean([a.endswith(".") for a in samples.answers])),
@@ -173,9 +180,13 @@ class TextPPO:
         samples = sample(self.policy, prompts, cfg.max_new, self.generator)
         mask = samples.generated
         with torch.no_grad():
-            old_log_probs, _, values = token_log_probs(self.policy, samples.tokens)
-            ref_log_probs = token_log_probs(self.reference, samples.tokens)[0]
-            rewards, stats = self.rewards(samples._replace(log_probs=old_log_probs), ref_log_probs)
+            old_log_probs, logits, values = token_log_probs(self.policy, samples.tokens)
+            ref_log_probs, ref_logits, _ = token_log_probs(self.reference, samples.tokens)
+            rewards, stats = self.rewards(
+                samples._replace(log_probs=old_log_probs),
+                ref_log_probs,
+                kl.exact(logits, ref_logits),
+            )
             values = values * mask
             last = mask & ~torch.cat([mask[:, 1:], torch.zeros_like(mask[:, :1])], 1)
             next_values = torch.cat([values[:, 1:], torch.zeros_like(values[:, :1])], 1) * ~last

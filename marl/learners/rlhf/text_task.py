@@ -58,9 +58,9 @@ class TextTaskConfig:
     iterations: int = 80
     """PPO iterations."""
     ppo: TextPPOConfig = field(
-        default_factory=lambda: TextPPOConfig(lr=3e-4, kl_coef=0.3, kl_target=0.0)
+        default_factory=lambda: TextPPOConfig(lr=3e-4, kl_coef=0.5, kl_target=0.0)
     )
-    """PPO settings (default: fixed β = 0.3)."""
+    """PPO settings (default: fixed β = 0.5)."""
     kl_budget: float = 3.0
     """The KL (nats per answer) the run must stay below; reported, checked by the benchmark."""
 
