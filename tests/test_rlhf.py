@@ -135,69 +135,28 @@ def test_the_rule_prefers_short_answers_that_end_with_a_period():
 def test_the_stages_run_from_the_command_line_and_ppo_is_a_normal_run(capsys, tmp_path):
     from conftest import cli
 
-    env, d = "gym/CartPole-v1", tmp_path
+    reward = (
+        "reward --env {e} --segments {d}/seg.npz --labels {d}/{labels} --epochs 2 --out {d}/r.pt"
+    )
     stages = [
-        ("demos", "--env", env, "--episodes", "4", "--out", f"{d}/demos.npz"),
-        ("sft", "--env", env, "--demos", f"{d}/demos.npz", "--epochs", "2", "--out", f"{d}/sft.pt"),
-        (
-            "segments",
-            "--env",
-            env,
-            "--policy",
-            f"{d}/sft.pt",
-            "--episodes",
-            "4",
-            "--out",
-            f"{d}/seg.npz",
-        ),
-        ("label", "--segments", f"{d}/seg.npz", "--pairs", "50", "--out", f"{d}/labels.jsonl"),
-        (
-            "reward",
-            "--env",
-            env,
-            "--segments",
-            f"{d}/seg.npz",
-            "--labels",
-            f"{d}/labels.jsonl",
-            "--epochs",
-            "2",
-            "--out",
-            f"{d}/reward.pt",
-        ),
-        (
-            "ppo",
-            "--env",
-            env,
-            "--reference",
-            f"{d}/sft.pt",
-            "--reward-model",
-            f"{d}/reward.pt",
-            "--steps",
-            "1024",
-            "--no-progress",
-            "--out",
-            f"{d}/run",
-        ),
+        "demos --env {e} --episodes 4 --out {d}/demos.npz",
+        "sft --env {e} --demos {d}/demos.npz --epochs 2 --out {d}/sft.pt",
+        "segments --env {e} --policy {d}/sft.pt --episodes 4 --out {d}/seg.npz",
+        "label --segments {d}/seg.npz --pairs 50 --out {d}/labels.jsonl",
+        reward.replace("{labels}", "labels.jsonl"),
+        "ppo --env {e} --reference {d}/sft.pt --reward-model {d}/r.pt --steps 1024 "
+        "--no-progress --out {d}/run",
     ]
     for stage in stages:
-        status, out, err = cli(capsys, "rlhf", *stage)
+        status, out, err = cli(
+            capsys, "rlhf", *stage.format(e="gym/CartPole-v1", d=tmp_path).split()
+        )
         assert status == 0, err
-    header = (d / "run" / "metrics.csv").read_text().splitlines()[0].split(",")
+    header = (tmp_path / "run" / "metrics.csv").read_text().splitlines()[0].split(",")
     assert {"return/agent", "rlhf/kl", "rlhf/reward_learned", "rlhf/reward_true"} <= set(header)
-    (d / "bad.jsonl").write_text('{"a": "e0-0", "b": "nope-3", "preferred": "a"}\n')
-    status, _, err = cli(
-        capsys,
-        "rlhf",
-        "reward",
-        "--env",
-        env,
-        "--segments",
-        f"{d}/seg.npz",
-        "--labels",
-        f"{d}/bad.jsonl",
-        "--out",
-        f"{d}/r2.pt",
-    )
+    (tmp_path / "bad.jsonl").write_text('{"a": "e0-0", "b": "nope-3", "preferred": "a"}\n')
+    bad = reward.replace("{labels}", "bad.jsonl").format(e="gym/CartPole-v1", d=tmp_path)
+    status, _, err = cli(capsys, "rlhf", *bad.split())
     assert status == 2 and "unknown segment id 'nope-3'" in err
 
 

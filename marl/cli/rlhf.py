@@ -59,6 +59,13 @@ def _stage(
     return p
 
 
+def _fit_arguments(p: argparse.ArgumentParser, epochs: int, out: str) -> None:
+    """--hidden, --epochs and --out of a stage that fits a network."""
+    p.add_argument("--hidden", type=_hidden, default=(64, 64), help="layer sizes (64,64)")
+    p.add_argument("--epochs", type=at_least(1), default=epochs, help=f"passes ({epochs})")
+    p.add_argument("--out", type=Path, required=True, help=out)
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Add `marl rlhf` and its stages."""
     top = subparsers.add_parser("rlhf", help="learn from preferences: SFT, reward model, PPO")
@@ -69,9 +76,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, help="demonstration file (.npz)")
     p = _stage(sub, "sft", "behaviour-clone a reference policy from demonstrations", sft_command)
     p.add_argument("--demos", type=Path, required=True, help="demonstration file (.npz)")
-    p.add_argument("--hidden", type=_hidden, default=(64, 64), help="layer sizes (64,64)")
-    p.add_argument("--epochs", type=at_least(1), default=20)
-    p.add_argument("--out", type=Path, required=True, help="SFT file (.pt)")
+    _fit_arguments(p, 20, "SFT file (.pt)")
     p = _stage(sub, "segments", "cut a policy's episodes into segments to compare", segments)
     p.add_argument("--policy", type=Path, required=True, help="SFT file whose policy acts")
     p.add_argument(
@@ -99,9 +104,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = _stage(sub, "reward", "fit a Bradley-Terry reward model to labelled pairs", reward)
     p.add_argument("--segments", type=Path, required=True)
     p.add_argument("--labels", type=Path, required=True, help="label file (.jsonl)")
-    p.add_argument("--hidden", type=_hidden, default=(64, 64), help="layer sizes (64,64)")
-    p.add_argument("--epochs", type=at_least(1), default=100)
-    p.add_argument("--out", type=Path, required=True, help="reward-model file (.pt)")
+    _fit_arguments(p, 100, "reward-model file (.pt)")
     p = _stage(sub, "ppo", "PPO on the learned reward with a KL penalty to the reference", ppo)
     p.add_argument("--reference", type=Path, required=True, help="SFT file")
     p.add_argument("--reward-model", type=Path, help="reward-model file (default: true reward)")
