@@ -199,3 +199,32 @@ def test_language_rlhf_raises_learned_and_rule_scores_within_the_kl_target(tmp_p
     assert last["reward_learned"] > first["reward_learned"] + 0.5
     assert last["true_score"] > first["true_score"] + 0.3
     assert summary["max_kl"] < cfg.kl_budget
+
+
+def test_rlhf_ppo_resumes_exactly_with_its_adapted_beta(tmp_path):
+    from marl.learners.rlhf import control, reward_model, sft
+    from marl.run.loop import RunSpec, resume, train
+    from marl.run.metrics import read_metrics
+
+    env = "gym/CartPole-v1"
+    net, _ = control.train_sft(env, control.demonstrations(env, 3, 0.0, 0), (16,), 1, 0)
+    sft.save(tmp_path / "sft.pt", net, env, (16,), {})
+    found = control.segments(env, control.sft_policy(env, tmp_path / "sft.pt"), (0.5,), 3, 10, 0)
+    model, _ = control.train_reward(env, found, control.synthetic(found, 30, 1.0, 0), (8,), 1, 0)
+    reward_model.save(tmp_path / "r.pt", model, env, {})
+    config = dict(
+        reference=str(tmp_path / "sft.pt"), reward_model=str(tmp_path / "r.pt"), hidden=(16,),
+        kl_target=0.001, kl_horizon=512, num_envs=2, rollout_len=64, anneal_lr=False,
+    )  # fmt: skip
+
+    def spec(steps):
+        return RunSpec("rlhf_ppo", env, steps=steps, checkpoint_every=128)
+
+    unbroken = train(spec(384), config, out=tmp_path / "a", progress=False)
+    train(spec(256), config, out=tmp_path / "b", progress=False)
+    resumed = resume(tmp_path / "b", progress=False, changes={"steps": 384})
+    assert resumed.learner.beta == unbroken.learner.beta != 0.05  # the controller moved it
+    kept = ("env_steps", "rlhf/beta", "rlhf/kl", "rlhf/reward_learned", "loss/policy")
+    rows = [[{k: r[k] for k in kept} for r in read_metrics(tmp_path / d / "metrics.csv")]
+            for d in "ab"]  # fmt: skip
+    assert rows[0] == rows[1]
