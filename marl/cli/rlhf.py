@@ -201,8 +201,9 @@ def ppo(args: argparse.Namespace) -> int:
     from marl.run.loop import RunSpec, default_out, train
 
     config = parse_overrides(args.overrides) | {
-        "reference": str(args.reference),
-        "reward_model": str(args.reward_model or ""),
+        # absolute: the run's config is read again by `marl eval` and --resume from anywhere
+        "reference": str(args.reference.resolve()),
+        "reward_model": str(args.reward_model.resolve()) if args.reward_model else "",
         "kl_coef": args.kl_coef,
         "kl_target": args.kl_target,
     }
