@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from marl.core.checkpoint import load_checkpoint
 from marl.core.seeding import child_seed
 from marl.envs.vector import make_vec, vec_spec
 from marl.learners.ppo.config import PPOConfig
@@ -65,8 +66,6 @@ def sft_policy(env_id: str, path: str | Path) -> ActorPolicy:
 
 def sft_hidden(path: str | Path) -> list[int]:
     """The hidden sizes an SFT file's net was built with."""
-    from marl.core.checkpoint import load_checkpoint
-
     return list(load_checkpoint(path, algo=sft.KIND)["config"]["hidden"])
 
 

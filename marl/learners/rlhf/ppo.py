@@ -10,7 +10,7 @@ learned reward is measured against). The policy starts from the SFT network, whi
 frozen as π_ref. Collection, checkpoints, resume and metrics are the normal run's: the
 episode returns (`return/<team>`) are the env's true reward, beside `rlhf/kl` (exact
 KL(π || π_ref) averaged over the visited states), `rlhf/kl_sampled`, `rlhf/reward_learned`
-(per step), `rlhf/reward_true` (per step) and `rlhf/beta`.
+(per step, with a reward model), `rlhf/reward_true` (per step) and `rlhf/beta`.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from marl.core.config import check_fields
 from marl.core.spec import VecSpec
@@ -85,33 +86,30 @@ class RLHFPPOLearner(PPOLearner):
             self.reference = copy.deepcopy(self.net).requires_grad_(False)
         self.beta = config.kl_coef
 
+    def _kl_terms(self, batch: Any) -> tuple[Tensor, Tensor]:
+        """Per-step sampled KL estimate log π(a|o) - log π_ref(a|o) [T, B, N] at the
+        collected actions, and the exact KL(π || π_ref) of each step's distributions."""
+        logits, _ = self.net.actor(batch.obs, batch.hidden, batch.starts)
+        ref, _ = self.reference.actor(batch.obs, batch.hidden, batch.starts)
+        logits = mask_logits(logits, batch.action_mask)
+        ref = mask_logits(ref, batch.action_mask)
+        ref_log_probs = torch.log_softmax(ref, -1).gather(-1, batch.actions[..., None])
+        return kl.sampled(batch.log_probs, ref_log_probs.squeeze(-1)), kl.exact(logits, ref)
+
     def _rescore(self, e: Experience) -> tuple[Experience, dict[str, float]]:
         """The experience with its rewards replaced as the module doc says, and its stats."""
         batch, true = e.rollout.batch, e.rollout.rewards
+        stats = {"rlhf/reward_true": float(true.mean())}
         with torch.no_grad():
             rewards = true
             if self.reward_model is not None:
                 rewards = self.reward_model.shaped(batch.obs, batch.actions)
-            stats = {
-                "rlhf/reward_learned": float(rewards.mean()),
-                "rlhf/reward_true": float(true.mean()),
-            }
+                stats["rlhf/reward_learned"] = float(rewards.mean())
             if self.reference is not None:
-                logits, _ = self.net.actor(batch.obs, batch.hidden, batch.starts)
-                ref, _ = self.reference.actor(batch.obs, batch.hidden, batch.starts)
-                logits, ref = (
-                    mask_logits(logits, batch.action_mask),
-                    mask_logits(ref, batch.action_mask),
-                )
-                ref_log_probs = (
-                    torch.log_softmax(ref, -1).gather(-1, batch.actions[..., None]).squeeze(-1)
-                )
-                sampled = kl.sampled(batch.log_probs, ref_log_probs)
+                sampled, exact = self._kl_terms(batch)
                 rewards = rewards - self.beta * sampled
-                stats |= {
-                    "rlhf/kl": float(kl.exact(logits, ref).mean()),
-                    "rlhf/kl_sampled": float(sampled.mean()),
-                }
+                stats["rlhf/kl"] = float(exact.mean())
+                stats["rlhf/kl_sampled"] = float(sampled.mean())
         return e._replace(rollout=e.rollout._replace(rewards=rewards)), stats
 
     def learn(self, experience: Sequence[Experience]) -> dict[str, float]:

@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -142,8 +141,3 @@ def load(path: str | Path, env_id: str | None = None) -> StepRewardModel:
     model = StepRewardModel(cfg["obs_dim"], cfg["num_actions"], cfg["hidden"], seed=0)
     model.load_state_dict(record["model"])
     return model.requires_grad_(False)
-
-
-def segment_features(segments: SegmentSet) -> tuple[int, int]:
-    """(obs_dim, num_actions seen) of a segment set: the reward model's input sizes."""
-    return int(segments.obs.shape[-1]), int(np.max(segments.actions)) + 1
