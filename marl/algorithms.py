@@ -47,6 +47,7 @@ ALGORITHMS = {
     "matd3": "marl.learners.actor_critic",
     "masac": "marl.learners.actor_critic",
     "alphazero": "marl.search.alphazero",
+    "rlhf_ppo": "marl.learners.rlhf.ppo",
 }
 """Algorithm name -> the module implementing it (imported on first use)."""
 

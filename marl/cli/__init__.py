@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 
 # Each module has `add_parser(subparsers)`; its parsers set `handler(args) -> int`.
-SUBCOMMANDS = ("envs", "train", "elo", "league", "play")
+SUBCOMMANDS = ("envs", "train", "elo", "league", "play", "rlhf")
 
 # Errors that are the user's input being wrong: one line, no traceback. (marl's own input
 # errors all derive from ValueError; a bare TypeError or KeyError is a bug and shows its trace.)

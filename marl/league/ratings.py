@@ -22,6 +22,7 @@ from typing import Literal, NamedTuple
 
 import numpy as np
 
+from marl.core.bradley_terry import log_likelihood
 from marl.league.games import GameTable
 
 ELO_SCALE = 400.0 / math.log(10.0)
@@ -163,7 +164,7 @@ def _outcome_terms(u: np.ndarray, eta: float, g: _Groups, davidson: bool) -> tup
     """Per-group log-likelihood and its derivatives in (u, eta); u is the log-odds of a."""
     if not davidson:
         p = 1.0 / (1.0 + np.exp(-u))
-        ll = g.score * u - g.n * np.logaddexp(0.0, u)
+        ll = log_likelihood(u, g.score, g.n)
         return ll, g.score - g.n * p, -g.n * p * (1.0 - p), None, None, None
     log_z = np.logaddexp(np.logaddexp(u / 2, -u / 2), eta)
     pw, pl, pd = np.exp(u / 2 - log_z), np.exp(-u / 2 - log_z), np.exp(eta - log_z)
