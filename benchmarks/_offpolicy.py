@@ -24,7 +24,7 @@ def train_and_evaluate(
     spec = vec_spec(env_id, **env_kwargs)
     evaluate = functools.partial(greedy_returns, env_id, env_kwargs, episodes, eval_seed)
     seconds = cpu = 0.0
-    next_curve = curve_every or steps + 1
+    next_curve = curve_every or float("inf")
     with LoadMeter() as load:
         trainer = local_trainer(algo, spec, make_config(algo, config), seed)
         while trainer.learner.env_steps < steps:
