@@ -68,8 +68,8 @@ def update(
     if not cfg.recurrent:
         batch = flatten_time(batch)
     num = batch.starts.shape[1]
-    totals: dict[str, float] = {}
-    steps = 0
+    params = list(net.parameters())
+    totals: dict[str, Tensor] = {}
     for _ in range(cfg.epochs):
         order = torch.randperm(num, generator=generator, device=generator.device)
         for idx in torch.tensor_split(order, cfg.minibatches):
@@ -79,12 +79,14 @@ def update(
             loss, stats = ppo_loss(net, minibatch, cfg)
             optimizer.zero_grad()
             loss.backward()
-            stats["grad_norm"] = torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.max_grad_norm)
+            stats["grad_norm"] = torch.nn.utils.clip_grad_norm_(
+                params, cfg.max_grad_norm, foreach=True
+            )
             optimizer.step()
-            for key, value in stats.items():
-                totals[key] = totals.get(key, 0.0) + float(value)
-            steps += 1
-    return {key: value / steps for key, value in totals.items()}
+            for key, value in stats.items():  # summed as tensors: one copy out at the end
+                totals[key] = totals[key] + value if key in totals else value
+    steps = cfg.epochs * cfg.minibatches
+    return {key: value.item() / steps for key, value in totals.items()}
 
 
 def policy_gradient_loss(

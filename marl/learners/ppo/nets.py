@@ -66,6 +66,9 @@ class AgentGroups:
         self.num_agents = num_agents
         self.agent_ids = agent_ids
         self._order = torch.tensor([i for g in self.groups for i in g]).argsort()
+        # one group of every agent in order (a shared network): gather and scatter are no-ops
+        self._whole = len(self.groups) == 1 and self.groups[0] == list(range(num_agents))
+        self._ids: dict[tuple[int, torch.dtype, torch.device], Tensor] = {}
 
     def id_dim(self, g: int) -> int:
         """Width of the one-hot id appended for group `g` (0 for one-agent groups)."""
@@ -73,18 +76,23 @@ class AgentGroups:
 
     def gather(self, x: Tensor, g: int) -> Tensor:
         """`[..., N, F] -> [..., G, F]`: the agents of group `g`."""
-        return x[..., self.groups[g], :]
+        return x if self._whole else x[..., self.groups[g], :]
 
     def with_ids(self, x: Tensor, g: int) -> Tensor:
         """Append the one-hot agent id (position in group `g`) to `x` `[..., G, F]`."""
         width = self.id_dim(g)
         if width == 0:
             return x
-        ids = torch.eye(width, dtype=x.dtype, device=x.device)
+        key = (g, x.dtype, x.device)
+        ids = self._ids.get(key)
+        if ids is None:
+            ids = self._ids[key] = torch.eye(width, dtype=x.dtype, device=x.device)
         return torch.cat([x, ids.expand(*x.shape[:-1], width)], dim=-1)
 
     def scatter(self, parts: Sequence[Tensor], dim: int = -1) -> Tensor:
         """Concatenate per-group `[..., G_g, ...]` along agent axis `dim` into agent order."""
+        if self._whole:
+            return parts[0]
         joined = torch.cat(list(parts), dim=dim)
         return joined.index_select(dim, self._order.to(joined.device))
 
