@@ -241,8 +241,9 @@ def resolve_backend(env_id: str, backend: str, kwargs: dict[str, Any]) -> tuple[
     """The backend that `backend` names for `env_id` with `kwargs`, and why (one line).
 
     "auto" is the batched torch MPE for the mpe/ ids it implements with every kwarg given
-    (it steps 16 worlds about 40x faster than 16 mpe2 envs), else the in-process sync
-    backend; other names are taken as they are.
+    (an order of magnitude more env steps per second than mpe2 from 16 worlds up: README's
+    MPE throughput table), else the in-process sync backend; other names are taken as
+    they are.
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend={backend!r}: expected one of {', '.join(BACKENDS)}")
