@@ -119,13 +119,18 @@ class GRUCore(nn.Module):
 
 def mask_logits(logits: Tensor, mask: Tensor) -> Tensor:
     """Set the logits of illegal actions (mask False) to a huge negative number."""
-    return torch.where(mask, logits, torch.full_like(logits, ILLEGAL_LOGIT))
+    return torch.where(mask, logits, ILLEGAL_LOGIT)
 
 
 def sample_categorical(logits: Tensor, generator: torch.Generator) -> Tensor:
     """One action per row of `logits` `[..., A]`, drawn with `generator`."""
     probs = torch.softmax(logits, dim=-1).reshape(-1, logits.shape[-1])
     return torch.multinomial(probs, 1, generator=generator).reshape(logits.shape[:-1])
+
+
+def categorical_log_prob(logits: Tensor, actions: Tensor) -> Tensor:
+    """Log-probability of `actions` `[...]` under softmax(`logits` `[..., A]`)."""
+    return torch.log_softmax(logits, dim=-1).gather(-1, actions.long()[..., None]).squeeze(-1)
 
 
 def categorical_log_prob_entropy(logits: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
@@ -298,11 +303,12 @@ class MultiAgentActorCritic(nn.Module):
                 noise = torch.randn(out.shape, generator=generator, device=out.device)
                 actions = out + self.log_std().exp() * noise
             env_actions = torch.clamp(actions, self.action_low, self.action_high)
-        else:
+            log_probs, _ = self.log_prob_entropy(out, mask, actions)
+        else:  # the masked logits serve the draw and the log-prob; no entropy is needed here
             logits = mask_logits(out, mask)
             actions = logits.argmax(-1) if greedy else sample_categorical(logits, generator)
             env_actions = actions
-        log_probs, _ = self.log_prob_entropy(out, mask, actions)
+            log_probs = categorical_log_prob(logits, actions)
         return actions, env_actions, log_probs, hidden
 
     def kl(self, old: tuple[Tensor, Tensor], out: Tensor, mask: Tensor) -> Tensor:
