@@ -294,8 +294,9 @@ def make_vec(
     backend: "sync" (this process), "process" (worker processes), "batched" (natively
     batched torch implementation, MPE only) or "auto" (batched where it exists for the id
     and kwargs, else sync: `resolve_backend`). With `seed`, the envs are reset once here.
-    `check_actions` (batched backend) refuses NaN or infinite continuous actions; learners'
-    workers turn it off, since their actions come from their own policy.
+    `check_actions` (batched backend) refuses NaN or infinite continuous actions and
+    out-of-range discrete ones; learners' workers turn it off, since their actions come
+    from their own (masked) policy.
     """
     import functools
 

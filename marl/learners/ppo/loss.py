@@ -31,11 +31,18 @@ def ppo_loss(
     alive, advantages = batch.alive, batch.advantages
     if cfg.normalize_advantages:
         advantages = standardized(advantages, alive)
+    # nx.masked_mean's arithmetic, with the mask's weights and count made once, not per mean
+    weights = alive.to(values.dtype)
+    count = weights.sum().clamp(min=1.0)
+
+    def mean(x: Tensor) -> Tensor:
+        return (x * weights).sum() / count
+
     log_ratio = log_probs - batch.log_probs
-    policy_loss = nx.masked_mean(nx.clipped_surrogate(log_ratio, advantages, cfg.clip), alive)
+    policy_loss = mean(nx.clipped_surrogate(log_ratio, advantages, cfg.clip))
     value_clip = cfg.clip if cfg.clip_value_loss else None
-    v_loss = nx.masked_mean(nx.value_loss(values, batch.values, batch.returns, value_clip), alive)
-    entropy_mean = nx.masked_mean(entropy, alive)
+    v_loss = mean(nx.value_loss(values, batch.values, batch.returns, value_clip))
+    entropy_mean = mean(entropy)
     loss = policy_loss + cfg.vf_coef * v_loss - cfg.ent_coef * entropy_mean
     with torch.no_grad():
         ratio = log_ratio.exp()
@@ -43,8 +50,8 @@ def ppo_loss(
             "loss/policy": policy_loss.detach(),
             "loss/value": v_loss.detach(),
             "entropy": entropy_mean.detach(),
-            "approx_kl": nx.masked_mean((ratio - 1) - log_ratio, alive),
-            "clip_frac": nx.masked_mean(((ratio - 1).abs() > cfg.clip).float(), alive),
+            "approx_kl": mean((ratio - 1) - log_ratio),
+            "clip_frac": mean(((ratio - 1).abs() > cfg.clip).float()),
         }
     return loss, stats
 
