@@ -132,6 +132,9 @@ def test_agent_groups_gather_scatter_and_ids():
     assert torch.equal(groups.scatter(parts, dim=-2), x)
     assert groups.with_ids(parts[0], 0).tolist() == [[0, 1, 1, 0], [4, 5, 0, 1]]
     assert groups.id_dim(1) == 0  # a one-agent group needs no id
+    whole = AgentGroups([[0, 1, 2]], num_agents=3, agent_ids=True)  # shared: no copies
+    assert whole.gather(x, 0) is x and whole.scatter([x], dim=-2) is x
+    assert whole.with_ids(x, 0).tolist() == [[0, 1, 1, 0, 0], [2, 3, 0, 1, 0], [4, 5, 0, 0, 1]]
     with pytest.raises(ValueError, match="cover agents"):
         AgentGroups([[0, 1]], num_agents=3, agent_ids=False)
 

@@ -184,3 +184,31 @@ def test_batched_mpe_end_by_time_limit_is_truncated_and_never_both() -> None:
     vec.scenario.is_terminal = lambda s: torch.ones(4, dtype=torch.bool)
     last = [vec.step(np.zeros((4, 3), int)) for _ in range(2)][-1]
     assert bool(last.terminated.all()) and not bool(last.truncated.any())
+
+
+def test_auto_backend_is_batched_for_mpe_ids_it_supports_else_sync() -> None:
+    from marl.envs.mpe import BatchedMPE
+    from marl.envs.vector import resolve_backend
+
+    spread = {"N": 3, "max_cycles": 25}
+    backend, why = resolve_backend("mpe/simple_spread-v3", "auto", spread)
+    assert backend == "batched" and "backend=sync" in why
+    vec = marl.make_vec("mpe/simple_spread-v3", 2, backend="auto", **spread)
+    assert isinstance(vec, BatchedMPE)
+    # a kwarg the batched MPE refuses: mpe2 steps it, and the line says why
+    backend, why = resolve_backend("mpe/simple_spread-v3", "auto", {"benchmark_data": True})
+    assert backend == "sync" and "benchmark_data" in why
+    assert resolve_backend("gym/CartPole-v1", "auto", {})[0] == "sync"
+    assert resolve_backend("mpe/simple_tag-v3", "sync", {}) == ("sync", "sync (as asked)")
+    with pytest.raises(ValueError, match="expected one of auto, sync"):
+        resolve_backend("mpe/simple_tag-v3", "fast", {})
+
+
+def test_a_run_records_the_backend_that_ran(capsys) -> None:
+    from marl.algorithms import make_config
+    from marl.run.loop import RunSpec, env_backend
+
+    spec = RunSpec("mappo", "mpe/simple_tag-v3", steps=10)
+    config = env_backend(spec, make_config("mappo", {}), say=True)
+    assert config.backend == "batched"
+    assert "env backend: batched (auto" in capsys.readouterr().out

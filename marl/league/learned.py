@@ -102,7 +102,7 @@ def turn_player(game: Any, entry: PlayerEntry) -> SearchTurnPlayer:
     return SearchTurnPlayer(player)
 
 
-def team_spec(game: TeamGame, team: str, backend: str = "sync") -> VecSpec:
+def team_spec(game: TeamGame, team: str, backend: str = "auto") -> VecSpec:
     """The `VecSpec` a learner for `team` of `game` is built from (the team's own agents)."""
     game.team_index(team)
     view = TeamView(make_team_env(game.env_id, 1, game.kwargs, backend), team)
@@ -132,7 +132,7 @@ def team_player(game: Any, entry: PlayerEntry) -> PolicyTeamPlayer:
             f"{entry.spec.checkpoint} plays team {team!r}"
         )
     config = make_config(record["algo"], record["config"])
-    spec = team_spec(game, team, getattr(config, "backend", "sync"))
+    spec = team_spec(game, team, getattr(config, "backend", "auto"))
     learner = learner_module(record["algo"]).make_learner(spec, config, 0, "cpu")
     state, path = record["learner"], entry.spec.checkpoint
     built_for = f"team {team!r} of {game.env_id} {game.kwargs or '(default kwargs)'}"

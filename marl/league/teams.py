@@ -70,11 +70,8 @@ class TeamGame:
 
 def make_team_env(env_id: str, num_envs: int, kwargs: dict[str, Any], backend: str = "auto") -> Any:
     """A VecEnv of `env_id`: natively batched for the MPE ids that have it, else in-process."""
-    from marl.envs.mpe import BATCHED_IDS
     from marl.envs.vector import make_vec
 
-    if backend == "auto":
-        backend = "batched" if env_id in BATCHED_IDS else "sync"
     return make_vec(env_id, num_envs, backend=backend, **kwargs)
 
 

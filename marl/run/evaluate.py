@@ -54,7 +54,7 @@ def load_policy(source: str | Path, device: str = "cpu") -> tuple[Any, dict[str,
     record = load_checkpoint(path, needs=("run", "learner"))
     algo, env_id, spec = record["algo"], record["env_id"], record["run"]
     config = make_config(algo, record["config"])
-    backend = getattr(config, "backend", "sync")
+    backend = getattr(config, "backend", "auto")
     env = vec_spec(env_id, backend=backend, **spec["env_kwargs"])
     learner = learner_module(algo).make_learner(env, config, spec["seed"], get_device(device))
     built_for = f"{algo} on {env_id} {spec['env_kwargs'] or '(default kwargs)'}"

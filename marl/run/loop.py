@@ -30,7 +30,7 @@ from marl.core.config import ConfigError, check_fields, config_to_dict
 from marl.core.device import get_device, set_threads
 from marl.core.seeding import EVAL, child_seed
 from marl.core.trainer import Trainer
-from marl.envs.vector import vec_spec
+from marl.envs.vector import resolve_backend, vec_spec
 from marl.run.metrics import MetricsLog, plot_learning_curve
 from marl.run.progress import TrainProgress
 
@@ -112,13 +112,24 @@ class Run:
         return self.trainer.learner
 
 
+def env_backend(spec: RunSpec, config: Any, say: bool) -> Any:
+    """The config with its vector-env `backend` resolved (auto -> batched or sync), so the
+    run's config.toml records what ran; `say` prints which backend steps the envs and why."""
+    if not any(f.name == "backend" for f in dataclasses.fields(config)):
+        return config
+    backend, why = resolve_backend(spec.env_id, config.backend, spec.env_kwargs)
+    if say:
+        print(f"env backend: {why}", flush=True)
+    return dataclasses.replace(config, backend=backend)
+
+
 def assemble(spec: RunSpec, config: Any) -> tuple[Any, Trainer]:
     """The learner for `spec` with its workers on the spec's backend (the one place that
     chooses local or Ray); returns the config as run (with its step budget) and the trainer."""
     set_threads(spec.threads)
     if any(f.name == "total_steps" for f in dataclasses.fields(config)):
         config = dataclasses.replace(config, total_steps=spec.steps)
-    env = vec_spec(spec.env_id, backend=getattr(config, "backend", "sync"), **spec.env_kwargs)
+    env = vec_spec(spec.env_id, backend=getattr(config, "backend", "auto"), **spec.env_kwargs)
     device = get_device(spec.device)
     if spec.backend == "ray":
         from marl.distributed import RayConfig, ray_trainer
@@ -144,7 +155,7 @@ def train(spec: RunSpec, config: dict[str, Any] | None = None, *, out: str | Pat
     baseline_evaluation(spec)  # refuses eval_every for an algorithm without a baseline
     out_dir = Path(out) if out is not None else default_out(spec)
     check_out_dir(out_dir, force)
-    cfg, trainer = assemble(spec, cfg)
+    cfg, trainer = assemble(spec, env_backend(spec, cfg, progress))
     record = {**_spec_record(spec), "config": config_to_dict(cfg)}
     atomic_write_bytes(out_dir / "config.toml", tomli_w.dumps(record).encode())
     return _loop(Run(out_dir, spec, cfg, trainer), progress)
@@ -206,7 +217,8 @@ def resume(out: str | Path, *, progress: bool = True,
         remove_stale_temporaries(out_dir / name)
     record = load_checkpoint(path, needs=("run", "learner", "progress"))
     spec = _resumed_spec(record, changes or {})
-    cfg, trainer = assemble(spec, make_config(spec.algo, record["config"]))
+    config = env_backend(spec, make_config(spec.algo, record["config"]), say=False)
+    cfg, trainer = assemble(spec, config)
     built_for = f"{spec.algo} on {spec.env_id} {spec.env_kwargs or '(default kwargs)'}"
     state = {"learner": record["learner"], **record["progress"]}
     load_state(trainer.load_state_dict, state, path, built_for)

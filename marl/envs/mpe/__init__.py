@@ -6,7 +6,15 @@ out = env.step(actions)                # actions [B, N] ints (or [B, N, D] float
 """
 
 from marl.envs.mpe.env import BatchedMPE
-from marl.envs.mpe.registry import BATCHED_IDS, make_batched, mpe2_module
+from marl.envs.mpe.registry import BATCHED_IDS, batched_kwargs_error, make_batched, mpe2_module
 from marl.envs.mpe.world import WorldSpec, WorldState
 
-__all__ = ["BATCHED_IDS", "BatchedMPE", "WorldSpec", "WorldState", "make_batched", "mpe2_module"]
+__all__ = [
+    "BATCHED_IDS",
+    "BatchedMPE",
+    "batched_kwargs_error",
+    "WorldSpec",
+    "WorldState",
+    "make_batched",
+    "mpe2_module",
+]

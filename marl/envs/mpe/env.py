@@ -43,7 +43,8 @@ class BatchedMPE:
         check_actions: bool = True,
     ) -> None:
         """Wrap `scenario` for `num_envs` worlds on `device`; `check_actions` refuses NaN or
-        infinite continuous actions (mpe2 raises on them; a learner's hot path turns it off)."""
+        infinite continuous actions (mpe2 raises on them) and discrete actions out of range
+        (a learner's hot path turns it off: its masked policy only picks legal ones)."""
         if num_envs < 1 or max_cycles < 1:
             raise ValueError(f"num_envs and max_cycles must be >= 1, got {num_envs}, {max_cycles}")
         spec = scenario.spec
@@ -152,6 +153,8 @@ class BatchedMPE:
             raise ValueError(
                 f"expected integer actions of shape {(b, n)}, got {a.dtype} {tuple(a.shape)}"
             )
+        if not self.check_actions:  # a learner's masked policy: legal by construction
+            return self.physics.discrete_controls(a.long())
         bad = (a < 0) | (a >= self.action_sizes)
         if bad.any():
             env, agent = (int(i) for i in bad.nonzero()[0])

@@ -66,6 +66,15 @@ def _scenario_kwargs(env_id: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in kwargs.items() if k in params}
 
 
+def batched_kwargs_error(env_id: str, kwargs: dict[str, Any]) -> str | None:
+    """Why the batched `env_id` cannot take `kwargs` (None when it can)."""
+    try:
+        _scenario_kwargs(env_id, kwargs)
+    except ValueError as err:
+        return str(err)
+    return None
+
+
 def make_batched(
     env_id: str,
     num_envs: int,

@@ -36,8 +36,9 @@ class ActorCriticConfig:
     """Polyak rate of the target networks per target update."""
     num_envs: int = 1
     """Environments stepped together (B)."""
-    backend: str = "sync"
-    """Vector-env backend passed to marl.make_vec (sync, process, batched)."""
+    backend: str = "auto"
+    """Vector-env backend passed to marl.make_vec (auto, sync, process, batched); auto is
+    the batched torch MPE for mpe/ ids whose kwargs it takes, else sync."""
     rollout_steps: int = 50
     """Vector steps per iteration (each is num_envs env steps)."""
     updates_per_step: float = 1.0

@@ -53,8 +53,9 @@ class PPOConfig:
     """Hidden layer sizes of actor and critic MLPs (the GRU has the last size)."""
     recurrent: bool = False
     """GRU actor (the critic stays feedforward); minibatches are whole env sequences."""
-    backend: str = "sync"
-    """Vector-env backend passed to marl.make_vec (sync, process, batched)."""
+    backend: str = "auto"
+    """Vector-env backend passed to marl.make_vec (auto, sync, process, batched); auto is
+    the batched torch MPE for mpe/ ids whose kwargs it takes, else sync."""
 
     def validate(self) -> None:
         """Raise ConfigError naming the first out-of-range hyperparameter."""
@@ -114,8 +115,9 @@ class OnPolicyConfig:
     """Standardize advantages over the batch's alive agents before the policy step."""
     hidden: tuple[int, ...] = (64, 64)
     """Hidden layer sizes of actor and critic MLPs."""
-    backend: str = "sync"
-    """Vector-env backend passed to marl.make_vec (sync, process, batched)."""
+    backend: str = "auto"
+    """Vector-env backend passed to marl.make_vec (auto, sync, process, batched); auto is
+    the batched torch MPE for mpe/ ids whose kwargs it takes, else sync."""
 
     def _checks(self) -> list[tuple[str, bool, str]]:
         return [

@@ -146,7 +146,9 @@ class PPOLearner(OnPolicyLearner):
 
     def __init__(self, spec: VecSpec, config: PPOConfig, seed: int, device: Any = "cpu"):
         super().__init__(spec, config, seed, device)
-        self.optimizers["policy"] = torch.optim.Adam(self.net.parameters(), lr=config.lr, eps=1e-5)
+        self.optimizers["policy"] = torch.optim.Adam(
+            self.net.parameters(), lr=config.lr, eps=1e-5, foreach=True
+        )
 
     @property
     def optimizer(self) -> torch.optim.Optimizer:

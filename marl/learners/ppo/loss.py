@@ -31,11 +31,18 @@ def ppo_loss(
     alive, advantages = batch.alive, batch.advantages
     if cfg.normalize_advantages:
         advantages = standardized(advantages, alive)
+    # nx.masked_mean's arithmetic, with the mask's weights and count made once, not per mean
+    weights = alive.to(values.dtype)
+    count = weights.sum().clamp(min=1.0)
+
+    def mean(x: Tensor) -> Tensor:
+        return (x * weights).sum() / count
+
     log_ratio = log_probs - batch.log_probs
-    policy_loss = nx.masked_mean(nx.clipped_surrogate(log_ratio, advantages, cfg.clip), alive)
+    policy_loss = mean(nx.clipped_surrogate(log_ratio, advantages, cfg.clip))
     value_clip = cfg.clip if cfg.clip_value_loss else None
-    v_loss = nx.masked_mean(nx.value_loss(values, batch.values, batch.returns, value_clip), alive)
-    entropy_mean = nx.masked_mean(entropy, alive)
+    v_loss = mean(nx.value_loss(values, batch.values, batch.returns, value_clip))
+    entropy_mean = mean(entropy)
     loss = policy_loss + cfg.vf_coef * v_loss - cfg.ent_coef * entropy_mean
     with torch.no_grad():
         ratio = log_ratio.exp()
@@ -43,8 +50,8 @@ def ppo_loss(
             "loss/policy": policy_loss.detach(),
             "loss/value": v_loss.detach(),
             "entropy": entropy_mean.detach(),
-            "approx_kl": nx.masked_mean((ratio - 1) - log_ratio, alive),
-            "clip_frac": nx.masked_mean(((ratio - 1).abs() > cfg.clip).float(), alive),
+            "approx_kl": mean((ratio - 1) - log_ratio),
+            "clip_frac": mean(((ratio - 1).abs() > cfg.clip).float()),
         }
     return loss, stats
 
@@ -68,8 +75,8 @@ def update(
     if not cfg.recurrent:
         batch = flatten_time(batch)
     num = batch.starts.shape[1]
-    totals: dict[str, float] = {}
-    steps = 0
+    params = list(net.parameters())
+    totals: dict[str, Tensor] = {}
     for _ in range(cfg.epochs):
         order = torch.randperm(num, generator=generator, device=generator.device)
         for idx in torch.tensor_split(order, cfg.minibatches):
@@ -79,12 +86,14 @@ def update(
             loss, stats = ppo_loss(net, minibatch, cfg)
             optimizer.zero_grad()
             loss.backward()
-            stats["grad_norm"] = torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.max_grad_norm)
+            stats["grad_norm"] = torch.nn.utils.clip_grad_norm_(
+                params, cfg.max_grad_norm, foreach=True
+            )
             optimizer.step()
-            for key, value in stats.items():
-                totals[key] = totals.get(key, 0.0) + float(value)
-            steps += 1
-    return {key: value / steps for key, value in totals.items()}
+            for key, value in stats.items():  # summed as tensors: one copy out at the end
+                totals[key] = totals[key] + value if key in totals else value
+    steps = cfg.epochs * cfg.minibatches
+    return {key: value.item() / steps for key, value in totals.items()}
 
 
 def policy_gradient_loss(

@@ -66,6 +66,9 @@ class AgentGroups:
         self.num_agents = num_agents
         self.agent_ids = agent_ids
         self._order = torch.tensor([i for g in self.groups for i in g]).argsort()
+        # one group of every agent in order (a shared network): gather and scatter are no-ops
+        self._whole = len(self.groups) == 1 and self.groups[0] == list(range(num_agents))
+        self._ids: dict[tuple[int, torch.dtype, torch.device], Tensor] = {}
 
     def id_dim(self, g: int) -> int:
         """Width of the one-hot id appended for group `g` (0 for one-agent groups)."""
@@ -73,18 +76,23 @@ class AgentGroups:
 
     def gather(self, x: Tensor, g: int) -> Tensor:
         """`[..., N, F] -> [..., G, F]`: the agents of group `g`."""
-        return x[..., self.groups[g], :]
+        return x if self._whole else x[..., self.groups[g], :]
 
     def with_ids(self, x: Tensor, g: int) -> Tensor:
         """Append the one-hot agent id (position in group `g`) to `x` `[..., G, F]`."""
         width = self.id_dim(g)
         if width == 0:
             return x
-        ids = torch.eye(width, dtype=x.dtype, device=x.device)
+        key = (g, x.dtype, x.device)
+        ids = self._ids.get(key)
+        if ids is None:
+            ids = self._ids[key] = torch.eye(width, dtype=x.dtype, device=x.device)
         return torch.cat([x, ids.expand(*x.shape[:-1], width)], dim=-1)
 
     def scatter(self, parts: Sequence[Tensor], dim: int = -1) -> Tensor:
         """Concatenate per-group `[..., G_g, ...]` along agent axis `dim` into agent order."""
+        if self._whole:
+            return parts[0]
         joined = torch.cat(list(parts), dim=dim)
         return joined.index_select(dim, self._order.to(joined.device))
 
@@ -111,13 +119,18 @@ class GRUCore(nn.Module):
 
 def mask_logits(logits: Tensor, mask: Tensor) -> Tensor:
     """Set the logits of illegal actions (mask False) to a huge negative number."""
-    return torch.where(mask, logits, torch.full_like(logits, ILLEGAL_LOGIT))
+    return torch.where(mask, logits, ILLEGAL_LOGIT)
 
 
 def sample_categorical(logits: Tensor, generator: torch.Generator) -> Tensor:
     """One action per row of `logits` `[..., A]`, drawn with `generator`."""
     probs = torch.softmax(logits, dim=-1).reshape(-1, logits.shape[-1])
     return torch.multinomial(probs, 1, generator=generator).reshape(logits.shape[:-1])
+
+
+def categorical_log_prob(logits: Tensor, actions: Tensor) -> Tensor:
+    """Log-probability of `actions` `[...]` under softmax(`logits` `[..., A]`)."""
+    return torch.log_softmax(logits, dim=-1).gather(-1, actions.long()[..., None]).squeeze(-1)
 
 
 def categorical_log_prob_entropy(logits: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
@@ -290,11 +303,12 @@ class MultiAgentActorCritic(nn.Module):
                 noise = torch.randn(out.shape, generator=generator, device=out.device)
                 actions = out + self.log_std().exp() * noise
             env_actions = torch.clamp(actions, self.action_low, self.action_high)
-        else:
+            log_probs, _ = self.log_prob_entropy(out, mask, actions)
+        else:  # the masked logits serve the draw and the log-prob; no entropy is needed here
             logits = mask_logits(out, mask)
             actions = logits.argmax(-1) if greedy else sample_categorical(logits, generator)
             env_actions = actions
-        log_probs, _ = self.log_prob_entropy(out, mask, actions)
+            log_probs = categorical_log_prob(logits, actions)
         return actions, env_actions, log_probs, hidden
 
     def kl(self, old: tuple[Tensor, Tensor], out: Tensor, mask: Tensor) -> Tensor:

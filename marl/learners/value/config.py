@@ -42,8 +42,9 @@ class ValueConfig:
     """TD loss: 0.5 * squared error, or Huber (smooth L1, delta 1)."""
     num_envs: int = 8
     """Environments stepped together."""
-    backend: Literal["sync", "process", "batched"] = "sync"
-    """Vector-env backend passed to marl.make_vec (batched: natively batched MPE)."""
+    backend: Literal["auto", "sync", "process", "batched"] = "auto"
+    """Vector-env backend passed to marl.make_vec (batched: natively batched MPE; auto: it
+    for mpe/ ids whose kwargs it takes, else sync)."""
     rollout_steps: int = 25
     """Vector-env steps per iteration (each is num_envs env steps)."""
     updates_per_iterate: int = 1

@@ -1,0 +1,122 @@
+"""Env steps per CPU-second on simple_spread: JaxMARL's IPPO baseline, then marl's IPPO.
+
+JaxMARL's `baselines/IPPO/ippo_ff_mpe.py` runs from a local clone of its repository
+(`--jaxmarl PATH`), as its authors wrote it: only the env arguments, the budget, the seed
+count and logging are set from the command line (hydra overrides, WANDB_MODE=disabled). It
+runs on one CPU (taskset -c 0) with XLA single-threaded. It is run twice: for one update
+(imports, tracing, XLA compilation: the fixed cost) and for the whole budget; its training
+CPU time is the difference, and its compile time (JAX_LOG_COMPILES) is printed apart.
+
+marl's IPPO then trains with the same settings (16 envs x 128 steps, 4 epochs x 4
+minibatches, 64-unit tanh MLPs, lr 2.5e-4 annealed, clip 0.2, entropy 0.01, one network
+shared by the agents) on the batched MPE in this process, one torch thread, through
+`marl train`'s loop (metrics, checkpoints included); then its greedy per-agent return over
+100 mpe2 episodes. Needs the bench extra (`pip install -e '.[bench]'`: jaxmarl[algs]).
+
+Conventions: an env step is one joint step of all agents in one world, for both. JaxMARL's
+spread episodes are 26 steps (done when step >= 25 after the increment) and its log
+wrapper multiplies returns by the number of agents; marl's are 25 steps, per agent.
+
+    OMP_NUM_THREADS=1 PYTHONPATH=. nice -n 10 python benchmarks/spread_vs_jaxmarl.py \\
+        --jaxmarl /tmp/jaxmarl --steps 2000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _spread import ENV_KWARGS, LoadMeter, train_marl
+
+SCRIPT = "baselines/IPPO/ippo_ff_mpe.py"
+ROLLOUT = 16 * 128  # JaxMARL's NUM_ENVS x NUM_STEPS: env steps per update
+SAME_SETTINGS = {
+    "backend": "batched", "num_envs": 16, "rollout_len": 128, "epochs": 4, "minibatches": 4,
+    "hidden": [64, 64], "lr": 2.5e-4, "anneal_lr": True, "clip": 0.2, "ent_coef": 0.01,
+    "vf_coef": 0.5, "max_grad_norm": 0.5, "gamma": 0.99, "gae_lambda": 0.95,
+}  # fmt: skip
+
+
+def jaxmarl_run(clone: Path, steps: int, seed: int) -> dict[str, float]:
+    """Run the baseline script once; CPU and wall seconds, compile seconds, env steps."""
+    env = dict(os.environ, WANDB_MODE="disabled", JAX_LOG_COMPILES="1", OMP_NUM_THREADS="1",
+               XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
+               JAX_PLATFORMS="cpu")  # fmt: skip
+    with tempfile.TemporaryDirectory() as work:
+        command = [
+            sys.executable, str(clone / SCRIPT), "NUM_SEEDS=1", f"SEED={seed}",
+            f"TOTAL_TIMESTEPS={steps}", "WANDB_MODE=disabled", f"hydra.run.dir={work}/hydra",
+            "+ENV_KWARGS.num_agents=3", "+ENV_KWARGS.num_landmarks=3",
+            f"+ENV_KWARGS.local_ratio={ENV_KWARGS['local_ratio']}",
+            f"+ENV_KWARGS.max_steps={ENV_KWARGS['max_cycles']}",
+        ]  # fmt: skip
+        if shutil.which("taskset"):
+            command = ["taskset", "-c", "0", *command]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        start = time.perf_counter()
+        done = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True)
+        wall = time.perf_counter() - start
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        raise RuntimeError(f"JaxMARL's baseline failed:\n{done.stderr[-3000:]}")
+    log = done.stdout + done.stderr
+    found = re.findall(r"Finished (?:XLA compilation|jaxpr to MLIR module conversion) of "
+                       r"jit\(train\) in ([0-9.]+) sec", log)  # fmt: skip
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return {"cpu_s": cpu, "wall_s": wall, "compile_s": sum(map(float, found)),
+            "env_steps": steps // ROLLOUT * ROLLOUT}  # fmt: skip
+
+
+def main() -> None:
+    """JaxMARL (fixed cost, then the budget), then marl; print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jaxmarl", type=Path, required=True, help="a clone of JaxMARL")
+    parser.add_argument("--steps", type=int, default=2_000_000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=Path("runs/bench_jaxmarl"))
+    parser.add_argument("--skip-jaxmarl", action="store_true")
+    args = parser.parse_args()
+    rows = []
+    if not args.skip_jaxmarl:
+        if not (args.jaxmarl / SCRIPT).is_file():
+            raise SystemExit(f"--jaxmarl {args.jaxmarl}: no {SCRIPT} there (a JaxMARL clone?)")
+        with LoadMeter() as load:
+            fixed = jaxmarl_run(args.jaxmarl, ROLLOUT, args.seed)
+            full = jaxmarl_run(args.jaxmarl, args.steps, args.seed)
+        train_cpu = full["cpu_s"] - fixed["cpu_s"]
+        steps = full["env_steps"] - fixed["env_steps"]
+        print(f"JaxMARL: fixed cost (imports, tracing, compile, 1 update) {fixed['cpu_s']:.1f} s "
+              f"CPU; jit(train) compile {full['compile_s']:.1f} s wall; whole run "
+              f"{full['cpu_s']:.1f} s CPU, {full['wall_s']:.1f} s wall", flush=True)  # fmt: skip
+        rows.append(("JaxMARL IPPO (ippo_ff_mpe.py)", full["env_steps"], full["wall_s"],
+                     full["cpu_s"], steps / train_cpu, full["env_steps"] / full["cpu_s"],
+                     float("nan"), load.mean))  # fmt: skip
+    result = train_marl("ippo", args.steps, args.seed, args.out, SAME_SETTINGS, "marl-ippo-16x128")
+    print(result.describe(), flush=True)
+    rows.append(("marl IPPO (batched MPE, torch eager)", result.steps, result.seconds,
+                 result.cpu_s, result.steps / result.cpu_s, result.steps / result.cpu_s,
+                 result.ret, result.load))  # fmt: skip
+    print(f"\nsimple_spread {ENV_KWARGS}, 16 envs x 128 steps, 4 epochs x 4 minibatches, "
+          f"64-unit tanh MLPs, seed {args.seed}, one CPU thread each\n")  # fmt: skip
+    print(
+        "| method | env steps | wall | CPU | env steps / CPU-s (training) "
+        "| env steps / CPU-s (all) | greedy per agent | load |"
+    )
+    print("|---|--:|--:|--:|--:|--:|--:|--:|")
+    for name, steps, wall, cpu, rate, rate_all, ret, load_avg in rows:
+        print(
+            f"| {name} | {steps:,} | {wall:.0f} s | {cpu:.0f} s | {rate:,.0f} | "
+            f"{rate_all:,.0f} | {ret:.2f} | {load_avg:.1f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
