@@ -15,7 +15,7 @@ import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from marl.algorithms import learner_module, recipe
+from marl.algorithms import learner_module, recipe, trainer
 from marl.core.pool import Part, Worker, WorkerRecipe
 from marl.core.spec import VecSpec
 from marl.core.trainer import Trainer
@@ -43,6 +43,21 @@ class RayPool:
     def gather(self, handles: list[Any]) -> list[Part]:
         """Wait for every actor's part, in actor order."""
         return require_ray().get(handles)
+
+    @property
+    def size(self) -> int:
+        """Number of worker actors."""
+        return len(self.actors)
+
+    def submit_to(self, worker: int, weights: Any, version: int, iteration: int,
+                  reset: bool) -> Any:  # fmt: skip
+        """Start one collection on one actor (an asynchronous trainer's call)."""
+        return self.actors[worker].collect.remote(weights, version, iteration, reset)
+
+    def wait_first(self, handles: list[Any]) -> int:
+        """The index of the first of `handles` to be ready (waits for one)."""
+        (ready,), _ = require_ray().wait(handles, num_returns=1)
+        return next(i for i, handle in enumerate(handles) if handle == ready)
 
     def close(self) -> None:
         """Stop the actors for good."""
@@ -75,7 +90,8 @@ def ray_trainer(
             for r in recipes
         ]  # fmt: skip
     learner = learner_module(algo).make_learner(spec, config, seed, device)
-    return Trainer(learner, RayPool(ray_workers(recipes, ray_config), servers), ray_config.max_lag)
+    pool = RayPool(ray_workers(recipes, ray_config), servers)
+    return trainer(learner, pool, config, ray_config.max_lag)
 
 
 def _inference_server(spec: VecSpec, config: Any, ray_config: RayConfig) -> Any:
