@@ -13,10 +13,9 @@ JSON under --out, one per run, and tabled together:
 from __future__ import annotations
 
 import argparse
-import statistics
 from pathlib import Path
 
-from _spread import cached_result, load_result, run_file, train_marl
+from _spread import cached_result, load_result, run_file, seeds_table, train_marl
 
 RUN_FILE = Path(__file__).resolve().parents[1] / "envs" / "mappo_spread.toml"
 IMPALA = dict(backend="batched", num_envs=32, rollout_len=25, lr=1e-3, value_norm="running")
@@ -31,18 +30,10 @@ def result_path(out: Path, method: str, steps: int, seed: int) -> Path:
 
 def table(out: Path, steps: int) -> str:
     """Per-method rows and a mean over seeds, from the saved results."""
-    lines = ["| method | seed | greedy return | wall | CPU | env-steps/s | load avg |",
-             "|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
-    for method in METHODS:
-        results = [load_result(p) for p in sorted(out.glob(f"{method}-{steps}-s*.json"))]
-        for r in results:
-            lines.append(f"| {method} | {r.seed} | {r.ret:.2f} | {r.seconds:.0f} s | "
-                         f"{r.cpu_s:.0f} s | {r.steps_per_s:,.0f} | {r.load:.1f} |")  # fmt: skip
-        if len(results) > 1:
-            rets = [r.ret for r in results]
-            lines.append(f"| {method} | mean of {len(rets)} | {statistics.mean(rets):.2f} "
-                         f"(sd {statistics.stdev(rets):.2f}) | | | | |")  # fmt: skip
-    return "\n".join(lines)
+    return seeds_table({
+        method: [load_result(p) for p in sorted(out.glob(f"{method}-{steps}-s*.json"))]
+        for method in METHODS
+    })  # fmt: skip
 
 
 def main() -> None:
