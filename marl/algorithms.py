@@ -128,20 +128,20 @@ def local_trainer(
     return trainer(learner, InProcessPool([worker]), config, max_lag)
 
 
-def asynchronous_lag(config: Any) -> int:
-    """The lag bound of an asynchronous algorithm (IMPALA, A3C: `config.max_lag`), else 0."""
-    return int(getattr(config, "max_lag", 0))
+def asynchronous_lag(config: Any, pool_lag: int = 0) -> int:
+    """The lag bound of an asynchronous algorithm (IMPALA, A3C: `config.max_lag`), else 0;
+    refuses a synchronous `pool_lag` beside it."""
+    lag = int(getattr(config, "max_lag", 0))
+    if lag and pool_lag:
+        raise ValueError(
+            f"max_lag={pool_lag}: this algorithm bounds its lag with its own setting "
+            f"(now {lag}); use --set max_lag=L instead of --max-lag"
+        )
+    return lag
 
 
 def trainer(learner: Any, pool: Any, config: Any, max_lag: int = 0) -> Trainer:
     """The trainer of `learner` on `pool`: asynchronous for IMPALA and A3C (their config's
     `max_lag`), else synchronous with the pool's `max_lag` (0 or 1)."""
-    lag = asynchronous_lag(config)
-    if not lag:
-        return Trainer(learner, pool, max_lag)
-    if max_lag:
-        raise ValueError(
-            f"max_lag={max_lag}: this algorithm bounds its lag with its own setting "
-            f"(now {lag}); use --set max_lag=L instead of --max-lag"
-        )
-    return AsyncTrainer(learner, pool, lag)
+    lag = asynchronous_lag(config, max_lag)
+    return AsyncTrainer(learner, pool, lag) if lag else Trainer(learner, pool, max_lag)

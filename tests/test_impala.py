@@ -1,6 +1,8 @@
 """IMPALA and A3C: V-trace against hand-worked numbers, the asynchronous pool's lag bound,
 every action kind with the team switches, checkpoints, and learning on a cued bandit."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -10,7 +12,7 @@ from test_ppo import CueVecEnv
 
 from marl.algorithms import learner_module, local_trainer, make_config, trainer
 from marl.core.async_trainer import AsyncTrainer
-from marl.core.config import ConfigError
+from marl.core.config import ConfigError, field_docs
 from marl.core.pool import InProcessPool, Worker, WorkerRecipe
 from marl.core.spec import VecSpec
 from marl.envs import vec_spec
@@ -139,6 +141,9 @@ def test_a_part_older_than_max_lag_is_dropped_and_never_learned_from():
 
 
 def test_lag_settings_are_checked_and_name_the_fix():
+    for algo in ("impala", "a3c"):
+        cls = learner_module(algo).CONFIG
+        assert set(field_docs(cls)) == {f.name for f in dataclasses.fields(cls)}
     with pytest.raises(ConfigError, match=r"IMPALAConfig.max_lag=0: expected >= 1"):
         make_config("impala", {"max_lag": 0})
     with pytest.raises(ConfigError, match=r"c_bar=2.0: expected in \(0, rho_bar=1.0\]"):

@@ -15,7 +15,7 @@ import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from marl.algorithms import learner_module, recipe, trainer
+from marl.algorithms import asynchronous_lag, learner_module, recipe, trainer
 from marl.core.pool import Part, Worker, WorkerRecipe
 from marl.core.spec import VecSpec
 from marl.core.trainer import Trainer
@@ -77,6 +77,7 @@ def ray_trainer(
 ) -> Trainer:
     """`algo`'s learner here, with `ray_config.actors` Ray workers acting for it."""
     ray_config.validate()
+    asynchronous_lag(config, ray_config.max_lag)  # refused before any actor starts
     init_ray(ray_config.address)
     k = ray_config.actors
     recipes = [recipe(algo, spec, config, seed, i, k) for i in range(k)]
