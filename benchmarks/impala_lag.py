@@ -1,7 +1,9 @@
-"""The lag experiment: IMPALA on CartPole with actors 1, 4 and 16 updates behind, V-trace
+r"""The lag experiment: IMPALA on CartPole with actors 1, 4 and 16 updates behind, V-trace
 against the uncorrected policy gradient (the same run with every importance weight 1).
 
-    python benchmarks/impala_lag.py --seeds 0 1 --steps 300000   # writes docs/impala_lag.*
+    python benchmarks/impala_lag.py --seeds 0 1 --steps 250000   # writes docs/impala_lag.*
+    python benchmarks/impala_lag.py --seeds 0 --steps 150000 --lags 16 --lr 5e-3 \
+        --name impala_lag_lr5e-3                                  # bigger steps, lag 16
 
 The lag is the in-process pool's deterministic one: one actor acts exactly L updates behind
 the learner (after the first L updates), so every run is seeded and repeatable. Every
@@ -33,9 +35,9 @@ LAGS = (1, 4, 16)
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 
-def curve(lag: int, vtrace: bool, seed: int, steps: int, every: int) -> dict:
+def curve(lag: int, vtrace: bool, seed: int, steps: int, every: int, extra: dict) -> dict:
     """One run: greedy returns every `every` env steps, and its costs."""
-    cfg = make_config("impala", {"max_lag": lag, "vtrace": vtrace, "total_steps": steps})
+    cfg = make_config("impala", {"max_lag": lag, "vtrace": vtrace, "total_steps": steps, **extra})
     with LoadMeter() as load:
         start, cpu = time.perf_counter(), time.process_time()
         trainer = local_trainer("impala", vec_spec(ENV_ID), cfg, seed)
@@ -54,15 +56,16 @@ def curve(lag: int, vtrace: bool, seed: int, steps: int, every: int) -> dict:
             "cpu_s": cpu, "wall_s": seconds, "load": load.mean}  # fmt: skip
 
 
-def plot(runs: list[dict], path: Path) -> None:
+def plot(runs: list[dict], path: Path, lags: list[int], title: str) -> None:
     """One panel per lag: mean greedy return over seeds, V-trace and uncorrected."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(LAGS), figsize=(4 * len(LAGS), 3.2), sharey=True)
-    for ax, lag in zip(axes, LAGS):
+    fig, axes = plt.subplots(1, len(lags), figsize=(4 * len(lags), 3.2), sharey=True, squeeze=False)
+    axes = axes[0]
+    for ax, lag in zip(axes, lags):
         for vtrace, style in ((True, "-"), (False, "--")):
             chosen = [r for r in runs if r["lag"] == lag and r["vtrace"] == vtrace]
             steps = [s for s, _ in chosen[0]["points"]]
@@ -74,7 +77,7 @@ def plot(runs: list[dict], path: Path) -> None:
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("greedy return (10 episodes)")
     axes[0].legend(loc="lower right")
-    fig.suptitle("IMPALA on CartPole-v1: policy lag with and without V-trace")
+    fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
 
@@ -85,14 +88,20 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--steps", type=int, default=300_000)
     parser.add_argument("--every", type=int, default=25_000)
+    parser.add_argument("--lags", type=int, nargs="+", default=list(LAGS))
+    parser.add_argument("--lr", type=float, default=None, help="default: IMPALAConfig's")
+    parser.add_argument("--name", default="impala_lag", help="docs/NAME.json and .png")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    runs = [curve(lag, vtrace, seed, args.steps, args.every)
-            for lag in LAGS for vtrace in (True, False) for seed in args.seeds]  # fmt: skip
-    (DOCS / "impala_lag.json").write_text(json.dumps(runs, indent=1))
-    plot(runs, DOCS / "impala_lag.png")
+    extra = {} if args.lr is None else {"lr": args.lr}
+    runs = [curve(lag, vtrace, seed, args.steps, args.every, extra)
+            for lag in args.lags for vtrace in (True, False) for seed in args.seeds]  # fmt: skip
+    (DOCS / f"{args.name}.json").write_text(json.dumps(runs, indent=1))
+    lr = f", lr {args.lr:g}" if args.lr is not None else ""
+    title = f"IMPALA on CartPole-v1{lr}: policy lag with and without V-trace"
+    plot(runs, DOCS / f"{args.name}.png", args.lags, title)
     print("| lag | V-trace | uncorrected |\n|---|---|---|")
-    for lag in LAGS:
+    for lag in args.lags:
         cells = [np.mean([r["final"] for r in runs if r["lag"] == lag and r["vtrace"] == v])
                  for v in (True, False)]  # fmt: skip
         print(f"| {lag} | {cells[0]:.1f} | {cells[1]:.1f} |")

@@ -223,3 +223,24 @@ def test_impala_balances_cartpole_with_its_actor_four_updates_behind():
     run = local_trainer("impala", vec_spec("gym/CartPole-v1"), cfg, seed=0)
     best = best_greedy_return(run, "gym/CartPole-v1", 450.0, 300_000, episodes=10, every=25_000)
     assert best >= 450.0
+
+
+def test_vtrace_recursion_equals_the_papers_sum_form():
+    # v_s = V(x_s) + sum_{t>=s} gamma^(t-s) (prod_{i=s}^{t-1} c_i) rho_t delta_t, eq. 1
+    gen = torch.Generator().manual_seed(2)
+    rewards, values = torch.randn(6, generator=gen), torch.randn(7, generator=gen)
+    log_rhos = 1.5 * torch.randn(6, generator=gen)
+    gamma, rho_bar, c_bar = 0.9, 1.3, 0.8
+    rhos, cs = log_rhos.exp().clamp(max=rho_bar), log_rhos.exp().clamp(max=c_bar)
+    deltas = rhos * (rewards + gamma * values[1:] - values[:-1])
+    sums = [values[s] + sum(gamma ** (t - s) * torch.prod(cs[s:t]) * deltas[t]
+                            for t in range(s, 6)) for s in range(6)]  # fmt: skip
+    expected = torch.stack(sums).double()
+    never = torch.zeros(6, 1, 1, dtype=torch.bool)
+    col = lambda x: x.double()[:, None, None]  # noqa: E731
+    vs, adv = nx.vtrace(col(rewards), col(values[:-1]), col(values[1:]), never,
+                        col(log_rhos), gamma, rho_bar, c_bar)  # fmt: skip
+    assert torch.allclose(vs.flatten(), expected, atol=1e-6)
+    following = torch.cat([expected[1:], values[-1:].double()])
+    assert torch.allclose(adv.flatten(), rhos.double() * (col(rewards).flatten()
+                          + gamma * following - values[:-1].double()), atol=1e-6)  # fmt: skip
