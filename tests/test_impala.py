@@ -244,3 +244,11 @@ def test_vtrace_recursion_equals_the_papers_sum_form():
     following = torch.cat([expected[1:], values[-1:].double()])
     assert torch.allclose(adv.flatten(), rhos.double() * (col(rewards).flatten()
                           + gamma * following - values[:-1].double()), atol=1e-6)  # fmt: skip
+
+
+@pytest.mark.parametrize("algo", ["impala", "a3c"])
+def test_a_lagging_run_is_the_same_for_the_same_seed(algo):
+    runs = [_async(algo, seed=s, max_lag=3) for s in (5, 5, 6)]
+    rows = [[{k: v for k, v in r.iterate().items() if not k.startswith("time/")}
+             for _ in range(5)] for r in runs]  # fmt: skip
+    assert repr(rows[0]) == repr(rows[1]) and repr(rows[0]) != repr(rows[2])
