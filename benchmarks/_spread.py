@@ -158,3 +158,20 @@ def run_file(path: Path, algos: tuple[str, ...]) -> dict[str, Any]:
     if record.get("env") != ENV_ID or record.get("env_kwargs") != ENV_KWARGS:
         raise ValueError(f"{path} is not for {ENV_ID} {ENV_KWARGS}; the benchmark needs that env")
     return dict(record.get("config", {}))
+
+
+def seeds_table(groups: dict[str, list[Result]], label: str = "method") -> str:
+    """A markdown table: one row per saved run, and a mean (sd) row per group of seeds."""
+    import statistics
+
+    lines = [f"| {label} | seed | greedy return | wall | CPU | env-steps/s | load avg |",
+             "|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    for name, results in groups.items():
+        for r in results:
+            lines.append(f"| {name} | {r.seed} | {r.ret:.2f} | {r.seconds:.0f} s | "
+                         f"{r.cpu_s:.0f} s | {r.steps_per_s:,.0f} | {r.load:.1f} |")  # fmt: skip
+        if len(results) > 1:
+            rets = [r.ret for r in results]
+            lines.append(f"| {name} | mean of {len(rets)} | {statistics.mean(rets):.2f} "
+                         f"(sd {statistics.stdev(rets):.2f}) | | | | |")  # fmt: skip
+    return "\n".join(lines)

@@ -15,10 +15,9 @@ in two processes and be tabled together:
 from __future__ import annotations
 
 import argparse
-import statistics
 from pathlib import Path
 
-from _spread import load_result, run_file, save_result, train_marl
+from _spread import load_result, run_file, save_result, seeds_table, train_marl
 
 RUN_FILE = Path(__file__).resolve().parents[1] / "envs" / "mappo_spread.toml"
 
@@ -30,19 +29,11 @@ def result_path(out: Path, critic: str, steps: int, seed: int) -> Path:
 
 def table(out: Path, steps: int) -> str:
     """Per-critic rows and a mean over seeds, from the saved results."""
-    lines = ["| critic | seed | greedy return | wall | CPU | env-steps/s | load avg |",
-             "|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    groups = {}
     for critic in ("state", "state+agent"):
         pattern = result_path(out, critic, steps, 0).name.replace("-s0.", "-s*.")
-        results = [load_result(path) for path in sorted(out.glob(pattern))]
-        for r in results:
-            lines.append(f"| {critic} | {r.seed} | {r.ret:.2f} | {r.seconds:.0f} s | "
-                         f"{r.cpu_s:.0f} s | {r.steps_per_s:,.0f} | {r.load:.1f} |")  # fmt: skip
-        if len(results) > 1:
-            rets = [r.ret for r in results]
-            lines.append(f"| {critic} | mean of {len(rets)} | {statistics.mean(rets):.2f} "
-                         f"(sd {statistics.stdev(rets):.2f}) | | | | |")  # fmt: skip
-    return "\n".join(lines)
+        groups[critic] = [load_result(path) for path in sorted(out.glob(pattern))]
+    return seeds_table(groups, "critic")
 
 
 def main() -> None:

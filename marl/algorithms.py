@@ -17,6 +17,7 @@ import importlib
 from types import ModuleType
 from typing import Any
 
+from marl.core.async_trainer import AsyncTrainer
 from marl.core.config import build_config, closest
 from marl.core.pool import InProcessPool, Worker, WorkerRecipe, worker_seed
 from marl.core.spec import VecSpec
@@ -31,6 +32,10 @@ ALGORITHMS = {
     "maa2c": "marl.learners.ppo.a2c",
     "trpo": "marl.learners.ppo.trpo",
     "matrpo": "marl.learners.ppo.trpo",
+    "impala": "marl.learners.ppo.impala",
+    "maimpala": "marl.learners.ppo.impala",
+    "a3c": "marl.learners.ppo.a3c",
+    "maa3c": "marl.learners.ppo.a3c",
     "qmix": "marl.learners.value.learner",
     "vdn": "marl.learners.value.learner",
     "iql": "marl.learners.value.learner",
@@ -115,7 +120,29 @@ def local_trainer(
     env: Any = None, max_lag: int = 0,
 ) -> Trainer:  # fmt: skip
     """`algo`'s learner for `spec` with one in-process worker that acts with the learner
-    itself (`env` replaces the worker's own env: a league's team view)."""
+    itself (`env` replaces the worker's own env: a league's team view). An asynchronous
+    algorithm's worker acts with a copy, `config.max_lag` updates behind."""
     learner = learner_module(algo).make_learner(spec, config, seed, device)
-    worker = Worker(recipe(algo, spec, config, seed, 0, 1), learner=learner, env=env)
-    return Trainer(learner, InProcessPool([worker]), max_lag)
+    lag = asynchronous_lag(config)
+    shared = None if lag else learner
+    worker = Worker(recipe(algo, spec, config, seed, 0, 1), learner=shared, env=env)
+    return trainer(learner, InProcessPool([worker]), config, max_lag)
+
+
+def asynchronous_lag(config: Any, pool_lag: int = 0) -> int:
+    """The lag bound of an asynchronous algorithm (IMPALA, A3C: `config.max_lag`), else 0;
+    refuses a synchronous `pool_lag` beside it."""
+    lag = int(getattr(config, "max_lag", 0))
+    if lag and pool_lag:
+        raise ValueError(
+            f"max_lag={pool_lag}: this algorithm bounds its lag with its own setting "
+            f"(now {lag}); use --set max_lag=L instead of --max-lag"
+        )
+    return lag
+
+
+def trainer(learner: Any, pool: Any, config: Any, max_lag: int = 0) -> Trainer:
+    """The trainer of `learner` on `pool`: asynchronous for IMPALA and A3C (their config's
+    `max_lag`), else synchronous with the pool's `max_lag` (0 or 1)."""
+    lag = asynchronous_lag(config, max_lag)
+    return AsyncTrainer(learner, pool, lag) if lag else Trainer(learner, pool, max_lag)

@@ -62,3 +62,27 @@ def best_greedy_return(
             best = max(best, greedy_return(trainer, env_id, episodes, seed=1))
             next_eval += every
     return best
+
+
+def assert_resumes_exactly(make, tmp_path, before: int = 2, after: int = 2) -> list[dict]:
+    """Train `make()` `before` iterations, checkpoint, train on; a fresh `make()` loaded from
+    the checkpoint must log the same rows (times apart) and end with the same weights.
+    Returns the unbroken run's rows after the checkpoint."""
+    from marl.core.checkpoint import load_checkpoint, save_checkpoint
+
+    def untimed(rows):
+        return [{k: v for k, v in r.items() if not k.startswith("time/")} for r in rows]
+
+    unbroken = make()
+    for _ in range(before):
+        unbroken.iterate()
+    path = save_checkpoint(tmp_path / "ckpt.pt", algo="test", env_id="fake", config={},
+                           trainer=unbroken.state_dict())  # fmt: skip
+    expected = [unbroken.iterate() for _ in range(after)]
+    resumed = make()
+    resumed.load_state_dict(load_checkpoint(path)["trainer"])
+    got = [resumed.iterate() for _ in range(after)]
+    assert untimed(got) == untimed(expected)
+    nets = (unbroken.learner.net, resumed.learner.net)
+    assert all(torch.equal(a, b) for a, b in zip(*(n.parameters() for n in nets), strict=True))
+    return expected

@@ -17,7 +17,7 @@ import pytest
 import torch
 from test_qmix import TWO_STEP as QMIX_TWO_STEP
 
-from marl.algorithms import learner_module, recipe, split
+from marl.algorithms import learner_module, make_config, recipe, split
 from marl.core.config import ConfigError, build_config
 from marl.core.pool import InProcessPool, Worker
 from marl.core.trainer import Trainer
@@ -277,3 +277,36 @@ def test_qmix_on_two_ray_actors_finds_the_two_step_optimum(ray_cluster, tmp_path
     # `marl eval` loads the Ray checkpoint into the local learner
     result = evaluate(run.out_dir, episodes=4, seed=0)
     assert result.team_returns["team"][0] == 8.0
+
+
+def _kill_mid_run(ray, trainer, before: int, after: int, cap: int = 400) -> list[dict]:
+    """Iterate, kill actor 0 (Ray restarts it; its calls in flight are retried), iterate
+    until its new process has delivered (at most `cap` iterations), then `after` more."""
+    for _ in range(before):
+        trainer.iterate()
+    ray.kill(trainer.pool.actors[0], no_restart=False)
+    rows = [trainer.iterate()]
+    while rows[-1]["workers/restarts"] == 0 and len(rows) < cap:
+        rows.append(trainer.iterate())
+    rows += [trainer.iterate() for _ in range(after)]
+    trainer.close()
+    return rows
+
+
+def test_an_impala_actor_killed_mid_run_is_replaced_and_the_run_finishes(ray_cluster):
+    cfg = make_config("impala", dict(num_envs=4, rollout_len=16, max_lag=4, hidden=(16,)))
+    ray_cfg = RayConfig(actors=2, actor_cpus=0.5)
+    trainer = ray_trainer("impala", vec_spec(CARTPOLE), cfg, 0, "cpu", ray_cfg)
+    rows = _kill_mid_run(ray_cluster, trainer, before=3, after=4)
+    assert rows[-1]["workers/restarts"] == 1.0 and trainer.env_steps == (len(rows) + 3) * 2 * 16
+    assert max(r["policy_lag"] for r in rows) <= 4  # older rollouts were dropped, not learned
+
+
+def test_a_value_learners_worker_killed_mid_run_is_replaced_with_replay_intact(ray_cluster):
+    """The Ray value family keeps replay in the learner's process (no replay actor to lose):
+    a killed worker comes back and the replay keeps every transition learned so far."""
+    cfg = make_config("dqn", {**TWO_STEP_CFG, "num_envs": 4, "learning_starts": 8})
+    trainer = ray_trainer("dqn", vec_spec(TWO_STEP), cfg, 0, "cpu", RayConfig(actor_cpus=0.5))
+    rows = _kill_mid_run(ray_cluster, trainer, before=2, after=2)
+    assert rows[-1]["workers/restarts"] == 1.0
+    assert len(trainer.learner.replay) == trainer.env_steps == (len(rows) + 2) * 4 * 2

@@ -23,6 +23,8 @@ def test_child_seed_is_the_spawned_child():
         ("mappo", "mpe/simple_spread-v3"),
         ("trpo", "gym/CartPole-v1"),
         ("a2c", "gym/CartPole-v1"),
+        ("impala", "gym/CartPole-v1"),
+        ("a3c", "gym/CartPole-v1"),
         ("reinforce", "gym/CartPole-v1"),
         ("qmix", "matrix/two_step-v0"),
         ("rainbow", "gym/CartPole-v1"),

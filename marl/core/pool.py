@@ -116,6 +116,20 @@ class InProcessPool:
         """The parts, in worker order."""
         return handles
 
+    @property
+    def size(self) -> int:
+        """Number of workers."""
+        return len(self.workers)
+
+    def submit_to(self, worker: int, weights: Any, version: int, iteration: int,
+                  reset: bool) -> Part:  # fmt: skip
+        """Act on one worker now (an asynchronous trainer's call); the part is its handle."""
+        return self.workers[worker].collect(weights, version, iteration, reset)
+
+    def wait_first(self, handles: list[Part]) -> int:
+        """Which of `handles` is ready first: here every part is, so the oldest."""
+        return 0
+
     def close(self) -> None:
         """Close the workers' envs."""
         for worker in self.workers:

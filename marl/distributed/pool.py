@@ -15,7 +15,7 @@ import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from marl.algorithms import learner_module, recipe
+from marl.algorithms import asynchronous_lag, learner_module, recipe, trainer
 from marl.core.pool import Part, Worker, WorkerRecipe
 from marl.core.spec import VecSpec
 from marl.core.trainer import Trainer
@@ -44,6 +44,21 @@ class RayPool:
         """Wait for every actor's part, in actor order."""
         return require_ray().get(handles)
 
+    @property
+    def size(self) -> int:
+        """Number of worker actors."""
+        return len(self.actors)
+
+    def submit_to(self, worker: int, weights: Any, version: int, iteration: int,
+                  reset: bool) -> Any:  # fmt: skip
+        """Start one collection on one actor (an asynchronous trainer's call)."""
+        return self.actors[worker].collect.remote(weights, version, iteration, reset)
+
+    def wait_first(self, handles: list[Any]) -> int:
+        """The index of the first of `handles` to be ready (waits for one)."""
+        (ready,), _ = require_ray().wait(handles, num_returns=1)
+        return next(i for i, handle in enumerate(handles) if handle == ready)
+
     def close(self) -> None:
         """Stop the actors for good."""
         ray = require_ray()
@@ -62,6 +77,7 @@ def ray_trainer(
 ) -> Trainer:
     """`algo`'s learner here, with `ray_config.actors` Ray workers acting for it."""
     ray_config.validate()
+    asynchronous_lag(config, ray_config.max_lag)  # refused before any actor starts
     init_ray(ray_config.address)
     k = ray_config.actors
     recipes = [recipe(algo, spec, config, seed, i, k) for i in range(k)]
@@ -75,7 +91,8 @@ def ray_trainer(
             for r in recipes
         ]  # fmt: skip
     learner = learner_module(algo).make_learner(spec, config, seed, device)
-    return Trainer(learner, RayPool(ray_workers(recipes, ray_config), servers), ray_config.max_lag)
+    pool = RayPool(ray_workers(recipes, ray_config), servers)
+    return trainer(learner, pool, config, ray_config.max_lag)
 
 
 def _inference_server(spec: VecSpec, config: Any, ray_config: RayConfig) -> Any:

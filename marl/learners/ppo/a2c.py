@@ -17,7 +17,8 @@ import torch
 from marl.learners.ppo.config import A2CConfig
 from marl.learners.ppo.learner import Experience, OnPolicyLearner, make_env
 from marl.learners.ppo.loss import gradient_step
-from marl.learners.ppo.rollout import concat_rollouts, make_batch, rollout_to
+from marl.learners.ppo.numerics import Moments
+from marl.learners.ppo.rollout import Batch, Rollout, concat_rollouts, make_batch, rollout_to
 
 CONFIG = A2CConfig
 ALGOS: dict[str, dict[str, Any]] = {"a2c": {}, "maa2c": dict(critic="state")}
@@ -39,10 +40,16 @@ class A2CLearner(OnPolicyLearner):
         """n-step / GAE targets for the joined rollouts, then one gradient step."""
         lr = self._set_learning_rate()
         rollout = rollout_to(concat_rollouts([e.rollout for e in experience]), self.device)
-        batch, self.moments, stats = make_batch(rollout, self.config, self.groups, self.moments)
+        batch, self.moments, stats = self._targets(rollout, experience)
         stats |= gradient_step(self.net, self.optimizers["policy"], batch, self.config)
         self.env_steps += rollout.rewards.shape[0] * rollout.rewards.shape[1]
         return stats | {"lr": lr} | self._episode_stats(experience)
+
+    def _targets(
+        self, rollout: Rollout, experience: Sequence[Any]
+    ) -> tuple[Batch, list[Moments], dict[str, float]]:
+        """The joined rollout's advantages and value targets (IMPALA: V-trace's)."""
+        return make_batch(rollout, self.config, self.groups, self.moments)
 
 
 def make_learner(spec: Any, config: A2CConfig, seed: int, device: Any = "cpu") -> A2CLearner:

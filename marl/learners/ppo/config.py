@@ -242,3 +242,52 @@ class TRPOConfig(OnPolicyConfig):
             ("minibatches", 1 <= self.minibatches <= batch, f"in [1, {batch}]"),
             ("value_norm", self.value_norm in ("none", "running"), "none|running"),
         ])  # fmt: skip
+
+
+@dataclass(frozen=True)
+class IMPALAConfig(A2CConfig):
+    """IMPALA: actors a bounded number of updates behind, V-trace-corrected targets."""
+
+    num_envs: int = 8
+    """Parallel envs stepped together (B), split over the actors."""
+    rollout_len: int = 32
+    """Steps of each env in one rollout (an actor's unit of work)."""
+    optimizer: Literal["rmsprop", "adam"] = "adam"
+    """rmsprop (alpha 0.99, eps 1e-5) or adam (eps 1e-5)."""
+    lr: float = 1e-3
+    """Learning rate."""
+    max_lag: int = 4
+    """Most updates a rollout's acting weights may lag the learner's; older rollouts are
+    dropped. The in-process actor acts exactly this far behind (after the first updates)."""
+    vtrace: bool = True
+    """Correct the targets with V-trace; False: the uncorrected policy gradient (rho = c = 1)."""
+    rho_bar: float = 1.0
+    """Clip of the importance weights of the TD errors and the policy gradient (rho bar)."""
+    c_bar: float = 1.0
+    """Clip of the importance weights that carry the trace back (c bar)."""
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the first out-of-range hyperparameter."""
+        super().validate()
+        check_fields(self, [
+            ("max_lag", self.max_lag >= 1, ">= 1 (the queue holds max_lag rollouts)"),
+            ("rho_bar", self.rho_bar > 0, "> 0"),
+            ("c_bar", 0 < self.c_bar <= self.rho_bar, f"in (0, rho_bar={self.rho_bar}]"),
+        ])  # fmt: skip
+
+
+@dataclass(frozen=True)
+class A3CConfig(A2CConfig):
+    """A3C: actors compute gradients on their own rollouts; the learner applies them."""
+
+    max_lag: int = 2
+    """Most updates a gradient's weights may lag the learner's; staler ones are dropped."""
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the first out-of-range hyperparameter."""
+        super().validate()
+        check_fields(self, [
+            ("max_lag", self.max_lag >= 1, ">= 1"),
+            ("value_norm", self.value_norm == "none",
+             "'none' (an actor's gradient cannot see the learner's running moments)"),
+        ])  # fmt: skip

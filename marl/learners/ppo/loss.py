@@ -121,6 +121,20 @@ def policy_gradient_loss(
     return loss, stats
 
 
+def clipped_gradients(
+    net: MultiAgentActorCritic, batch: Batch, cfg: Any, value: bool = True
+) -> dict[str, float]:
+    """Fill `net`'s `.grad` with the clipped gradient of `policy_gradient_loss` over the
+    whole (flattened) batch; returns the loss stats (A3C's actors stop here)."""
+    loss, stats = policy_gradient_loss(net, flatten_time(batch), cfg, value)
+    net.zero_grad()
+    loss.backward()
+    # actor and critic apart: a large value gradient must not shrink the policy's step
+    stats["grad_norm"] = torch.nn.utils.clip_grad_norm_(net.actor_parameters(), cfg.max_grad_norm)
+    torch.nn.utils.clip_grad_norm_(net.critic_parameters(), cfg.max_grad_norm)
+    return {key: float(v) for key, v in stats.items()}
+
+
 def gradient_step(
     net: MultiAgentActorCritic,
     optimizer: torch.optim.Optimizer,
@@ -129,11 +143,6 @@ def gradient_step(
     value: bool = True,
 ) -> dict[str, float]:
     """One step of `optimizer` on `policy_gradient_loss` over the whole (flattened) batch."""
-    loss, stats = policy_gradient_loss(net, flatten_time(batch), cfg, value)
-    optimizer.zero_grad()
-    loss.backward()
-    # actor and critic apart: a large value gradient must not shrink the policy's step
-    stats["grad_norm"] = torch.nn.utils.clip_grad_norm_(net.actor_parameters(), cfg.max_grad_norm)
-    torch.nn.utils.clip_grad_norm_(net.critic_parameters(), cfg.max_grad_norm)
+    stats = clipped_gradients(net, batch, cfg, value)
     optimizer.step()
-    return {key: float(v) for key, v in stats.items()}
+    return stats

@@ -1,4 +1,4 @@
-"""Pure numerics of on-policy learning: GAE(lambda), Monte-Carlo returns, bootstrapping
+"""Pure numerics of on-policy learning: GAE(lambda), V-trace, Monte-Carlo returns, bootstrapping
 targets, running moments, and TRPO's conjugate gradient, Fisher-vector product and line search.
 
 Every function here is a plain function of tensors (no modules, no hidden state), so the
@@ -48,13 +48,47 @@ def gae(
 ) -> Tensor:
     """Generalized advantage estimates A_t = sum_k (gamma lam)^k delta_{t+k}, cut at `ends`."""
     deltas = rewards + gamma * next_values - values
-    carry = (1.0 - ends.to(values.dtype)) * gamma * lam
-    advantages = torch.zeros_like(values)
-    running = torch.zeros_like(values[0])
-    for t in range(values.shape[0] - 1, -1, -1):
+    return backward_sum(deltas, (1.0 - ends.to(values.dtype)) * gamma * lam)
+
+
+def backward_sum(deltas: Tensor, carry: Tensor) -> Tensor:
+    """x_t = deltas_t + carry_t x_{t+1}, x_T = 0: the recursion of GAE and V-trace."""
+    out = torch.zeros_like(deltas)
+    running = torch.zeros_like(deltas[0])
+    for t in range(deltas.shape[0] - 1, -1, -1):
         running = deltas[t] + carry[t] * running
-        advantages[t] = running
-    return advantages
+        out[t] = running
+    return out
+
+
+def vtrace(
+    rewards: Tensor,  # [T, ...] reward after the action at t
+    values: Tensor,  # [T, ...] V(s_t) of the learner's critic
+    next_values: Tensor,  # [T, ...] V of the next state, 0 where nothing follows
+    ends: Tensor,  # [T, ...] bool, trajectory ends at t (the trace does not cross it)
+    log_rhos: Tensor,  # [T, ...] log pi(a_t|s_t) - log mu(a_t|s_t), learner over actor
+    gamma: float,
+    rho_bar: float = 1.0,
+    c_bar: float = 1.0,
+    lam: float = 1.0,
+) -> tuple[Tensor, Tensor]:
+    """V-trace targets and policy-gradient advantages (Espeholt et al. 2018, eq. 1 and 4).
+
+    With rho_t = min(rho_bar, e^log_rho) and c_t = lam min(c_bar, e^log_rho):
+    v_t = V_t + delta_t + gamma c_t (v_{t+1} - V_{t+1}), delta_t = rho_t (r_t + gamma V'_t - V_t),
+    and the advantage rho_t (r_t + gamma v'_t - V_t), where V'_t = `next_values[t]` and
+    v'_t = v_{t+1} inside a trajectory, `next_values[t]` where it ends or the rollout does.
+    `ends` and `next_values` come from `bootstrap_targets`, so a termination cuts the trace
+    and a truncation bootstraps from V(final obs), as in `gae`. Returns `(vs, advantages)`.
+    """
+    ratios = torch.exp(log_rhos)
+    rhos = torch.clamp(ratios, max=rho_bar)
+    cs = lam * torch.clamp(ratios, max=c_bar)
+    deltas = rhos * (rewards + gamma * next_values - values)
+    vs = values + backward_sum(deltas, (1.0 - ends.to(values.dtype)) * gamma * cs)
+    following = torch.cat([vs[1:], next_values[-1:]], dim=0)
+    following = torch.where(ends, next_values, following)
+    return vs, rhos * (rewards + gamma * following - values)
 
 
 def clipped_surrogate(log_ratio: Tensor, advantages: Tensor, clip: float) -> Tensor:
