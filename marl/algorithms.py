@@ -19,7 +19,7 @@ from typing import Any
 
 from marl.core.async_trainer import AsyncTrainer
 from marl.core.config import build_config, closest
-from marl.core.pool import InProcessPool, Worker, WorkerRecipe, worker_seed
+from marl.core.pool import InProcessPool, ThreadPool, Worker, WorkerRecipe, worker_seed
 from marl.core.spec import VecSpec
 from marl.core.trainer import Trainer
 
@@ -127,6 +127,18 @@ def local_trainer(
     shared = None if lag else learner
     worker = Worker(recipe(algo, spec, config, seed, 0, 1), learner=shared, env=env)
     return trainer(learner, InProcessPool([worker]), config, max_lag)
+
+
+def threaded_trainer(
+    algo: str, spec: VecSpec, config: Any, seed: int, device: Any = "cpu", workers: int = 2
+) -> Trainer:
+    """`algo`'s learner with `workers` workers acting in threads of this process, each with
+    its own env share and acting copy: asynchronous IMPALA/A3C actors with no Ray, or
+    parallel collection for any learner."""
+    learner = learner_module(algo).make_learner(spec, config, seed, device)
+    recipes = [recipe(algo, spec, config, seed, i, workers) for i in range(workers)]
+    pool = ThreadPool([Worker(r) for r in recipes])
+    return trainer(learner, pool, config)
 
 
 def asynchronous_lag(config: Any, pool_lag: int = 0) -> int:

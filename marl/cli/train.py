@@ -61,9 +61,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="alphazero: 20 games vs MCTSBot(200) every N iterations")  # fmt: skip
     p.add_argument("--resume", type=Path, metavar="DIR", help="continue the run in DIR")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    add_backend_arguments(p)
+    add_backend_arguments(p, threads=True)
     p.add_argument("--actors", type=int, default=None,
-                   help="ray: rollout / self-play actors (default 2)")  # fmt: skip
+                   help="ray: rollout / self-play actors; threads: worker threads "
+                        "(default 2)")  # fmt: skip
     p.add_argument("--max-lag", type=int, default=None, choices=(0, 1),
                    help="ray: policy lag bound in updates (default 0, synchronous)")  # fmt: skip
     add_import_argument(p)
@@ -80,13 +81,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=eval_command)
 
 
-def add_backend_arguments(p: argparse.ArgumentParser) -> None:
-    """`--backend local|ray` and `--address` (shared by `marl train` and `marl league run`)."""
+def add_backend_arguments(p: argparse.ArgumentParser, threads: bool = False) -> None:
+    """`--backend local|ray` (and `threads` for `marl train`) and `--address` (shared by
+    `marl train` and `marl league run`)."""
     p.add_argument(
         "--backend",
-        choices=("local", "ray"),
+        choices=("local", "threads", "ray") if threads else ("local", "ray"),
         default=None,
-        help="local (default; no Ray needed) or ray (actors on a Ray cluster)",
+        help="local (default; no Ray needed), "
+        + ("threads (worker threads here, no Ray), " if threads else "")
+        + "or ray (actors on a Ray cluster)",
     )
     p.add_argument(
         "--address",
@@ -95,13 +99,25 @@ def add_backend_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
+def backend_options(args: argparse.Namespace) -> dict[str, Any]:
+    """`RunSpec` fields from the backend flags: `workers` (--actors) for threads, else `ray`."""
+    if args.backend == "threads":
+        extra = [f for f in ("address", "max_lag") if getattr(args, f, None) is not None]
+        if extra:
+            flags = ", ".join("--" + k.replace("_", "-") for k in extra)
+            raise ValueError(f"{flags} only apply with --backend ray")
+        return {"ray": {}} | ({"workers": args.actors} if args.actors is not None else {})
+    return {"ray": ray_options(args)}
+
+
 def ray_options(args: argparse.Namespace) -> dict[str, Any]:
     """The `marl.distributed.RayConfig` fields given on the command line (with --backend ray)."""
     names = ("address", "actors", "max_lag")
     given = {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
     if given and args.backend != "ray":
         flags = ", ".join("--" + k.replace("_", "-") for k in given)
-        raise ValueError(f"{flags} only apply with --backend ray")
+        where = "ray or threads" if set(given) == {"actors"} else "ray"
+        raise ValueError(f"{flags} only apply with --backend {where}")
     return given
 
 
@@ -155,7 +171,7 @@ def train_command(args: argparse.Namespace) -> int:
         out = args.resume
         changes = {"steps": args.steps, "device": args.device, "threads": args.threads}
         if args.backend is not None:
-            changes |= {"backend": args.backend, "ray": ray_options(args)}
+            changes |= {"backend": args.backend, **backend_options(args)}
         changes = {k: v for k, v in changes.items() if v is not None}
         start = functools.partial(resume, args.resume, changes=changes)
     else:
@@ -168,8 +184,8 @@ def train_command(args: argparse.Namespace) -> int:
             seed=_given(args.seed, spec.get("seed"), 0),
             env_kwargs={**spec.get("env_kwargs", {}), **parse_overrides(args.env_kwargs)},
             device=args.device or "auto", threads=args.threads or 1,
-            backend=args.backend or "local",
-            ray=ray_options(args), eval_every=args.eval_every,
+            backend=args.backend or "local", eval_every=args.eval_every,
+            **backend_options(args),
         )  # fmt: skip
         config = {**spec.get("config", {}), **parse_overrides(args.overrides)}
         out = args.out if args.out is not None else default_out(run_spec)

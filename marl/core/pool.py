@@ -2,16 +2,19 @@
 
 A `Worker` holds an env and an acting copy of a learner (or, in the default one-process
 run, the learner itself) and calls the learner's own `start`/`collect`. `InProcessPool`
-runs workers here, one after another; `marl.distributed.RayPool` runs the same `Worker`
-class as Ray actors. Both answer `submit`/`gather` the same way, so the `Trainer` above
-them, and every algorithm, is the same on both.
+runs workers here, one after another; `ThreadPool` runs them here in threads of their own;
+`marl.distributed.RayPool` runs the same `Worker` class as Ray actors. All answer
+`submit`/`gather` the same way, so the `Trainer` above them, and every algorithm, is the
+same on each.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -134,3 +137,55 @@ class InProcessPool:
         """Close the workers' envs."""
         for worker in self.workers:
             worker.close()
+
+
+class ThreadPool(InProcessPool):
+    """Workers in this process, each acting in a thread of its own: asynchronous actors on one
+    machine with no Ray (IMPALA's queue, A3C's gradients), or parallel collection for any
+    learner.
+
+    Each worker has its own acting copy and one thread, so its env is stepped in order. Torch
+    ops release the GIL, so the threads overlap in the net's forward passes but not in
+    Python-level env stepping. Weights are copied before they are handed over, so a worker
+    never reads parameters the learner is updating. Synchronous trainers gather parts in
+    worker order, so their runs are as repeatable as in-process ones; an asynchronous trainer
+    takes the part that finishes first, which timing decides.
+    """
+
+    def __init__(self, workers: Sequence[Worker]):
+        super().__init__(workers)
+        if any(w.shared for w in self.workers):
+            raise ValueError("a threaded worker needs an acting copy of its own, not the learner")
+        self.threads = [
+            ThreadPoolExecutor(1, thread_name_prefix=f"marl-worker-{i}")
+            for i in range(len(self.workers))
+        ]
+
+    def broadcast(self, weights_fn: Callable[[], Any]) -> Any:
+        """A copy of the learner's weights (its tensors change in place as it learns)."""
+        return copy.deepcopy(weights_fn())
+
+    def submit(self, weights: Any, version: int, iteration: int, reset: bool) -> list[Future]:
+        """Start every worker; the futures are the handles."""
+        return [self.submit_to(i, weights, version, iteration, reset) for i in range(self.size)]
+
+    def gather(self, handles: list[Future]) -> list[Part]:
+        """The parts, in the order of `handles` (a worker's error is raised here)."""
+        return [handle.result() for handle in handles]
+
+    def submit_to(self, worker: int, weights: Any, version: int, iteration: int,
+                  reset: bool) -> Future:  # fmt: skip
+        """Start one worker's collection in its thread."""
+        collect = self.workers[worker].collect
+        return self.threads[worker].submit(collect, weights, version, iteration, reset)
+
+    def wait_first(self, handles: list[Future]) -> int:
+        """The index of the first of `handles` to finish (the oldest among those done)."""
+        done, _ = wait(handles, return_when=FIRST_COMPLETED)
+        return min(i for i, handle in enumerate(handles) if handle in done)
+
+    def close(self) -> None:
+        """Wait for the threads, then close the workers' envs."""
+        for thread in self.threads:
+            thread.shutdown(wait=True)
+        super().close()

@@ -18,7 +18,13 @@ from typing import Any, Literal
 import tomli_w
 import tomllib
 
-from marl.algorithms import EVALUATIONS, evaluation_module, local_trainer, make_config
+from marl.algorithms import (
+    EVALUATIONS,
+    evaluation_module,
+    local_trainer,
+    make_config,
+    threaded_trainer,
+)
 from marl.core.checkpoint import (
     atomic_write_bytes,
     load_checkpoint,
@@ -65,8 +71,11 @@ class RunSpec:
     eval_every: int = 0
     """Iterations between games against the algorithm's fixed baseline, logged as `eval/*`
     (alphazero: pyspiel.MCTSBot); 0: never."""
-    backend: Literal["local", "ray"] = "local"
-    """local: workers in this process; ray: workers as Ray actors."""
+    backend: Literal["local", "threads", "ray"] = "local"
+    """local: workers in this process; threads: `workers` worker threads in this process
+    (asynchronous actors with no Ray); ray: workers as Ray actors."""
+    workers: int = 2
+    """threads: how many worker threads act (the learner's envs split among them)."""
     ray: dict[str, Any] = field(default_factory=dict)
     """`marl.distributed.RayConfig` fields (with backend ray)."""
 
@@ -79,7 +88,8 @@ class RunSpec:
             ("checkpoint_every", self.checkpoint_every >= 0, ">= 0"),
             ("checkpoint_minutes", self.checkpoint_minutes > 0, "> 0"),
             ("eval_every", self.eval_every >= 0, ">= 0"),
-            ("backend", self.backend in ("local", "ray"), "'local' or 'ray'"),
+            ("backend", self.backend in ("local", "threads", "ray"), "local, threads or ray"),
+            ("workers", self.workers >= 1, ">= 1"),
         ]
         check_fields(self, checks)
         if self.ray and self.backend != "ray":
@@ -135,6 +145,8 @@ def assemble(spec: RunSpec, config: Any) -> tuple[Any, Trainer]:
         from marl.distributed import RayConfig, ray_trainer
 
         return config, ray_trainer(spec.algo, env, config, spec.seed, device, RayConfig(**spec.ray))
+    if spec.backend == "threads":
+        return config, threaded_trainer(spec.algo, env, config, spec.seed, device, spec.workers)
     return config, local_trainer(spec.algo, env, config, spec.seed, device)
 
 
@@ -236,7 +248,7 @@ def resume(out: str | Path, *, progress: bool = True,
 
 def _resumed_spec(record: dict[str, Any], changes: dict[str, Any]) -> RunSpec:
     """The spec the checkpoint was written with, with `changes` (where and how long) made."""
-    allowed = ("steps", "device", "threads", "backend", "ray")
+    allowed = ("steps", "device", "threads", "backend", "ray", "workers")
     if set(changes) - set(allowed):
         raise ConfigError(f"a resumed run can change only {', '.join(allowed)}: {sorted(changes)}")
     try:
