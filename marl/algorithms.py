@@ -46,6 +46,8 @@ ALGORITHMS = {
     "maddpg": "marl.learners.actor_critic",
     "matd3": "marl.learners.actor_critic",
     "masac": "marl.learners.actor_critic",
+    "mbpo": "marl.learners.model_based.mbpo",
+    "dreamer": "marl.learners.model_based.dreamer",
     "alphazero": "marl.search.alphazero",
 }
 """Algorithm name -> the module implementing it (imported on first use)."""
