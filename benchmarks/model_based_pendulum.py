@@ -11,11 +11,12 @@ much CPU, so an unaffordable budget still leaves its curve. Each run is saved as
 --out (a finished one is not repeated); `--plot` draws every saved curve.
 
     OMP_NUM_THREADS=1 python benchmarks/model_based_pendulum.py --methods mbpo --steps 5000
-    OMP_NUM_THREADS=1 python benchmarks/model_based_pendulum.py --methods sac --steps 20000
+    OMP_NUM_THREADS=1 python benchmarks/model_based_pendulum.py --methods sac --steps 10000 \
+        --every 1000
     OMP_NUM_THREADS=1 python benchmarks/model_based_pendulum.py --methods dreamer \
-        --steps 50000 --every 5000 --max-cpu 1500
+        --steps 50000 --every 5000 --max-cpu 1200
     OMP_NUM_THREADS=1 python benchmarks/model_based_pendulum.py --methods dreamer-pixels \
-        --steps 100000 --every 2500 --max-cpu 600
+        --steps 100000 --every 1000 --max-cpu 150
     python benchmarks/model_based_pendulum.py --methods --plot docs/model_based_pendulum.png
 """
 
