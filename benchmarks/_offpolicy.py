@@ -13,11 +13,13 @@ from _spread import LoadMeter, Result
 def train_and_evaluate(
     algo: str, env_id: str, env_kwargs: dict[str, Any], config: dict[str, Any], steps: int,
     seed: int, episodes: int, eval_seed: int, method: str = "", curve_every: int = 0,
+    curve: list[dict[str, float]] | None = None, max_cpu_s: float = float("inf"),
 ) -> tuple[Result, Any]:  # fmt: skip
     """Train `algo` for `steps` env steps; (result with the mean greedy per-agent return over
     `episodes` episodes, the per-agent returns [episodes, N]). With `curve_every`, the greedy
     return is also measured (outside the timing) about every that many env steps and printed,
-    so a run cut short still leaves its curve in the log."""
+    so a run cut short still leaves its curve in the log; each point is appended to `curve`
+    too. Training stops early once it has used `max_cpu_s` seconds of CPU."""
     from marl.algorithms import local_trainer, make_config
     from marl.envs import vec_spec
 
@@ -27,7 +29,7 @@ def train_and_evaluate(
     next_curve = curve_every or float("inf")
     with LoadMeter() as load:
         trainer = local_trainer(algo, spec, make_config(algo, config), seed)
-        while trainer.learner.env_steps < steps:
+        while trainer.learner.env_steps < steps and cpu < max_cpu_s:
             start, tick = time.perf_counter(), time.process_time()
             trainer.iterate()
             seconds += time.perf_counter() - start
@@ -36,6 +38,9 @@ def train_and_evaluate(
                 next_curve += curve_every
                 mean = float(evaluate(trainer.learner.policy()).mean())
                 done = f"{trainer.learner.env_steps} env steps"
+                point = {"env_steps": trainer.learner.env_steps, "greedy": mean, "cpu_s": cpu,
+                         "wall_s": seconds}  # fmt: skip
+                (curve if curve is not None else []).append(point)
                 print(f"  {method or algo} {done}: greedy {mean:.1f} ({cpu:.0f} s CPU, "
                       f"{seconds:.0f} s wall)", flush=True)  # fmt: skip
     returns = evaluate(trainer.learner.policy())

@@ -51,6 +51,8 @@ ALGORITHMS = {
     "maddpg": "marl.learners.actor_critic",
     "matd3": "marl.learners.actor_critic",
     "masac": "marl.learners.actor_critic",
+    "mbpo": "marl.learners.model_based.mbpo",
+    "dreamer": "marl.learners.model_based.dreamer",
     "alphazero": "marl.search.alphazero",
     "rlhf_ppo": "marl.learners.rlhf.ppo",
 }

@@ -111,3 +111,23 @@ def rng_state(gen: np.random.Generator) -> dict[str, Any]:
 def set_rng_state(gen: np.random.Generator, state: dict[str, Any]) -> None:
     """Restore a numpy generator from `rng_state`."""
     gen.bit_generator.state = state
+
+
+def replay_progress(learner: Any) -> dict[str, Any]:
+    """A replay learner's draws and counters (its numpy `rng`, torch `generator`,
+    `env_steps`, `updates`, `owed_updates`) as checkpoint-safe values."""
+    return {
+        "rng": rng_state(learner.rng),
+        "generator": learner.generator.get_state(),
+        "env_steps": learner.env_steps,
+        "updates": learner.updates,
+        "owed_updates": learner.owed_updates,
+    }
+
+
+def load_replay_progress(learner: Any, state: dict[str, Any]) -> None:
+    """Restore what `replay_progress` returned."""
+    set_rng_state(learner.rng, state["rng"])
+    learner.generator.set_state(state["generator"])
+    learner.env_steps, learner.updates = int(state["env_steps"]), int(state["updates"])
+    learner.owed_updates = float(state["owed_updates"])

@@ -12,6 +12,7 @@ import gymnasium
 import numpy as np
 from pettingzoo import ParallelEnv
 
+from marl.envs.families.pixels import register_with_gymnasium
 from marl.envs.teams import Register
 
 AGENT = "agent_0"
@@ -83,7 +84,8 @@ def register_gym_id(register: Register, gym_id: str) -> None:
 
 
 def register_all(register: Register) -> None:
-    """Register the gymnasium ids that need no extra install."""
+    """Register the gymnasium ids that need no extra install (and marl's pixel Pendulum)."""
+    register_with_gymnasium()
     for gym_id in gymnasium.envs.registry:
         if "/" not in gym_id and gym_id.startswith(LISTED_PREFIXES):
             register_gym_id(register, gym_id)

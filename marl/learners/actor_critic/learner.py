@@ -21,7 +21,12 @@ import torch
 from torch import Tensor, nn
 
 from marl.core.config import config_to_dict
-from marl.core.learner import cpu_state, mean_returns, rng_state, set_rng_state
+from marl.core.learner import (
+    cpu_state,
+    load_replay_progress,
+    mean_returns,
+    replay_progress,
+)
 from marl.core.seeding import INIT, LEARN, child_seed, seeded_init, torch_generator
 from marl.core.spec import VecSpec
 from marl.envs.vector import learner_env
@@ -67,6 +72,15 @@ def build_nets(spec: VecSpec, config: ActorCriticConfig, seed: int) -> Nets:
     actor_target = None if config.algorithm == "sac" else copy.deepcopy(actor)
     log_alpha = torch.full((spec.n_agents,), float(np.log(max(config.alpha, 1e-8))))
     return Nets(actor, critic, actor_target, copy.deepcopy(critic), log_alpha)
+
+
+def batch_of(items: dict[str, Tensor], device: torch.device) -> Batch:
+    """The losses' `Batch` from replayed `replay_fields` items, moved to `device`."""
+    d = {k: v.to(device) for k, v in items.items()}
+    return Batch(
+        d["obs"], d["state"], d["action_mask"], d["actions"], d["returns"], d["discount"],
+        d["next_obs"], d["next_state"], d["next_action_mask"], d["alive"], d["next_alive"],
+    )  # fmt: skip
 
 
 class ActorCriticLearner:
@@ -155,11 +169,7 @@ class ActorCriticLearner:
 
     def _sample(self) -> Batch:
         _, _, items = self.replay.sample(self.config.batch_size, self.rng)
-        d = {k: v.to(self.device) for k, v in items.items()}
-        return Batch(
-            d["obs"], d["state"], d["action_mask"], d["actions"], d["returns"], d["discount"],
-            d["next_obs"], d["next_state"], d["next_action_mask"], d["alive"], d["next_alive"],
-        )  # fmt: skip
+        return batch_of(items, self.device)
 
     def _update(self) -> dict[str, float]:
         """One critic update; every `policy_delay`-th also updates actor, alpha and targets."""
@@ -193,11 +203,7 @@ class ActorCriticLearner:
         return state | {
             "log_alpha": self.log_alpha.detach().clone(),
             "replay": self.replay.state_dict(),
-            "rng": rng_state(self.rng),
-            "generator": self.generator.get_state(),
-            "env_steps": self.env_steps,
-            "updates": self.updates,
-            "owed_updates": self.owed_updates,
+            **replay_progress(self),
             "config": config_to_dict(self.config),
         }
 
@@ -214,10 +220,7 @@ class ActorCriticLearner:
         with torch.no_grad():
             self.log_alpha.copy_(state["log_alpha"])
         self.replay.load_state_dict(state["replay"])
-        set_rng_state(self.rng, state["rng"])
-        self.generator.set_state(state["generator"])
-        self.env_steps, self.updates = int(state["env_steps"]), int(state["updates"])
-        self.owed_updates = float(state["owed_updates"])
+        load_replay_progress(self, state)
 
     def policy(self) -> ActorPolicy:
         """The current actor as a policy (shares weights with the learner)."""
