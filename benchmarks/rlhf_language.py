@@ -1,7 +1,8 @@
 """RLHF on the tiny language task: SFT of a character GRU on the shipped corpus, answers,
 synthetic labels by the hidden rule, a Bradley-Terry reward model, then PPO with a KL
-penalty (fixed β = 0.5) to the SFT model. Writes the plot of learned reward, rule score and
-KL over PPO iterations (`docs/rlhf_language.png`) and prints greedy answers before and after.
+penalty (fixed β = 0.5, lr 2e-4) to the SFT model. Writes the plot of learned reward, rule
+score and KL over PPO iterations (`docs/rlhf_language.png`) and prints greedy answers before
+and after.
 
 The rule (hidden from the reward model): 1 if the answer ends with '.', minus its length
 over 80 characters. Labels: 20 pairs of the SFT model's answers per prompt (8 answers per
