@@ -9,8 +9,11 @@ temperature 1 (Bradley-Terry noise on the true return, 1 a step). Agreement is m
 1000 noise-free pairs of segments from 90 other episodes (seed 99; tied pairs left out).
 Both PPO runs start from the SFT policy with β = 0.05 to it; the greedy return is the mean
 undiscounted return of 20 episodes (eval seed 12345) after `--steps` env steps.
+With `--rounds 2` (iterated RLHF), the learned-reward run stops at half its steps, labels
+2000 more pairs among the old segments and new ones of its own policy (10 episodes at each
+rate), refits the reward model to all labels, and goes on with it.
 
-    OMP_NUM_THREADS=1 python benchmarks/rlhf_cartpole.py --seeds 0 1 2
+    OMP_NUM_THREADS=1 python benchmarks/rlhf_cartpole.py --seeds 0 1 2 [--steps 100000] [--rounds 2]
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ from marl.algorithms import local_trainer, make_config
 from marl.core.seeding import child_seed
 from marl.envs import make_vec, vec_spec
 from marl.learners.rlhf import control, reward_model, sft
+from marl.learners.rlhf import preferences as prefs
+from marl.learners.rlhf.trajectories import join_segments
 from marl.run.evaluate import run_episodes
 
 ENV = "gym/CartPole-v1"
@@ -48,6 +53,19 @@ class Budget:
     reward_epochs: int = 100
     steps: int = 50_000
     kl_coef: float = 0.05
+    rounds: int = 1
+    """Reward-model rounds: each after the first adds segments of the PPO policy so far
+    (`relabel_episodes` at each exploration rate), labels and a refit, at equal steps."""
+    relabel_episodes: int = 10
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """What a reward model is fitted to, kept so that a later round can add to it."""
+
+    segments: prefs.SegmentSet
+    labels: list[prefs.Preference]
+    seed: int
 
 
 def greedy(policy, episodes: int = 20, seed: int = 12345) -> float:
@@ -59,16 +77,38 @@ def greedy(policy, episodes: int = 20, seed: int = 12345) -> float:
         vec.close()
 
 
-def ppo(reference: Path, reward: str, budget: Budget, seed: int):
+def refit(trainer, feedback: Feedback, budget: Budget, k: int) -> Feedback:
+    """Round `k`: segments of the trainer's current policy, labels of pairs drawn from all
+    segments so far, and a reward model refitted to all labels, swapped into the learner."""
+    policy, seed = trainer.learner.policy(), child_seed(feedback.seed, 10 + k)
+    new = control.segments(
+        ENV, policy, (0.0, 0.3, 0.6), budget.relabel_episodes, budget.segment_length, seed,
+        prefix=f"r{k}",
+    )  # fmt: skip
+    segments = join_segments([feedback.segments, new])
+    labels = feedback.labels + control.synthetic(
+        segments, budget.pairs, budget.temperature, child_seed(seed, 1)
+    )
+    model, _ = control.train_reward(ENV, segments, labels, (64, 64), budget.reward_epochs, seed)
+    trainer.learner.reward_model = model.to(trainer.learner.device)
+    return Feedback(segments, labels, feedback.seed)
+
+
+def ppo(reference: Path, reward: str, budget: Budget, seed: int, feedback: Feedback | None = None):
     """`rlhf_ppo` from the SFT policy on `reward` (a reward-model file, or '' for the true
-    reward) for `budget.steps` env steps; the learner."""
+    reward) for `budget.steps` env steps; with `feedback`, `budget.rounds` reward-model
+    rounds at equal shares of the steps (`refit`). The learner."""
     config = make_config("rlhf_ppo", dict(
         num_envs=8, rollout_len=128, lr=1e-3, ent_coef=0.0, total_steps=budget.steps,
         reference=str(reference), reward_model=reward, kl_coef=budget.kl_coef,
     ))  # fmt: skip
     trainer = local_trainer("rlhf_ppo", vec_spec(ENV), config, seed)
-    while trainer.env_steps < budget.steps:
-        trainer.iterate()
+    rounds = budget.rounds if feedback is not None else 1
+    for k in range(rounds):
+        if k > 0:
+            feedback = refit(trainer, feedback, budget, k)
+        while trainer.env_steps < budget.steps * (k + 1) // rounds:
+            trainer.iterate()
     return trainer.learner
 
 
@@ -91,7 +131,13 @@ def pipeline(budget: Budget, seed: int) -> dict[str, float]:
             "agreement": reward_model.agreement(model, held, held_labels),
             "sft": greedy(policy),
             "learned": greedy(
-                ppo(Path(tmp) / "sft.pt", str(Path(tmp) / "reward.pt"), budget, seed).policy()
+                ppo(
+                    Path(tmp) / "sft.pt",
+                    str(Path(tmp) / "reward.pt"),
+                    budget,
+                    seed,
+                    Feedback(train, labels, seed),
+                ).policy()
             ),
             "true": greedy(ppo(Path(tmp) / "sft.pt", "", budget, seed).policy()),
         }
@@ -102,12 +148,13 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--steps", type=int, default=Budget.steps)
+    p.add_argument("--rounds", type=int, default=Budget.rounds)
     args = p.parse_args()
     torch.set_num_threads(1)
     rows = []
     for seed in args.seeds:
         cpu, wall = time.process_time(), time.perf_counter()
-        row = pipeline(Budget(steps=args.steps), seed)
+        row = pipeline(Budget(steps=args.steps, rounds=args.rounds), seed)
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
         rows.append(row)
         ratio = row["learned"] / row["true"]

@@ -70,14 +70,23 @@ def sft_hidden(path: str | Path) -> list[int]:
 
 
 def segments(
-    env_id: str, policy: Any, epsilons: Sequence[float], episodes: int, length: int, seed: int
+    env_id: str,
+    policy: Any,
+    epsilons: Sequence[float],
+    episodes: int,
+    length: int,
+    seed: int,
+    prefix: str = "",
 ) -> prefs.SegmentSet:
     """Segments of `length` from `episodes` sampled episodes of `policy` at each exploration
-    rate in `epsilons` (varied behaviour gives informative comparisons)."""
+    rate in `epsilons` (varied behaviour gives informative comparisons); ids start with
+    `prefix`, so that sets of another round can be joined to this one."""
     vec = make_vec(env_id, 8)
     try:
         parts = [
-            cut_segments(play(policy, vec, episodes, child_seed(seed, k), eps), length, f"e{k}")
+            cut_segments(
+                play(policy, vec, episodes, child_seed(seed, k), eps), length, f"{prefix}e{k}"
+            )
             for k, eps in enumerate(epsilons)
         ]
     finally:
