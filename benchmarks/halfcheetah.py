@@ -6,7 +6,8 @@ steps (eval seed 123). `mamujoco/HalfCheetah-2x3` splits the six joints between 
 (back leg, front leg; `agent_obsk=1`); both agents get the single-agent env's reward, so
 the per-agent return is the cheetah's return and the two columns compare directly. Both
 sides: 256x256 ReLU MLPs, Adam 1e-3, batch 256, tau 0.005, gamma 0.99, one update per env
-step, 10k uniformly random warm-up steps, acting noise 0.1. MATD3 shares one actor and one
+step, 10k uniformly random warm-up steps, acting noise 0.1 (`--hidden 64 64` for 64x64 nets:
+about a quarter of the CPU). MATD3 shares one actor and one
 centralized critic (global state + both agents' actions) across the two agents. Torch runs
 on one thread. Needs the mujoco extra (`pip install -e ".[mujoco]"`). Results are JSON
 under --out; a finished run is not repeated.
@@ -33,6 +34,7 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=list(METHODS))
     parser.add_argument("--steps", type=int, default=200_000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--hidden", type=int, nargs="+", default=[256, 256])
     parser.add_argument(
         "--curve-every",
         type=int,
@@ -42,9 +44,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/bench_halfcheetah"))
     args = parser.parse_args()
     for method in args.methods:
-        path = args.out / f"{method}-{args.steps}-s{args.seed}.json"
+        width = "x".join(map(str, args.hidden))
+        path = args.out / f"{method}-{width}-{args.steps}-s{args.seed}.json"
         if not path.exists():
-            result, _ = train_and_evaluate(method, METHODS[method], {}, CONFIG, args.steps,
+            config = {**CONFIG, "hidden": tuple(args.hidden)}
+            result, _ = train_and_evaluate(method, METHODS[method], {}, config, args.steps,
                                            args.seed, EVAL_EPISODES, EVAL_SEED,
                                            curve_every=args.curve_every)  # fmt: skip
             save_result(result, path)
