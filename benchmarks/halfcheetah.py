@@ -7,7 +7,7 @@ steps (eval seed 123). `mamujoco/HalfCheetah-2x3` splits the six joints between 
 the per-agent return is the cheetah's return and the two columns compare directly. Both
 sides: 256x256 ReLU MLPs, Adam 1e-3, batch 256, tau 0.005, gamma 0.99, one update per env
 step, 10k uniformly random warm-up steps, acting noise 0.1 (`--hidden 64 64` for 64x64 nets:
-about a quarter of the CPU). MATD3 shares one actor and one
+about 5 ms of CPU per TD3 update instead of 9). MATD3 shares one actor and one
 centralized critic (global state + both agents' actions) across the two agents. Torch runs
 on one thread. Needs the mujoco extra (`pip install -e ".[mujoco]"`). Results are JSON
 under --out; a finished run is not repeated.
