@@ -112,8 +112,9 @@ class InProcessPool:
         return None if all(w.shared for w in self.workers) else weights_fn()
 
     def submit(self, weights: Any, version: int, iteration: int, reset: bool) -> list[Part]:
-        """Act on every worker now; the parts are their own handles."""
-        return [w.collect(weights, version, iteration, reset) for w in self.workers]
+        """Act on every worker now (in its thread, for a `ThreadPool`); the handles, in
+        worker order."""
+        return [self.submit_to(i, weights, version, iteration, reset) for i in range(self.size)]
 
     def gather(self, handles: list[Part]) -> list[Part]:
         """The parts, in worker order."""
@@ -164,10 +165,6 @@ class ThreadPool(InProcessPool):
     def broadcast(self, weights_fn: Callable[[], Any]) -> Any:
         """A copy of the learner's weights (its tensors change in place as it learns)."""
         return copy.deepcopy(weights_fn())
-
-    def submit(self, weights: Any, version: int, iteration: int, reset: bool) -> list[Future]:
-        """Start every worker; the futures are the handles."""
-        return [self.submit_to(i, weights, version, iteration, reset) for i in range(self.size)]
 
     def gather(self, handles: list[Future]) -> list[Part]:
         """The parts, in the order of `handles` (a worker's error is raised here)."""
