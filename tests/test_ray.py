@@ -279,14 +279,19 @@ def test_qmix_on_two_ray_actors_finds_the_two_step_optimum(ray_cluster, tmp_path
     assert result.team_returns["team"][0] == 8.0
 
 
-def _kill_mid_run(ray, trainer, before: int, after: int, cap: int = 400) -> list[dict]:
+def _kill_mid_run(ray, trainer, before: int, after: int, wait_s: float = 300.0) -> list[dict]:
     """Iterate, kill actor 0 (Ray restarts it; its calls in flight are retried), iterate
-    until its new process has delivered (at most `cap` iterations), then `after` more."""
+    until its new process has delivered (waiting at most `wait_s` seconds: an asynchronous
+    trainer keeps learning from the other actor meanwhile, so on a fast machine hundreds of
+    iterations can pass while Ray restarts the process), then `after` more."""
+    import time
+
     for _ in range(before):
         trainer.iterate()
     ray.kill(trainer.pool.actors[0], no_restart=False)
     rows = [trainer.iterate()]
-    while rows[-1]["workers/restarts"] == 0 and len(rows) < cap:
+    deadline = time.monotonic() + wait_s
+    while rows[-1]["workers/restarts"] == 0 and time.monotonic() < deadline:
         rows.append(trainer.iterate())
     rows += [trainer.iterate() for _ in range(after)]
     trainer.close()
