@@ -280,18 +280,22 @@ def test_qmix_on_two_ray_actors_finds_the_two_step_optimum(ray_cluster, tmp_path
 
 
 def _kill_mid_run(ray, trainer, before: int, after: int, wait_s: float = 300.0) -> list[dict]:
-    """Iterate, kill actor 0 (Ray restarts it; its calls in flight are retried), iterate
-    until its new process has delivered (waiting at most `wait_s` seconds: an asynchronous
-    trainer keeps learning from the other actor meanwhile, so on a fast machine hundreds of
-    iterations can pass while Ray restarts the process), then `after` more."""
+    """Iterate, kill actor 0 (Ray restarts it; its calls in flight are retried), wait until
+    those retried calls have finished on its new process, then iterate until the trainer has
+    seen the new process deliver, and `after` more. The wait is on the retried calls, not a
+    count of iterations: an asynchronous trainer keeps learning from the other actor while
+    Ray restarts the process, so how many iterations pass meanwhile depends on the machine."""
     import time
 
     for _ in range(before):
         trainer.iterate()
+    pending = [handle for worker, handle in getattr(trainer, "_in_flight", []) if worker == 0]
     ray.kill(trainer.pool.actors[0], no_restart=False)
+    start = time.monotonic()
+    ready, _ = ray.wait(pending, num_returns=len(pending), timeout=wait_s) if pending else ([], [])
+    assert len(ready) == len(pending), f"actor 0's retried calls not back after {wait_s:.0f} s"
     rows = [trainer.iterate()]
-    deadline = time.monotonic() + wait_s
-    while rows[-1]["workers/restarts"] == 0 and time.monotonic() < deadline:
+    while rows[-1]["workers/restarts"] == 0 and time.monotonic() < start + wait_s:
         rows.append(trainer.iterate())
     rows += [trainer.iterate() for _ in range(after)]
     trainer.close()
