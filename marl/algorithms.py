@@ -18,7 +18,7 @@ from types import ModuleType
 from typing import Any
 
 from marl.core.async_trainer import AsyncTrainer
-from marl.core.config import build_config, closest
+from marl.core.config import ConfigError, build_config, closest
 from marl.core.pool import InProcessPool, ThreadPool, Worker, WorkerRecipe, worker_seed
 from marl.core.spec import VecSpec
 from marl.core.trainer import Trainer
@@ -57,6 +57,10 @@ ALGORITHMS = {
     "rlhf_ppo": "marl.learners.rlhf.ppo",
 }
 """Algorithm name -> the module implementing it (imported on first use)."""
+
+SEEDED = ("ppo", "ippo", "mappo")
+"""Algorithms that train K seeds in one process as one batched computation (`--seeds K`):
+their module has `make_seeds_learner(spec, config, seeds, device)`."""
 
 EVALUATIONS = {"alphazero": "marl.search.strength"}
 """Algorithms whose `marl eval` is their own (games against a fixed bot), not team returns."""
@@ -129,6 +133,26 @@ def local_trainer(
     shared = None if lag else learner
     worker = Worker(recipe(algo, spec, config, seed, 0, 1), learner=shared, env=env)
     return trainer(learner, InProcessPool([worker]), config, max_lag)
+
+
+def seeds_trainer(
+    algo: str, spec: VecSpec, config: Any, seeds: list[int], device: Any = "cpu"
+) -> Trainer:
+    """K runs of `algo` (one per seed in `seeds`) as one learner acting on K env blocks
+    side by side in one in-process worker (`--seeds K`)."""
+    if algo not in SEEDED:
+        raise ConfigError(
+            f"--seeds {len(seeds)}: {algo} trains one seed per process; "
+            f"--seeds K works with {', '.join(SEEDED)}"
+        )
+    module = learner_module(algo)
+    learner = module.make_seeds_learner(spec, config, seeds, device)
+    recipe = WorkerRecipe(
+        make_env=functools.partial(module.make_env, spec, config, num_envs(config)),
+        make_learner=functools.partial(module.make_seeds_learner, spec, config, seeds, "cpu"),
+        seed=tuple(worker_seed(s, 0) for s in seeds),
+    )
+    return Trainer(learner, InProcessPool([Worker(recipe, learner=learner)]))
 
 
 def threaded_trainer(

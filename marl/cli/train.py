@@ -17,10 +17,10 @@ from marl.algorithms import ALGORITHMS
 from marl.cli import add_import_argument
 from marl.core.config import ConfigError, closest, load_toml, parse_overrides
 
-RUN_FILE_KEYS = ("algo", "env", "steps", "seed", "env_kwargs", "config")
+RUN_FILE_KEYS = ("algo", "env", "steps", "seed", "seeds", "env_kwargs", "config")
 RUN_FILE_TYPES = {"algo": "name", "env": "name", "steps": "count", "seed": "count",
-                  "env_kwargs": "table", "config": "table"}  # fmt: skip
-FROM_THE_RUN = ("algo", "env", "config", "overrides", "env_kwargs", "seed", "out")
+                  "seeds": "count", "env_kwargs": "table", "config": "table"}  # fmt: skip
+FROM_THE_RUN = ("algo", "env", "config", "overrides", "env_kwargs", "seed", "seeds", "out")
 """Options a resumed run takes from its own config.toml (given with --resume: refused)."""
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm")
 """--render suffixes written through imageio's ffmpeg plugin (the `video` extra)."""
@@ -53,6 +53,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    metavar="KEY=VALUE", help="env kwarg, e.g. --env-kwarg N=3")  # fmt: skip
     p.add_argument("--steps", type=at_least(1), help="env-step budget (--resume: a new total)")
     p.add_argument("--seed", type=at_least(0), help="seed (default 0)")
+    p.add_argument("--seeds", type=at_least(1), metavar="K",
+                   help="train K runs (seeds SEED..SEED+K-1) as one batched computation "
+                        "(ppo, ippo, mappo; default 1)")  # fmt: skip
     p.add_argument("--out", type=Path, help="run directory (default runs/ALGO-ENV-sSEED)")
     p.add_argument("--force", action="store_true", help="write into --out whatever it holds")
     p.add_argument("--device", help="auto (default) | cpu | cuda")
@@ -144,7 +147,7 @@ def _check_run_file_value(path: Path, key: str, value: Any) -> None:
     if kind == "table" and not isinstance(value, dict):
         raise ConfigError(f"{path}: {key} = {value!r}: expected a table ([{key}])")
     if kind == "count":
-        low = 1 if key == "steps" else 0
+        low = 1 if key in ("steps", "seeds") else 0
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ConfigError(f"{path}: {key} = {value!r}: expected a whole number >= {low}")
 
@@ -182,6 +185,7 @@ def train_command(args: argparse.Namespace) -> int:
         run_spec = RunSpec(
             _algo(args.algo, spec.get("algo")), env_id, steps=steps,
             seed=_given(args.seed, spec.get("seed"), 0),
+            seeds=_given(args.seeds, spec.get("seeds"), 1),
             env_kwargs={**spec.get("env_kwargs", {}), **parse_overrides(args.env_kwargs)},
             device=args.device or "auto", threads=args.threads or 1,
             backend=args.backend or "local", eval_every=args.eval_every,
@@ -208,7 +212,8 @@ def _given(*values: Any) -> Any:
 def _refuse_run_options(args: argparse.Namespace) -> None:
     """With --resume, the run's own settings apply: refuse options that would be ignored."""
     flags = {"algo": "ALGO", "env": "--env", "config": "--config", "overrides": "--set",
-             "env_kwargs": "--env-kwarg", "seed": "--seed", "out": "--out"}  # fmt: skip
+             "env_kwargs": "--env-kwarg", "seed": "--seed", "seeds": "--seeds",
+             "out": "--out"}  # fmt: skip
     given = [flags[k] for k in FROM_THE_RUN if getattr(args, k) not in (None, [])]
     if given or args.force or args.eval_every:
         given += ["--force"] * args.force + ["--eval-every"] * bool(args.eval_every)

@@ -14,6 +14,7 @@ name -> config overrides), `make_learner(spec, config, seed, device) -> Learner`
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -92,6 +93,26 @@ def mean_returns(finished: Any, teams: dict[str, Sequence[int]]) -> dict[str, fl
         part = rows[:, list(members)]
         out[f"return/{team}"] = float(part.mean()) if len(part) else float("nan")
     return out
+
+
+T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
+        2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
+        2.060, 2.056, 2.052, 2.048, 2.045, 2.042)  # fmt: skip
+"""Student's t 0.975 quantiles for 1..30 degrees of freedom (two-sided 95%)."""
+
+
+def interval95(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and half-width of the 95% t-interval of the mean across seeds (NaNs dropped;
+    half-width NaN with fewer than 2 values)."""
+    xs = [float(v) for v in values if not math.isnan(float(v))]
+    if not xs:
+        return float("nan"), float("nan")
+    mean = sum(xs) / len(xs)
+    if len(xs) < 2:
+        return mean, float("nan")
+    sd = math.sqrt(sum((x - mean) ** 2 for x in xs) / (len(xs) - 1))
+    t = T975[len(xs) - 2] if len(xs) - 1 <= len(T975) else 1.96
+    return mean, t * sd / math.sqrt(len(xs))
 
 
 def _width(teams: dict[str, Sequence[int]]) -> int:

@@ -40,13 +40,21 @@ class WorkerRecipe:
     """seed -> the env this worker acts on (its number of envs already bound in)."""
     make_learner: Callable[[], Learner]
     """() -> an acting copy of the learner (same spec and config as the learner)."""
-    seed: int
-    """The worker's own seed: its env's first reset and every fresh start derive from it."""
+    seed: int | tuple[int, ...]
+    """The worker's own seed: its env's first reset and every fresh start derive from it
+    (one per run for a learner that trains K seeds at once: `--seeds K`)."""
 
 
 def worker_seed(seed: int, index: int) -> int:
     """The seed of worker `index` in a run seeded `seed`."""
     return child_seed(seed, WORKERS, index)
+
+
+def start_seed(seed: int | tuple[int, ...], iteration: int) -> int | list[int]:
+    """The seed a worker starts fresh episodes with at `iteration` (one per run with K)."""
+    if isinstance(seed, int):
+        return child_seed(seed, iteration)
+    return [child_seed(s, iteration) for s in seed]
 
 
 def incarnation() -> str:
@@ -89,7 +97,7 @@ class Worker:
             self.learner.load_weights(weights)
         self.version = version
         if reset or self.carry is None:
-            self.carry = self.learner.start(self.env, child_seed(self.seed, iteration))
+            self.carry = self.learner.start(self.env, start_seed(self.seed, iteration))
         experience, self.carry = self.learner.collect(self.env, self.carry)
         return Part(experience, version, incarnation(), time.perf_counter() - start)
 

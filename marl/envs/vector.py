@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing as mp
 import numbers
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -39,6 +39,18 @@ def _num_actions(space: gymnasium.Space) -> int:
 
 def _action_dim(space: gymnasium.Space) -> int:
     return int(np.prod(space.shape)) if isinstance(space, gymnasium.spaces.Box) else 0
+
+
+def block_seed(seed: int | Sequence[int] | None, b: int, num_envs: int) -> int | None:
+    """The reset seed of env `b` of `num_envs`: `seed + b`, or with K seeds (K equal blocks
+    of envs side by side) `seed[k] + b % (num_envs / K)` for env b in block k."""
+    if seed is None or isinstance(seed, numbers.Integral):
+        return None if seed is None else int(seed) + b
+    seeds = list(seed)
+    if not seeds or num_envs % len(seeds):
+        raise ValueError(f"{num_envs} envs do not split into {len(seeds)} seed blocks")
+    size = num_envs // len(seeds)
+    return int(seeds[b // size]) + b % size
 
 
 class SyncVecEnv:
@@ -109,11 +121,12 @@ class SyncVecEnv:
         return obs_rows, self._state(env, obs_rows), masks, alive
 
     # -- the VecEnv protocol ---------------------------------------------------------------
-    def reset(self, seed: int | None = None) -> VecStep:
-        """Reset every env; env b is seeded with `seed + b`."""
+    def reset(self, seed: int | Sequence[int] | None = None) -> VecStep:
+        """Reset every env; env b is seeded with `seed + b`. K seeds split the envs into K
+        equal blocks side by side: env b of block k is seeded `seed[k] + b` (`--seeds K`)."""
         rows = []
         for b, env in enumerate(self.envs):
-            obs, infos = env.reset(seed=None if seed is None else seed + b)
+            obs, infos = env.reset(seed=block_seed(seed, b, self.num_envs))
             rows.append(self._rows(env, obs, infos))
         obs, state, mask, alive = (np.stack(x) for x in zip(*rows))
         zeros = np.zeros(self.num_envs, bool)
@@ -210,6 +223,9 @@ class ProcVecEnv:
 
     def reset(self, seed: int | None = None) -> VecStep:
         """Reset every env; env b is seeded with `seed + b`."""
+        if not (seed is None or isinstance(seed, numbers.Integral)):
+            raise ValueError("the process backend takes one reset seed; per-seed blocks "
+                             "(--seeds K) run on the sync or batched backend")  # fmt: skip
         start = 0
         for conn, size in zip(self._conns, self._sizes):
             conn.send(("reset", None if seed is None else seed + start))
@@ -282,7 +298,7 @@ def make_vec(
     env_id: str,
     num_envs: int = 8,
     *,
-    seed: int | None = None,
+    seed: int | Sequence[int] | None = None,
     backend: str = "sync",
     num_workers: int = 2,
     device: str = "cpu",
@@ -293,7 +309,8 @@ def make_vec(
 
     backend: "sync" (this process), "process" (worker processes), "batched" (natively
     batched torch implementation, MPE only) or "auto" (batched where it exists for the id
-    and kwargs, else sync: `resolve_backend`). With `seed`, the envs are reset once here.
+    and kwargs, else sync: `resolve_backend`). With `seed`, the envs are reset once here; K
+    seeds split them into K equal blocks side by side, each seeded as a run of its own.
     `check_actions` (batched backend) refuses NaN or infinite continuous actions and
     out-of-range discrete ones; learners' workers turn it off, since their actions come
     from their own (masked) policy.
@@ -361,11 +378,16 @@ def _turn_based_spec(env_id: str, kwargs: dict[str, Any]) -> VecSpec:
     )  # fmt: skip
 
 
-def learner_env(spec: VecSpec, config: Any, num_envs: int, seed: int) -> Any:
+def learner_env(spec: VecSpec, config: Any, num_envs: int, seed: int | Sequence[int]) -> Any:
     """The vector env a learner's worker steps: `num_envs` copies of the spec's env on the
     config's `backend` (auto when it has none: `resolve_backend`), actions unchecked (they
     come from its policy). A learner module that acts on a vector env uses this as its
-    `make_env`."""
+    `make_env`. K seeds (`--seeds K`): K blocks of `num_envs` envs side by side, block k
+    seeded as a run of its own with `seed[k]`."""
     backend = getattr(config, "backend", "auto")
+    if not isinstance(seed, numbers.Integral):
+        if backend == "process":
+            raise ValueError("--seeds runs on the sync or batched backend, not process")
+        num_envs *= len(seed)
     return make_vec(spec.env_id, num_envs, seed=seed, backend=backend, check_actions=False,
                     **spec.env_kwargs)  # fmt: skip

@@ -20,9 +20,11 @@ import tomllib
 
 from marl.algorithms import (
     EVALUATIONS,
+    SEEDED,
     evaluation_module,
     local_trainer,
     make_config,
+    seeds_trainer,
     threaded_trainer,
 )
 from marl.core.checkpoint import (
@@ -57,6 +59,10 @@ class RunSpec:
     """Env-step budget."""
     seed: int = 0
     """The run's one seed: every random stream of the run is derived from it."""
+    seeds: int = 1
+    """K > 1: K independent runs, seeded seed, seed+1, ..., seed+K-1, trained in this
+    process as one batched computation (PPO, IPPO, MAPPO: `marl.algorithms.SEEDED`);
+    `steps` is each run's budget."""
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     """Kwargs of the env."""
     device: str = "auto"
@@ -84,6 +90,7 @@ class RunSpec:
         checks = [
             ("steps", self.steps > 0, "a positive number of env steps"),
             ("seed", self.seed >= 0, "a seed >= 0"),
+            ("seeds", self.seeds >= 1, ">= 1 (how many seeds train together)"),
             ("threads", self.threads >= 1, ">= 1"),
             ("checkpoint_every", self.checkpoint_every >= 0, ">= 0"),
             ("checkpoint_minutes", self.checkpoint_minutes > 0, "> 0"),
@@ -94,6 +101,21 @@ class RunSpec:
         check_fields(self, checks)
         if self.ray and self.backend != "ray":
             raise ConfigError(f"ray options {sorted(self.ray)} only apply with backend='ray'")
+        if self.seeds > 1 and self.algo not in SEEDED:
+            raise ConfigError(
+                f"seeds={self.seeds}: {self.algo} trains one seed per process; "
+                f"--seeds K works with {', '.join(SEEDED)}"
+            )
+        if self.seeds > 1 and self.backend != "local":
+            raise ConfigError(
+                f"seeds={self.seeds} trains its runs as one computation in this process: "
+                f"use backend='local', not {self.backend!r}"
+            )
+
+    @property
+    def run_seeds(self) -> list[int]:
+        """The seed of each run: `seed` alone, or `seed, ..., seed + seeds - 1`."""
+        return list(range(self.seed, self.seed + self.seeds))
 
     @property
     def checkpoint_interval(self) -> int:
@@ -141,6 +163,8 @@ def assemble(spec: RunSpec, config: Any) -> tuple[Any, Trainer]:
         config = dataclasses.replace(config, total_steps=spec.steps)
     env = vec_spec(spec.env_id, backend=getattr(config, "backend", "auto"), **spec.env_kwargs)
     device = get_device(spec.device)
+    if spec.seeds > 1:
+        return config, seeds_trainer(spec.algo, env, config, spec.run_seeds, device)
     if spec.backend == "ray":
         from marl.distributed import RayConfig, ray_trainer
 
@@ -151,8 +175,9 @@ def assemble(spec: RunSpec, config: Any) -> tuple[Any, Trainer]:
 
 
 def default_out(spec: RunSpec) -> Path:
-    """The run directory when none is given: runs/ALGO-ENV-sSEED."""
-    return Path(f"runs/{spec.algo}-{spec.env_id.replace('/', '_')}-s{spec.seed}")
+    """The run directory when none is given: runs/ALGO-ENV-sSEED (-sFIRST-LAST with seeds)."""
+    seeds = f"s{spec.seed}" + (f"-{spec.seed + spec.seeds - 1}" if spec.seeds > 1 else "")
+    return Path(f"runs/{spec.algo}-{spec.env_id.replace('/', '_')}-{seeds}")
 
 
 def train(spec: RunSpec, config: dict[str, Any] | None = None, *, out: str | Path | None = None,
@@ -263,7 +288,13 @@ def _resumed_spec(record: dict[str, Any], changes: dict[str, Any]) -> RunSpec:
 
 
 def _spec_record(spec: RunSpec) -> dict[str, Any]:
-    return {k: v for k, v in dataclasses.asdict(spec).items() if v != {} or k == "env_kwargs"}
+    """The spec as config.toml records it (no empty tables, no `seeds` for one seed)."""
+    record = dataclasses.asdict(spec)
+    return {
+        k: v
+        for k, v in record.items()
+        if (v != {} or k == "env_kwargs") and not (k == "seeds" and v == 1)
+    }
 
 
 def _save(run: Run) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from marl.core.checkpoint import atomic_write_bytes
+from marl.core.learner import interval95
 
 
 class MetricsLog:
@@ -73,6 +74,19 @@ def curve_columns(rows: list[dict[str, float]]) -> tuple[list[str], str]:
     return keys, "episode return per agent (sampled policy)"
 
 
+def seed_band(rows: list[dict[str, float]], key: str) -> list[tuple[float, float, float]]:
+    """(env steps, mean, 95% half-width) across seeds of `key` (`return/team`) in a
+    `--seeds K` run's rows (columns `seed{k}/key`); empty for a single-seed run."""
+    points = []
+    for row in rows:
+        values = [v for k, v in row.items() if k.startswith("seed") and k.endswith("/" + key)]
+        if len(values) > 1:
+            mean, half = interval95(values)
+            if not math.isnan(mean):
+                points.append((row["env_steps"], mean, half))
+    return points
+
+
 def plot_learning_curve(rows: list[dict[str, float]], path: str | Path, title: str) -> Path:
     """Plot each team's return (self-play: the losses) against env steps into a PNG, and
     the score against a fixed baseline on a second axis when it was measured."""
@@ -80,10 +94,20 @@ def plot_learning_curve(rows: list[dict[str, float]], path: str | Path, title: s
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import numpy as np
 
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
     keys, label = curve_columns(rows)
     for key in keys:
+        band = seed_band(rows, key)
+        if band:  # --seeds K: the mean across seeds and its 95% interval
+            steps, mean, half = (np.array(x) for x in zip(*band))
+            half = np.nan_to_num(half)
+            seeds = sum(1 for k in rows[-1] if k.startswith("seed") and k.endswith("/" + key))
+            line = ax.plot(steps, mean, label=f"{key.removeprefix('return/')} "
+                           f"(mean of {seeds} seeds, 95% interval)")[0]  # fmt: skip
+            ax.fill_between(steps, mean - half, mean + half, color=line.get_color(), alpha=0.25)
+            continue
         pts = [(r["env_steps"], r[key]) for r in rows if key in r]
         ax.plot(*zip(*pts), label=key.removeprefix("return/"))
     ax.set_xlabel("env steps")

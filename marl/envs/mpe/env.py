@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -39,14 +40,21 @@ class BatchedMPE:
         continuous_actions: bool = False,
         device: torch.device | str = "cpu",
         dtype: torch.dtype = torch.float32,
-        seed: int | None = None,
+        seed: int | Sequence[int] | None = None,
         check_actions: bool = True,
     ) -> None:
         """Wrap `scenario` for `num_envs` worlds on `device`; `check_actions` refuses NaN or
         infinite continuous actions (mpe2 raises on them) and discrete actions out of range
-        (a learner's hot path turns it off: its masked policy only picks legal ones)."""
+        (a learner's hot path turns it off: its masked policy only picks legal ones).
+
+        A sequence of K seeds splits the worlds into K equal blocks side by side, each drawing
+        its resets from its own generator: block k is then the env a run of `num_envs / K`
+        worlds seeded `seed[k]` would be (what `--seeds K` trains on)."""
         if num_envs < 1 or max_cycles < 1:
             raise ValueError(f"num_envs and max_cycles must be >= 1, got {num_envs}, {max_cycles}")
+        blocks = 1 if seed is None or isinstance(seed, int) else len(seed)
+        if blocks < 1 or num_envs % blocks:
+            raise ValueError(f"num_envs={num_envs} does not split into {blocks} seed blocks")
         spec = scenario.spec
         self.scenario = scenario
         self.num_envs = num_envs
@@ -59,14 +67,14 @@ class BatchedMPE:
         self.teams: dict[str, list[int]] = {}
         for i, name in enumerate(self.agents):
             self.teams.setdefault(team_of(name), []).append(i)
-        self._generator = torch.Generator(device=self.device)
+        self._generators = [torch.Generator(device=self.device) for _ in range(blocks)]
         if seed is None:
-            self._generator.seed()
+            self._generators[0].seed()
         else:
-            self._generator.manual_seed(seed)
+            self._seed(seed)
         # Only collect_treasure has a post-physics step (pickups, deliveries, respawns).
         self._post_step = getattr(scenario, "post_step", None)
-        self._state = scenario.reset(num_envs, self._generator)
+        self._state = self._fresh_states()
         self._t = torch.zeros(num_envs, dtype=torch.long, device=self.device)
         self._define_spaces(spec, continuous_actions)
 
@@ -103,11 +111,43 @@ class BatchedMPE:
         self._t = torch.zeros_like(self._t) + torch.as_tensor(steps, device=self.device)
         return self._observe_step(self._no, self._no, reward=None)
 
-    def reset(self, seed: int | None = None) -> VecStep:
-        """Start all B episodes; a seed reseeds the env's one generator first."""
+    def _seed(self, seed: int | Sequence[int]) -> None:
+        """Reseed the generators: one seed per block of worlds."""
+        seeds = [seed] if isinstance(seed, int) else list(seed)
+        if len(seeds) != len(self._generators):
+            raise ValueError(
+                f"seed {seed!r}: this env draws from {len(self._generators)} generators "
+                f"(one per seed block); give that many seeds"
+            )
+        for generator, s in zip(self._generators, seeds):
+            generator.manual_seed(int(s))
+
+    def _per_block(self, draw: Any, state: WorldState | None = None) -> WorldState:
+        """`draw(generator, block_size, block_state)` for each block, joined along the worlds."""
+        if len(self._generators) == 1:
+            return draw(self._generators[0], self.num_envs, state)
+        size = self.num_envs // len(self._generators)
+        parts = [
+            draw(
+                g,
+                size,
+                None
+                if state is None
+                else WorldState(*(x[k * size : (k + 1) * size] for x in state)),
+            )
+            for k, g in enumerate(self._generators)
+        ]
+        return WorldState(*(torch.cat(xs) for xs in zip(*parts)))
+
+    def _fresh_states(self) -> WorldState:
+        """Initial states of all B worlds, each block drawn from its own generator."""
+        return self._per_block(lambda g, n, _: self.scenario.reset(n, g))
+
+    def reset(self, seed: int | Sequence[int] | None = None) -> VecStep:
+        """Start all B episodes; a seed (one per seed block) reseeds the generators first."""
         if seed is not None:
-            self._generator.manual_seed(seed)
-        self._state = self.scenario.reset(self.num_envs, self._generator)
+            self._seed(seed)
+        self._state = self._fresh_states()
         self._t.zero_()
         return self._observe_step(self._no, self._no, reward=None)
 
@@ -179,7 +219,8 @@ class BatchedMPE:
         force, said = self._controls(actions)
         s = self.physics.step(self._state, force, said)
         if self._post_step is not None:
-            s = self._post_step(s, self._generator)
+            post = self._post_step
+            s = self._per_block(lambda g, _, block: post(block, g), s)
         self._state = s
         reward = self.scenario.reward(s)
         self._t += 1
@@ -190,7 +231,7 @@ class BatchedMPE:
         out = self._observe_step(terminated, truncated, reward)
         if not bool(done.any()):
             return out
-        self._state = merge_states(done, self.scenario.reset(self.num_envs, self._generator), s)
+        self._state = merge_states(done, self._fresh_states(), s)
         self._t.masked_fill_(done, 0)
         obs, state = self._pack(self.scenario.observe(self._state))
         return out._replace(obs=obs, state=state)

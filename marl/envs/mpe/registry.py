@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -80,7 +81,7 @@ def make_batched(
     num_envs: int,
     *,
     device: torch.device | str = "cpu",
-    seed: int | None = None,
+    seed: int | Sequence[int] | None = None,
     dtype: torch.dtype = torch.float32,
     check_actions: bool = True,
     **kwargs: Any,

@@ -31,6 +31,7 @@ from marl.learners.ppo.rollout import (
     Rollout,
     collect,
     concat_rollouts,
+    fresh_carry,
     make_batch,
     rollout_to,
 )
@@ -73,14 +74,9 @@ class OnPolicyLearner:
     # -- acting ---------------------------------------------------------------------------
     def start(self, env: Any, seed: int) -> Carry:
         """Reset `env` with `seed`; the carry's generator (same seed) draws the actions."""
-        step = env.reset(seed=seed)
-        b = env.num_envs
-        return Carry(
-            step,
-            self.net.initial_hidden(b).to(self.device),
-            torch.ones(b, dtype=torch.bool, device=self.device),
-            torch.zeros(b, self.spec.n_agents, device=self.device),
-            torch_generator(seed, self.device),
+        generator = torch_generator(seed, self.device)
+        return fresh_carry(
+            env.reset(seed=seed), self.net, self.spec.n_agents, self.device, generator
         )
 
     def collect(self, env: Any, carry: Carry) -> tuple[Experience, Carry]:

@@ -54,7 +54,20 @@ class Carry(NamedTuple):
     hidden: Tensor  # [B, N, H] GRU state
     starts: Tensor  # [B] bool, step.obs starts an episode
     episode_returns: Tensor  # [B, N] undiscounted return so far of the running episodes
-    generator: torch.Generator  # draws the sampled actions
+    generator: torch.Generator  # draws the sampled actions (`--seeds K`: one per seed block)
+
+
+def fresh_carry(step: VecStep, net: Any, n_agents: int, device: torch.device,
+                generator: Any) -> Carry:  # fmt: skip
+    """The carry of episodes that all start at `step` (zero GRU state and returns)."""
+    b = step.obs.shape[0]
+    return Carry(
+        step,
+        net.initial_hidden(b).to(device),
+        torch.ones(b, dtype=torch.bool, device=device),
+        torch.zeros(b, n_agents, device=device),
+        generator,
+    )
 
 
 def _inputs(step: VecStep, device: torch.device) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -135,20 +148,23 @@ def collect(
     return rollout, carry, torch.cat(finished)
 
 
-def _per_group(groups: AgentGroups, x: Tensor, fn: Any, moments: list[nx.Moments]) -> Tensor:
+def per_group(groups: AgentGroups, x: Tensor, fn: Any, moments: list[nx.Moments]) -> Tensor:
     """Apply `fn(x_group, moments_group)` to each group's agents of `x` `[..., N]`."""
     parts = [fn(x[..., idx], m) for idx, m in zip(groups.groups, moments)]
     return groups.scatter(parts, dim=-1)
 
 
-def make_batch(
+def gae_targets(
     rollout: Rollout, cfg: Any, groups: AgentGroups, moments: list[nx.Moments]
-) -> tuple[Batch, list[nx.Moments], dict[str, float]]:
-    """GAE advantages and value targets; with value_norm, update and apply running moments."""
+) -> tuple[Tensor, Tensor, Tensor]:
+    """(values, GAE advantages, returns), values and returns in raw (not normalized) units.
+
+    Elementwise over everything but time, so any layout `[T, ...]` works, and moments whose
+    fields broadcast against it (one set per seed block with `--seeds K`)."""
     batch, running = rollout.batch, cfg.value_norm == "running"
 
     def raw(x: Tensor) -> Tensor:
-        return _per_group(groups, x, nx.denormalize, moments) if running else x
+        return per_group(groups, x, nx.denormalize, moments) if running else x
 
     values = raw(batch.values)
     next_values, ends = nx.bootstrap_targets(
@@ -156,14 +172,22 @@ def make_batch(
         rollout.terminated, rollout.truncated, rollout.next_alive,
     )  # fmt: skip
     advantages = nx.gae(rollout.rewards, values, next_values, ends, cfg.gamma, cfg.gae_lambda)
-    returns = advantages + values
+    return values, advantages, advantages + values
+
+
+def make_batch(
+    rollout: Rollout, cfg: Any, groups: AgentGroups, moments: list[nx.Moments]
+) -> tuple[Batch, list[nx.Moments], dict[str, float]]:
+    """GAE advantages and value targets; with value_norm, update and apply running moments."""
+    batch, running = rollout.batch, cfg.value_norm == "running"
+    values, advantages, returns = gae_targets(rollout, cfg, groups, moments)
     stats = {"explained_variance": nx.explained_variance(values, returns, batch.alive)}
     if running:
         moments = [
             nx.update_moments(m, returns[..., idx][batch.alive[..., idx]])
             for m, idx in zip(moments, groups.groups)
         ]
-        returns = _per_group(groups, returns, nx.normalize, moments)
+        returns = per_group(groups, returns, nx.normalize, moments)
     return batch._replace(advantages=advantages, returns=returns), moments, stats
 
 

@@ -1,0 +1,129 @@
+"""`--seeds K`: K PPO-family runs as one batched computation equal K separate runs."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from conftest import assert_resumes_exactly, cli
+
+from marl.algorithms import local_trainer, make_config, seeds_trainer
+from marl.core.config import ConfigError
+from marl.core.learner import interval95
+from marl.envs.mpe import make_batched
+from marl.envs.vector import make_vec, vec_spec
+from marl.learners.ppo import PPOLearner, SeedsLearner
+from marl.run.loop import RunSpec, resume, train
+from marl.run.metrics import read_metrics, seed_band
+
+SPREAD = "mpe/simple_spread-v3"
+SMALL = {"num_envs": 2, "rollout_len": 32, "minibatches": 2, "epochs": 2, "total_steps": 4096}
+
+
+def small(algo: str, **changes) -> object:
+    return make_config(algo, {**SMALL, "backend": "batched", **changes})
+
+
+def test_seed_blocks_of_the_batched_mpe_are_separate_envs():
+    """K seeds split the worlds into K blocks, each the env a run of its own seed steps."""
+    a, b = make_batched(SPREAD, 3, seed=5), make_batched(SPREAD, 3, seed=7)
+    both = make_batched(SPREAD, 6, seed=[5, 7])
+    actions = torch.randint(5, (60, 6, 3), generator=torch.Generator().manual_seed(0))
+    for act in actions:  # 60 steps: two autoresets, each block from its own generator
+        sa, sb, s = a.step(act[:3]), b.step(act[3:]), both.step(act)
+        assert torch.equal(torch.cat([sa.obs, sb.obs]), s.obs)
+        assert torch.equal(torch.cat([sa.reward, sb.reward]), s.reward)
+    sa, sb, s = a.reset(seed=1), b.reset(seed=2), both.reset(seed=[1, 2])
+    assert torch.equal(torch.cat([sa.state, sb.state]), s.state)
+    with pytest.raises(ValueError, match="2 generators"):
+        both.reset(seed=3)
+
+
+def test_seed_blocks_of_the_sync_env_are_separate_envs():
+    """The sync backend seeds env b of block k with seeds[k] + b, as run k's env would."""
+    both = make_vec(SPREAD, 4, seed=[10, 20], backend="sync")
+    a, b = make_vec(SPREAD, 2, seed=10, backend="sync"), make_vec(SPREAD, 2, seed=20)
+    assert np.array_equal(
+        np.concatenate([a.reset(10).obs, b.reset(20).obs]), both.reset([10, 20]).obs
+    )
+
+
+def test_each_seed_starts_with_the_weights_of_its_own_run():
+    spec = vec_spec(SPREAD, backend="batched")
+    config = small("mappo")
+    stacked = SeedsLearner(spec, config, [3, 4])
+    for k, seed in enumerate([3, 4]):
+        single = PPOLearner(spec, config, seed)
+        for name, p in single.net.named_parameters():
+            assert torch.equal(stacked.net.params[name][k], p), name
+
+
+@pytest.mark.parametrize("algo", ["ippo", "mappo"])
+def test_seeds_train_as_separate_runs(algo):
+    """Seed k of a 2-seed run acts exactly as a separate run of seed k in its first
+    iteration (same rollout: same episode returns), and after two updates its weights
+    differ from the separate run's only in float32 rounding (the batched matmul sums in
+    another order)."""
+    spec = vec_spec(SPREAD, backend="batched")
+    config = small(algo)
+    together = seeds_trainer(algo, spec, config, [0, 1])
+    first = together.iterate()
+    together.iterate()
+    runs = together.learner.state_dict()["runs"]
+    for k, seed in enumerate([0, 1]):
+        alone = local_trainer(algo, spec, config, seed)
+        assert alone.iterate()["return/agent"] == first[f"seed{k}/return/agent"]
+        alone.iterate()
+        for name, weight in alone.learner.net.state_dict().items():
+            assert torch.allclose(runs[k]["net"][name], weight, rtol=0, atol=1e-6), name
+        assert runs[k]["env_steps"] == alone.learner.env_steps
+    assert first["return/agent"] == pytest.approx(
+        (first["seed0/return/agent"] + first["seed1/return/agent"]) / 2
+    )
+
+
+def test_seeds_resume_exactly(tmp_path):
+    spec = vec_spec(SPREAD, backend="batched")
+    assert_resumes_exactly(lambda: seeds_trainer("mappo", spec, small("mappo"), [0, 1]), tmp_path)
+
+
+def test_seeds_refused_for_other_algorithms():
+    with pytest.raises(ConfigError, match="ppo, ippo, mappo"):
+        RunSpec("a2c", SPREAD, steps=100, seeds=2).validate()
+    with pytest.raises(ConfigError, match="local"):
+        RunSpec("mappo", SPREAD, steps=100, seeds=2, backend="threads").validate()
+    with pytest.raises(ConfigError, match="recurrent"):
+        SeedsLearner(vec_spec(SPREAD, backend="batched"), small("ppo", recurrent=True), [0, 1])
+
+
+def test_interval95_by_hand():
+    mean, half = interval95([1.0, 2.0, 3.0])  # sd 1, t(0.975, 2) = 4.303
+    assert mean == 2.0 and half == pytest.approx(4.303 / math.sqrt(3))
+    assert interval95([1.0, float("nan")]) == (1.0, pytest.approx(float("nan"), nan_ok=True))
+
+
+def test_cli_trains_seeds_and_eval_reports_each(tmp_path, capsys):
+    out = tmp_path / "run"
+    status, text, _ = cli(capsys, "train", "ippo", "--env", SPREAD, "--seeds", "2", "--steps",
+                          "128", "--set", "num_envs=2", "--set", "rollout_len=32",
+                          "--out", str(out), "--no-progress")  # fmt: skip
+    assert status == 0, text
+    rows = read_metrics(out / "metrics.csv")
+    assert {"seed0/return/agent", "seed1/return/agent", "return/agent"} <= set(rows[-1])
+    assert len(seed_band(rows, "return/agent")) == len(rows)
+    assert (out / "learning_curve.png").stat().st_size > 0
+    status, text, _ = cli(capsys, "eval", str(out), "--episodes", "2")
+    assert status == 0 and "across 2 seeds; per seed:" in text, text
+    status, _, err = cli(capsys, "train", "a2c", "--env", SPREAD, "--seeds", "2", "--steps", "64",
+                         "--out", str(tmp_path / "a2c"))  # fmt: skip
+    assert status != 0 and "ppo, ippo, mappo" in err
+
+
+def test_seeds_run_resumes_from_its_checkpoint(tmp_path):
+    spec = RunSpec("mappo", SPREAD, steps=128, seeds=2, checkpoint_every=64)
+    run = train(spec, {**SMALL, "total_steps": 128}, out=tmp_path / "r", progress=False)
+    assert run.learner.env_steps == 128
+    record = torch.load(run.checkpoint, weights_only=True)
+    assert record["run"]["seeds"] == 2 and len(record["learner"]["runs"]) == 2
+    longer = resume(tmp_path / "r", progress=False, changes={"steps": 192})
+    assert longer.learner.env_steps == 192 and longer.learner.seeds == [0, 1]
