@@ -28,6 +28,14 @@ def ppo_loss(
     out, _ = net.actor(batch.obs, batch.hidden, batch.starts)
     log_probs, entropy = net.log_prob_entropy(out, batch.action_mask, batch.actions)
     values = net.values(batch.obs, batch.state)
+    return ppo_objective(log_probs, entropy, values, batch, cfg)
+
+
+def ppo_objective(
+    log_probs: Tensor, entropy: Tensor, values: Tensor, batch: Batch, cfg: PPOConfig
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """`ppo_loss` from the network's outputs on `batch` (log-probs and entropies of its
+    actions, values): what is left is plain tensor arithmetic (`--seeds K` vmaps it)."""
     alive, advantages = batch.alive, batch.advantages
     if cfg.normalize_advantages:
         advantages = standardized(advantages, alive)

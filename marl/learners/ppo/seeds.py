@@ -16,12 +16,13 @@ single run's (docs/speed.md measures by how much).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import copy
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.func import functional_call, stack_module_state, vmap
+from torch.func import vmap
 
 from marl.core.config import ConfigError, config_to_dict
 from marl.core.learner import interval95, mean_returns
@@ -30,11 +31,13 @@ from marl.core.spec import VecSpec
 from marl.learners.ppo import numerics as nx
 from marl.learners.ppo.config import PPOConfig
 from marl.learners.ppo.learner import Experience, PPOLearner
-from marl.learners.ppo.loss import ppo_loss
+from marl.learners.ppo.loss import ppo_objective
 from marl.learners.ppo.nets import (
+    ActorCritic,
     ActorPolicy,
     MultiAgentActorCritic,
     categorical_log_prob,
+    categorical_log_prob_entropy,
     gaussian_log_prob_entropy,
     mask_logits,
 )
@@ -51,43 +54,53 @@ from marl.learners.ppo.rollout import (
 )
 
 
-class _Apply(nn.Module):
-    """`forward(fn, *args) = fn(net, *args)`: lets `functional_call` run any of the net's
-    methods (actor, values, the loss) with parameters swapped in."""
+class GroupedLinear(nn.Module):
+    """K linear layers of one shape as one: `weight [K, out, in]`, `bias [K, out]`; input
+    `[K, ..., in]`, row block k through layer k, by one batched matmul (`baddbmm`)."""
 
-    def __init__(self, net: MultiAgentActorCritic):
+    def __init__(self, layers: Sequence[nn.Linear]):
         super().__init__()
-        self.net = net
+        self.weight = nn.Parameter(torch.stack([layer.weight.detach() for layer in layers]))
+        self.bias = nn.Parameter(torch.stack([layer.bias.detach() for layer in layers]))
 
-    def forward(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return fn(self.net, *args)
+    def forward(self, x: Tensor) -> Tensor:
+        flat = x.reshape(x.shape[0], -1, x.shape[-1])
+        y = torch.baddbmm(self.bias[:, None], flat, self.weight.transpose(1, 2))
+        return y.reshape(*x.shape[:-1], y.shape[-1])
+
+
+def grouped(nets: Sequence[MultiAgentActorCritic]) -> MultiAgentActorCritic:
+    """A copy of `nets[0]` whose layers hold all K nets' weights: each `nn.Linear` becomes a
+    `GroupedLinear` and each log-std a `[K, D]` parameter. The net's own code then runs
+    all K on inputs with a leading K axis (its other ops broadcast over leading axes); the
+    parameter names stay those of one net."""
+    net = copy.deepcopy(nets[0])
+    for name, module in nets[0].named_modules():
+        parent, _, leaf = name.rpartition(".")
+        if isinstance(module, nn.Linear):
+            layers = [n.get_submodule(name) for n in nets]
+            setattr(net.get_submodule(parent), leaf, GroupedLinear(layers))  # type: ignore[arg-type]
+        elif isinstance(module, ActorCritic) and module.log_std is not None:
+            stds = torch.stack([n.get_submodule(name).log_std.detach() for n in nets])
+            net.get_submodule(name).log_std = nn.Parameter(stds)
+    return net
 
 
 class StackedNet:
-    """K `MultiAgentActorCritic`s of one shape as stacked parameters `[K, ...]`.
+    """K `MultiAgentActorCritic`s of one shape as one net of grouped layers (`grouped`).
 
     `act` and `values` take and return the K env blocks side by side (`[K*E, ...]`, as the
-    vector env lays them out), so `rollout.collect` drives it as it drives one net.
+    vector env lays them out), so `rollout.collect` drives it as it drives one net; `loss`
+    is each seed's `ppo_loss` on its own minibatch.
     """
 
     def __init__(self, nets: Sequence[MultiAgentActorCritic]):
         self.k = len(nets)
-        self.base = nets[0]
-        self._apply = _Apply(nets[0])
-        params, _ = stack_module_state(list(nets))  # type: ignore[arg-type]
-        self.params: dict[str, Tensor] = params
-
-    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """`fn(net_k, *args_k)` for every seed k at once; args and results lead with K."""
-
-        def one(params: dict[str, Tensor], *xs: Any) -> Any:
-            named = {f"net.{name}": p for name, p in params.items()}
-            return functional_call(self._apply, named, (fn, *xs))
-
-        return vmap(one)(self.params, *args)
+        self.net = grouped(nets)
+        self.params = dict(self.net.named_parameters())
 
     def parameters(self) -> list[Tensor]:
-        """The stacked parameters (what the optimizer steps)."""
+        """The stacked parameters `[K, ...]` (what the optimizer steps)."""
         return list(self.params.values())
 
     def blocks(self, x: Tensor) -> Tensor:
@@ -96,39 +109,69 @@ class StackedNet:
 
     def initial_hidden(self, num_envs: int) -> Tensor:
         """Zero GRU state `[K*E, N, H]`."""
-        return self.base.initial_hidden(num_envs)
+        return self.net.initial_hidden(num_envs)
+
+    def log_std(self) -> Tensor:
+        """Each seed's per-agent log standard deviations `[K, N, D]` (continuous actors)."""
+        groups = self.net.groups
+        parts = [
+            net.log_std[:, None].expand(-1, len(g), -1)
+            for net, g in zip(self.net.nets, groups.groups)
+        ]
+        return groups.scatter(parts, dim=-2)
 
     def act(self, obs: Tensor, mask: Tensor, hidden: Tensor, starts: Tensor,
             generators: Sequence[torch.Generator], greedy: bool) -> tuple[Tensor, ...]:  # fmt: skip
         """`MultiAgentActorCritic.act` for the K blocks, block k drawing with generator k."""
-        out, hidden = self.call(_actor_step, self.blocks(obs), self.blocks(hidden),
-                                self.blocks(starts))  # fmt: skip
-        mask = self.blocks(mask)
-        if self.base.continuous:
-            actions, env_actions, log_probs = self._gaussian(out, mask, generators, greedy)
+        out, hidden = self.net.actor(
+            self.blocks(obs)[:, None], self.blocks(hidden), self.blocks(starts)[:, None]
+        )
+        out, mask = out[:, 0], self.blocks(mask)
+        if self.net.continuous:
+            actions, env_actions, log_probs = self._gaussian(out, generators, greedy)
         else:
             logits = mask_logits(out, mask)
             actions = logits.argmax(-1) if greedy else _draw(logits, generators)
             env_actions, log_probs = actions, categorical_log_prob(logits, actions)
         return tuple(x.flatten(0, 1) for x in (actions, env_actions, log_probs, hidden))
 
-    def _gaussian(self, mean: Tensor, mask: Tensor, generators: Sequence[torch.Generator],
+    def _gaussian(self, mean: Tensor, generators: Sequence[torch.Generator],
                   greedy: bool) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
-        log_std = self.call(_log_std)[:, None]  # [K, 1, N, D]
+        log_std = self.log_std()[:, None]  # [K, 1, N, D]
         actions = mean
         if not greedy:
-            noise = [
-                torch.randn(m.shape, generator=g, device=m.device) for m, g in zip(mean, generators)
-            ]
+            noise = [torch.randn(m.shape, generator=g, device=m.device)
+                     for m, g in zip(mean, generators)]  # fmt: skip
             actions = mean + log_std.exp() * torch.stack(noise)
-        net = self.base
+        net = self.net
         env_actions = torch.clamp(actions, net.action_low, net.action_high)
         log_probs, _ = gaussian_log_prob_entropy(mean, log_std, actions, net.dim_mask)
         return actions, env_actions, log_probs
 
     def values(self, obs: Tensor, state: Tensor) -> Tensor:
         """Values `[K*E, N]` of the K blocks' obs `[K*E, N, O]` and states `[K*E, S]`."""
-        return self.call(_values, self.blocks(obs), self.blocks(state)).flatten(0, 1)
+        return self.net.values(self.blocks(obs), self.blocks(state)).flatten(0, 1)
+
+    def loss(self, batch: Batch, cfg: PPOConfig) -> tuple[Tensor, dict[str, Tensor]]:
+        """Each seed's `ppo_loss` `[K]` on its minibatch (`batch` fields `[K, 1, M, ...]`):
+        the network runs once for all K; the reductions run per seed under `vmap`."""
+        net = self.net
+        out, _ = net.actor(batch.obs, batch.hidden, batch.starts)
+        if net.continuous:
+            log_std = self.log_std()[:, None, None]  # [K, 1, 1, N, D]
+            log_probs, entropy = gaussian_log_prob_entropy(
+                out, log_std, batch.actions, net.dim_mask
+            )
+        else:
+            log_probs, entropy = categorical_log_prob_entropy(
+                mask_logits(out, batch.action_mask), batch.actions
+            )
+        values = net.values(batch.obs, batch.state)
+
+        def one(lp: Tensor, ent: Tensor, v: Tensor, b: Batch) -> tuple[Tensor, dict[str, Tensor]]:
+            return ppo_objective(lp, ent, v, b, cfg)
+
+        return vmap(one)(log_probs, entropy, values, batch)
 
     def load_into(self, nets: Sequence[nn.Module]) -> None:
         """Copy seed k's parameters into `nets[k]` (a run's own network)."""
@@ -143,20 +186,6 @@ class StackedNet:
             for k, net in enumerate(nets):
                 for name, p in net.named_parameters():
                     self.params[name][k].copy_(p)
-
-
-def _actor_step(net: MultiAgentActorCritic, obs: Tensor, hidden: Tensor,
-                starts: Tensor) -> tuple[Tensor, Tensor]:  # fmt: skip
-    out, hidden = net.actor(obs[None], hidden, starts[None])
-    return out[0], hidden
-
-
-def _log_std(net: MultiAgentActorCritic) -> Tensor:
-    return net.log_std()
-
-
-def _values(net: MultiAgentActorCritic, obs: Tensor, state: Tensor) -> Tensor:
-    return net.values(obs, state)
 
 
 def _draw(logits: Tensor, generators: Sequence[torch.Generator]) -> Tensor:
@@ -372,7 +401,7 @@ def seeds_update(
     permutations from `generators[k]`, the summed loss (no gradient crosses seeds), and
     gradient-norm clipping per seed. Returns each seed's mean loss stats."""
     k, num = batch.starts.shape[:2]
-    rows = torch.arange(k, device=batch.starts.device)[:, None]
+    offsets = torch.arange(k, device=batch.starts.device)[:, None] * num
     params = list(net.params.values())
     totals: dict[str, Tensor] = {}
     for _ in range(cfg.epochs):
@@ -380,9 +409,11 @@ def seeds_update(
             [torch.randperm(num, generator=g, device=g.device) for g in generators]
         )
         for idx in torch.tensor_split(orders, cfg.minibatches, dim=1):
-            minibatch = Batch(*(x[rows, idx] if name == "hidden" else x[rows, idx][:, None]
-                                for name, x in batch._asdict().items()))  # fmt: skip
-            loss, stats = net.call(lambda n, b: ppo_loss(n, b, cfg), minibatch)
+            rows = (offsets + idx).flatten()  # seed k's rows idx[k] of the [K*T*E] rows
+            minibatch = Batch(
+                *(_take(x, rows, k, name != "hidden") for name, x in batch._asdict().items())
+            )
+            loss, stats = net.loss(minibatch, cfg)
             optimizer.zero_grad()
             loss.sum().backward()
             stats["grad_norm"] = clip_per_seed(params, cfg.max_grad_norm)
@@ -392,6 +423,14 @@ def seeds_update(
     steps = cfg.epochs * cfg.minibatches
     means = {key: (value / steps).tolist() for key, value in totals.items()}
     return [{key: values[i] for key, values in means.items()} for i in range(k)]
+
+
+def _take(x: Tensor, rows: Tensor, k: int, time_axis: bool) -> Tensor:
+    """Rows `rows` of `x` `[K, T*E, ...]` flattened over its first two axes, as `[K, M, ...]`
+    (`[K, 1, M, ...]` with the time axis a feedforward minibatch has)."""
+    taken = x.flatten(0, 1).index_select(0, rows)
+    taken = taken.reshape(k, rows.shape[0] // k, *x.shape[2:])
+    return taken[:, None] if time_axis else taken
 
 
 def clip_per_seed(params: Sequence[Tensor], max_norm: float) -> Tensor:

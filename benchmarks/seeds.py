@@ -1,0 +1,177 @@
+"""`--seeds K` measured: K seeds in one process against one seed, the kernel choice, and drift.
+
+Three parts, each optional, all on `mpe/simple_spread-v3` (N=3, local_ratio 0.5, 25 steps),
+one torch thread, CPU time of this process beside wall time and the load average:
+
+- `--kernel`: the stacked 64-64 tanh MLP's forward + backward at spread's sizes, K seeds
+  at once by `torch.func` (`stack_module_state` + `functional_call` + `vmap`, what
+  `marl.learners.ppo.seeds` uses) against grouped matmuls (`torch.baddbmm` on `[K, in,
+  out]` weights) and against K separate modules called in a loop.
+- `--train`: the same config trained with one seed, then with `--seeds K`, through
+  `marl.run.loop.train` (metrics and checkpoints included), one after the other in this
+  run: wall, CPU, env steps per CPU-second (all seeds' env steps), and the wall ratio
+  (the issue's goal: K=8 takes at most 2x the wall clock of one seed).
+- `--drift N`: a 2-seed run against the two separate runs, iteration by iteration: the
+  largest absolute weight difference (the batched matmuls sum in another order).
+
+The config is JaxMARL's IPPO settings (16 envs x 128 steps, 4 epochs x 4 minibatches,
+64-64 tanh; `spread_vs_jaxmarl.SAME_SETTINGS`) or a run file's `[config]` (`--config`).
+
+    OMP_NUM_THREADS=1 PYTHONPATH=. nice -n 10 python benchmarks/seeds.py --kernel \\
+        --train --steps 204800 --seeds 8 --drift 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from _spread import ENV_ID, ENV_KWARGS, LoadMeter, run_file
+from spread_vs_jaxmarl import ROLLOUT, SAME_SETTINGS
+from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
+
+from marl.core.seeding import torch_generator
+from marl.learners.ppo.nets import mlp
+
+
+def cpu_ms(fn: Callable[[], Any], repeats: int) -> float:
+    """CPU milliseconds per call of `fn` (after 10 warm-up calls)."""
+    for _ in range(10):
+        fn()
+    start = time.process_time()
+    for _ in range(repeats):
+        fn()
+    return (time.process_time() - start) / repeats * 1e3
+
+
+def kernel(k: int, repeats: int) -> None:
+    """Forward + backward of K 64-64 tanh MLPs (21 -> 64 -> 64 -> 5, IPPO's actor on spread
+    with agent ids) three ways, at acting rows (16 envs x 3 agents) and minibatch rows."""
+    nets = [mlp(21, (64, 64), 5, torch_generator(s)) for s in range(k)]
+    params, _ = stack_module_state(nets)  # type: ignore[arg-type]
+    weights = [
+        (lin.weight.detach(), lin.bias.detach()) for lin in nets[0] if isinstance(lin, nn.Linear)
+    ]
+    grouped = [
+        (torch.stack([w.T] * k).requires_grad_(), torch.stack([b[None]] * k).requires_grad_())
+        for w, b in weights
+    ]
+
+    def by_vmap(x: torch.Tensor) -> torch.Tensor:
+        return vmap(lambda p, xs: functional_call(nets[0], p, (xs,)))(params, x)
+
+    def by_bmm(x: torch.Tensor) -> torch.Tensor:
+        for i, (w, b) in enumerate(grouped):
+            x = torch.baddbmm(b, x, w)
+            x = torch.tanh(x) if i < len(grouped) - 1 else x
+        return x
+
+    def by_loop(x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([net(xs) for net, xs in zip(nets, x)])
+
+    print(f"kernel: K={k} MLPs 21-64-64-5 tanh, forward + backward, CPU ms per call")
+    print("| rows per seed | torch.func vmap | grouped baddbmm | K modules in a loop |")
+    print("|--:|--:|--:|--:|")
+    for rows in (48, 1536):
+        x = torch.randn(k, rows, 21, generator=torch_generator(0))
+        times = [cpu_ms(lambda f=f, x=x: f(x).square().sum().backward(), repeats)
+                 for f in (by_vmap, by_bmm, by_loop)]  # fmt: skip
+        print(f"| {rows} | {times[0]:.3f} | {times[1]:.3f} | {times[2]:.3f} |", flush=True)
+
+
+def timed_train(algo: str, steps: int, seeds: int, config: dict[str, Any], out: Path) -> dict:
+    """Train through the run loop; wall, CPU and load of the run."""
+    from marl.run.loop import RunSpec, train
+
+    spec = RunSpec(algo, ENV_ID, steps=steps, seed=0, seeds=seeds, env_kwargs=ENV_KWARGS,
+                   device="cpu", threads=1)  # fmt: skip
+    with LoadMeter() as load:
+        wall, cpu = time.perf_counter(), time.process_time()
+        run = train(spec, config, out=out / f"{algo}-x{seeds}", progress=False)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    total = run.learner.env_steps * seeds
+    return {"seeds": seeds, "steps": total, "wall": wall, "cpu": cpu, "load": load.mean,
+            "rows": run.rows}  # fmt: skip
+
+
+def train_pair(algo: str, steps: int, k: int, config: dict[str, Any]) -> None:
+    """One seed, then K seeds, same config and per-seed budget, in this process."""
+    with tempfile.TemporaryDirectory() as tmp:
+        timed_train(algo, 2 * ROLLOUT, k, config, Path(tmp) / "warm-up")  # imports, lazy inits
+        results = [timed_train(algo, steps, n, config, Path(tmp)) for n in (1, k)]
+    print(f"\ntrain: {algo}, {steps:,} env steps per seed, config {config}")
+    print("| seeds | env steps (all seeds) | wall | CPU (1 thread) | env steps / CPU-s | "
+          "env steps / wall-s | load avg | collect / learn (wall) |")  # fmt: skip
+    print("|--:|--:|--:|--:|--:|--:|--:|--:|")
+    for r in results:
+        phases = {p: sum(row[f"time/{p}_s"] for row in r["rows"]) for p in ("collect", "learn")}
+        split = f"{phases['collect']:.1f} s / {phases['learn']:.1f} s"
+        print(f"| {r['seeds']} | {r['steps']:,} | {r['wall']:.1f} s | {r['cpu']:.1f} s | "
+              f"{r['steps'] / r['cpu']:,.0f} | {r['steps'] / r['wall']:,.0f} | "
+              f"{r['load']:.1f} | {split} |")  # fmt: skip
+    one, many = results
+    print(
+        f"wall of {k} seeds / wall of 1 seed: {many['wall'] / one['wall']:.2f} "
+        f"(CPU: {many['cpu'] / one['cpu']:.2f}); goal <= 2",
+        flush=True,
+    )
+
+
+def drift(algo: str, iterations: int, config: dict[str, Any]) -> None:
+    """Largest |weight difference| between a 2-seed run and the separate runs, by iteration."""
+    from marl.algorithms import local_trainer, make_config, seeds_trainer
+    from marl.envs.vector import vec_spec
+
+    cfg = make_config(algo, {**config, "total_steps": 10**9})
+    spec = vec_spec(ENV_ID, backend=cfg.backend, **ENV_KWARGS)
+    together = seeds_trainer(algo, spec, cfg, [0, 1])
+    alone = [local_trainer(algo, spec, cfg, s) for s in (0, 1)]
+    print(f"\ndrift: {algo}, 2 seeds together against 2 separate runs")
+    print("| iteration | max abs weight difference | same episode returns |")
+    print("|--:|--:|---|")
+    for it in range(1, iterations + 1):
+        stats = together.iterate()
+        same = [
+            stats[f"seed{k}/return/agent"] == t.iterate()["return/agent"]
+            for k, t in enumerate(alone)
+        ]
+        runs = together.learner.state_dict()["runs"]
+        diff = max((runs[k]["net"][n] - w).abs().max().item()
+                   for k, t in enumerate(alone)
+                   for n, w in t.learner.net.state_dict().items() if w.numel())  # fmt: skip
+        if it in (1, 2, 5) or it % 10 == 0 or it == iterations:
+            print(f"| {it} | {diff:.2e} | {'yes' if all(same) else 'no'} |", flush=True)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--algo", default="ippo", choices=("ppo", "ippo", "mappo"))
+    p.add_argument("--config", type=Path, help="a run file's [config] (default: JaxMARL's)")
+    p.add_argument("--seeds", type=int, default=8)
+    p.add_argument("--kernel", action="store_true", help="time vmap against baddbmm")
+    p.add_argument("--repeats", type=int, default=200)
+    p.add_argument("--train", action="store_true", help="time 1 seed against --seeds")
+    p.add_argument("--steps", type=int, default=204_800, help="env steps per seed")
+    p.add_argument("--drift", type=int, default=0, metavar="N", help="iterations of drift")
+    args = p.parse_args()
+    config = run_file(args.config, ("mappo", "ippo")) if args.config else dict(SAME_SETTINGS)
+    omp = os.environ.get("OMP_NUM_THREADS")
+    print(f"threads: {torch.get_num_threads()}, OMP_NUM_THREADS={omp}, "
+          f"load average at start {os.getloadavg()[0]:.1f}", flush=True)  # fmt: skip
+    if args.kernel:
+        kernel(args.seeds, args.repeats)
+    if args.train:
+        train_pair(args.algo, args.steps, args.seeds, config)
+    if args.drift:
+        drift(args.algo, args.drift, config)
+
+
+if __name__ == "__main__":
+    main()
