@@ -13,7 +13,7 @@ from marl.core.learner import interval95
 from marl.envs.mpe import make_batched
 from marl.envs.vector import make_vec, vec_spec
 from marl.learners.ppo import PPOLearner, SeedsLearner
-from marl.run.loop import RunSpec, resume, train
+from marl.run.loop import RunSpec, default_out, resume, train
 from marl.run.metrics import read_metrics, seed_band
 
 SPREAD = "mpe/simple_spread-v3"
@@ -58,33 +58,49 @@ def test_each_seed_starts_with_the_weights_of_its_own_run():
             assert torch.equal(stacked.net.params[name][k], p), name
 
 
-@pytest.mark.parametrize("algo", ["ippo", "mappo"])
-def test_seeds_train_as_separate_runs(algo):
+VARIANTS = {
+    "ippo": ("ippo", SPREAD, {}, {}),
+    "mappo": ("mappo", SPREAD, {}, {}),
+    "per-agent nets": ("ippo", SPREAD, {"share_parameters": False}, {}),
+    "continuous": ("mappo", SPREAD, {}, {"continuous_actions": True}),
+    "sync CartPole": ("ppo", "gym/CartPole-v1", {"backend": "sync"}, {}),
+}
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_seeds_train_as_separate_runs(variant):
     """Seed k of a 2-seed run acts exactly as a separate run of seed k in its first
     iteration (same rollout: same episode returns), and after two updates its weights
     differ from the separate run's only in float32 rounding (the batched matmul sums in
-    another order)."""
-    spec = vec_spec(SPREAD, backend="batched")
-    config = small(algo)
+    another order). Shared or per-agent networks, discrete or continuous actions, the
+    batched MPE or a sync vector env."""
+    algo, env_id, changes, env_kwargs = VARIANTS[variant]
+    spec = vec_spec(env_id, backend=changes.get("backend", "batched"), **env_kwargs)
+    config = small(algo, **changes)
     together = seeds_trainer(algo, spec, config, [0, 1])
     first = together.iterate()
     together.iterate()
     runs = together.learner.state_dict()["runs"]
     for k, seed in enumerate([0, 1]):
         alone = local_trainer(algo, spec, config, seed)
-        assert alone.iterate()["return/agent"] == first[f"seed{k}/return/agent"]
+        team = next(iter(spec.teams))
+        assert alone.iterate()[f"return/{team}"] == first[f"seed{k}/return/{team}"]
         alone.iterate()
         for name, weight in alone.learner.net.state_dict().items():
             assert torch.allclose(runs[k]["net"][name], weight, rtol=0, atol=1e-6), name
         assert runs[k]["env_steps"] == alone.learner.env_steps
-    assert first["return/agent"] == pytest.approx(
-        (first["seed0/return/agent"] + first["seed1/return/agent"]) / 2
-    )
+    pair = (first[f"seed0/return/{team}"] + first[f"seed1/return/{team}"]) / 2
+    assert first[f"return/{team}"] == pytest.approx(pair)
 
 
 def test_seeds_resume_exactly(tmp_path):
     spec = vec_spec(SPREAD, backend="batched")
     assert_resumes_exactly(lambda: seeds_trainer("mappo", spec, small("mappo"), [0, 1]), tmp_path)
+
+
+def test_a_seeds_run_is_named_after_its_seeds():
+    assert default_out(RunSpec("mappo", SPREAD, steps=1, seed=3, seeds=8)).name.endswith("-s3-10")
+    assert default_out(RunSpec("mappo", SPREAD, steps=1, seed=3)).name.endswith("-s3")
 
 
 def test_seeds_refused_for_other_algorithms():
