@@ -1,8 +1,10 @@
 """`--seeds K`: K independent PPO / IPPO / MAPPO runs of one config as one batched computation.
 
 Each seed's network is built as a run of its own would build it (same init stream), then the
-K networks' parameters are stacked `[K, ...]` and every forward pass runs once for all seeds
-under `torch.func.vmap` + `functional_call` (the net's own code, no second implementation).
+K networks become one of grouped layers (`grouped`: weights `[K, out, in]`, one `baddbmm`
+per layer; measured faster than `torch.func.vmap` over `functional_call`, docs/speed.md),
+and every forward pass runs once for all seeds through the net's own code (its other ops
+broadcast over a leading K axis; no second implementation).
 The K env batches lie side by side in one vector env (block k seeded as run k's env), so a
 step of the env, a forward pass, GAE and a gradient step each serve all K runs at once.
 
