@@ -6,8 +6,10 @@ and saved with the CPU time (one torch thread) and wall time spent training so f
 MBPO use 64x64 ReLU nets (the off-policy benchmark's size), MBPO a 7-member ensemble of
 3x200 SiLU MLPs (5 elites) and ten SAC updates per env step; Dreamer the learner's CPU-sized
 defaults (GRU 128, 8x8 categorical latents, MLPs 128, 16 sequences of 32 steps, one update
-per 10 env steps, imagination horizon 15). `--max-cpu` stops a method once it has used that
-much CPU, so an unaffordable budget still leaves its curve. Each run is saved as JSON under
+per 10 env steps, imagination horizon 15); `dreamer-pixels-lean` makes one update per 50 env
+steps instead, so that 100k pixel env steps fit in under an hour of CPU. `--max-cpu` stops a
+method once it has used that much CPU, so an unaffordable budget still leaves its curve.
+Each run is saved as JSON under
 --out (a finished one is not repeated); `--plot` draws every saved curve.
 
     OMP_NUM_THREADS=1 python benchmarks/model_based_pendulum.py --methods mbpo --steps 5000
@@ -17,6 +19,8 @@ much CPU, so an unaffordable budget still leaves its curve. Each run is saved as
         --steps 50000 --every 5000 --max-cpu 1200
     OMP_NUM_THREADS=1 python benchmarks/model_based_pendulum.py --methods dreamer-pixels \
         --steps 100000 --every 1000 --max-cpu 150
+    OMP_NUM_THREADS=1 python benchmarks/model_based_pendulum.py --methods dreamer-pixels-lean \
+        --steps 100000 --every 10000
     python benchmarks/model_based_pendulum.py --methods --plot docs/model_based_pendulum.png
 """
 
@@ -37,6 +41,7 @@ METHODS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "mbpo": ("mbpo", "gym/Pendulum-v1", {"hidden": (64, 64)}),
     "dreamer": ("dreamer", "gym/Pendulum-v1", {}),
     "dreamer-pixels": ("dreamer", "gym/PendulumPixels-v1", {}),
+    "dreamer-pixels-lean": ("dreamer", "gym/PendulumPixels-v1", {"updates_per_step": 0.02}),
 }
 """Method -> (algorithm, env id, learner settings)."""
 
