@@ -54,6 +54,7 @@ ALGORITHMS = {
     "mbpo": "marl.learners.model_based.mbpo",
     "dreamer": "marl.learners.model_based.dreamer",
     "alphazero": "marl.search.alphazero",
+    "muzero": "marl.search.muzero",
     "rlhf_ppo": "marl.learners.rlhf.ppo",
 }
 """Algorithm name -> the module implementing it (imported on first use)."""

@@ -127,6 +127,19 @@ def loss(net: torch.nn.Module, batch: Batch, config: AlphaZeroConfig) -> tuple[T
     return total, stats
 
 
+def game_stats(returns: Tensor, lengths: Tensor) -> dict[str, float]:
+    """Each player's mean result, the draw rate and the mean length of finished games
+    (returns [G, 2], lengths [G]); nothing when no game finished."""
+    if not len(returns):
+        return {}
+    return {
+        "return/player_0": returns[:, 0].mean().item(),
+        "return/player_1": returns[:, 1].mean().item(),
+        "draw_rate": (returns[:, 0] == 0).float().mean().item(),
+        "game_length": lengths.float().mean().item(),
+    }
+
+
 @dataclass(frozen=True)
 class SelfPlayGames:
     """A worker's share of the self-play games: the rules and how many games it keeps going."""
@@ -227,12 +240,7 @@ class AlphaZeroLearner:
         lengths = torch.cat([e.lengths for e in experience]).float().cpu()
         self.games_played += len(returns)
         stats = {"games": float(self.games_played), "buffer_size": float(self.buffer.size)}
-        if len(returns):
-            stats["return/player_0"] = returns[:, 0].mean().item()
-            stats["return/player_1"] = returns[:, 1].mean().item()
-            stats["draw_rate"] = (returns[:, 0] == 0).float().mean().item()
-            stats["game_length"] = lengths.mean().item()
-        return stats
+        return stats | game_stats(returns, lengths)
 
     def update(self) -> dict[str, float]:
         """One gradient step on a (symmetry-augmented) minibatch from the replay buffer."""
