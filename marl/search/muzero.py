@@ -139,10 +139,12 @@ def search_model(
     net: MuZeroNet, two_player: bool, config: SearchConfig, obs: Tensor, legal: Tensor,
     to_play: Tensor, rng: np.random.Generator,
 ) -> SearchResult:  # fmt: skip
-    """One batched search over the learned model from B real observations."""
+    """One batched search over the learned model from B real observations (moved to the
+    net's device)."""
+    device = next(net.parameters()).device
     model = ModelGame(net, two_player)
-    mcts = MCTS(model, MuZeroEvaluator(net), config, obs.device)
-    mcts.reset(model.root_states(obs, legal, to_play))
+    mcts = MCTS(model, MuZeroEvaluator(net), config, device)
+    mcts.reset(model.root_states(obs.to(device), legal.to(device), to_play.to(device)))
     return mcts.search(rng)
 
 
@@ -289,8 +291,9 @@ class MuZeroLearner:
         self.net.eval()
         for _ in range(cfg.moves_per_iteration):
             obs, legal, to_play = carry.episodes.observe()
-            result = search_model(self.net, self.two_player, self.search, obs.to(self.device),
-                                  legal.to(self.device), to_play.to(self.device), carry.rng)  # fmt: skip
+            result = search_model(
+                self.net, self.two_player, self.search, obs, legal, to_play, carry.rng
+            )
             explore = torch.tensor([len(r) < cfg.temperature_moves for r in carry.running])
             actions = choose(result, cfg.temperature, explore, carry.rng).cpu()
             reward, done, step_returns = carry.episodes.step(actions)
@@ -376,8 +379,7 @@ class MuZeroLearner:
         self.net.eval()
         result = search_model(
             self.net, self.two_player, search,
-            *(torch.cat([getattr(e, f) for e in chosen]).to(self.device)
-              for f in ("obs", "legal", "to_play")),
+            *(torch.cat([getattr(e, f) for e in chosen]) for f in ("obs", "legal", "to_play")),
             np.random.default_rng(seed),
         )  # fmt: skip
         sizes = [len(e.actions) for e in chosen]
@@ -456,8 +458,7 @@ class MuZeroPlayer:
                 raise ValueError("this player draws random numbers: pass rng=np.random.Generator")
             rng = np.random.default_rng(0)  # never drawn from when the search is deterministic
         self.net.eval()
-        result = search_model(self.net, self.two_player, self.search, obs.to(self.device),
-                              legal.to(self.device), to_play.to(self.device), rng)  # fmt: skip
+        result = search_model(self.net, self.two_player, self.search, obs, legal, to_play, rng)
         explore = torch.ones(len(obs), dtype=torch.bool, device=result.visit_counts.device)
         return choose(result, self.temperature, explore, rng).cpu()
 
