@@ -63,9 +63,12 @@ class MuZeroNet(nn.Module):
         return scale_hidden(self.representation(obs.flatten(1).float()))
 
     def recurrent(self, hidden: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
-        """(hidden [B, hidden], actions [B]) -> (next hidden [B, hidden], reward logits)."""
+        """(hidden [B, hidden], actions [B]) -> (next hidden [B, hidden], reward logits).
+
+        The dynamics adds a change to the hidden state (a residual step, as MuZero's residual
+        dynamics tower), so what a move leaves alone stays put."""
         x = torch.cat([hidden, F.one_hot(actions.long(), self.num_actions).float()], dim=1)
-        return scale_hidden(self.dynamics(x)), self.reward_head(x)
+        return scale_hidden(hidden + self.dynamics(x)), self.reward_head(x)
 
     def predict(self, hidden: Tensor) -> tuple[Tensor, Tensor]:
         """hidden [B, hidden] -> (policy logits [B, A], value logits [B, bins])."""
