@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from marl.core.config import ConfigError, config_to_dict
+from marl.core.config import ConfigError, build_config, config_to_dict
 from marl.core.learner import cpu_state, mean_returns
 from marl.core.seeding import INIT, LEARN, child_seed, seeded_init, torch_generator
 from marl.core.spec import VecSpec
@@ -494,6 +494,21 @@ class MuZeroPolicy:
 
     def reset(self, done: Any) -> None:
         """No recurrent state to reset."""
+
+
+def player_from_record(record: dict[str, Any], simulations: int | None = None) -> MuZeroPlayer:
+    """The greedy board-game player of a loaded muzero checkpoint (`marl play`, the strength
+    harness against `pyspiel.MCTSBot`)."""
+    from marl.envs.vector import vec_spec
+
+    run = record.get("run", {})
+    spec = vec_spec(record["env_id"], **(run.get("env_kwargs") or {}))
+    learner = MuZeroLearner(spec, build_config(MuZeroConfig, record["config"]), seed=0)
+    if not learner.two_player:
+        raise ConfigError(f"{record['env_id']}: a muzero player of a single-agent env has no "
+                          "board to play on; use `marl eval` for its returns")  # fmt: skip
+    learner.net.load_state_dict(record["learner"]["net"])
+    return learner.player(simulations)
 
 
 def make_learner(spec: VecSpec, config: MuZeroConfig, seed: int, device: Any = "cpu"):
