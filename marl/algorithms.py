@@ -59,8 +59,9 @@ ALGORITHMS = {
 }
 """Algorithm name -> the module implementing it (imported on first use)."""
 
-EVALUATIONS = {"alphazero": "marl.search.strength"}
-"""Algorithms whose `marl eval` is their own (games against a fixed bot), not team returns."""
+EVALUATIONS = {"alphazero": "marl.search.strength", "muzero": "marl.search.muzero_eval"}
+"""Algorithms whose `marl eval` is their own (games against a fixed bot), not team returns
+(an `evaluate` that returns None falls back to team returns: MuZero on a single-agent env)."""
 
 
 def learner_module(algo: str) -> ModuleType:

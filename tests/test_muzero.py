@@ -14,6 +14,7 @@ from marl.core.config import ConfigError, build_config
 from marl.core.seeding import torch_generator
 from marl.envs.vector import vec_spec
 from marl.run.metrics import read_metrics
+from marl.search import muzero_eval
 from marl.search.muzero import MuZeroConfig, make_learner, unroll_loss
 from marl.search.muzero_replay import Episode, TrajectoryReplay
 
@@ -148,6 +149,8 @@ def test_train_cli_runs_and_checkpoints(tmp_path):
     assert [r["env_steps"] for r in rows] == [20.0, 40.0]
     record = load_checkpoint(tmp_path / "checkpoint.pt", env_id=CARTPOLE, algo="muzero")
     assert record["learner"]["counters"][0] == 40 and record["config"]["hidden"] == 16
+    assert muzero_eval.evaluate(tmp_path, episodes=2) is None  # no bot: `marl eval` gives returns
+    assert marl_main(["eval", str(tmp_path), "--episodes", "2"]) == 0
 
 
 def test_board_runs_load_as_players_for_play_and_the_mcts_bot(tmp_path):
@@ -162,6 +165,11 @@ def test_board_runs_load_as_players_for_play_and_the_mcts_bot(tmp_path):
     assert isinstance(player, MuZeroPlayer) and player.search.simulations == 6
     result = strength.versus_mcts_bot(player, games=2, bot_simulations=10)
     assert result.games == 2 and result.simulations == 6
+    result = muzero_eval.evaluate(tmp_path, episodes=2)  # what `marl eval RUN` calls
+    assert result.games == 2 and result.bot_simulations == 1000
+    learner = make_learner(vec_spec(TTT), build_config(MuZeroConfig, SMALL), seed=0)
+    stats = muzero_eval.score_learner(learner, seed=0)  # `marl train --eval-every`
+    assert 0.0 <= stats["eval/score"] <= 1.0 and set(stats) >= {"eval/win_rate"}
 
 
 def _lost_lines(learner) -> int:
