@@ -209,3 +209,28 @@ def test_cartpole_greedy_return_rises():
     for _ in range(100):
         trainer.iterate()
     assert _greedy(trainer.learner) >= 100
+
+
+def test_a_muzero_learner_trains_and_snapshots_in_a_league(tmp_path):
+    """kind = "muzero": trained between rounds on the batched rules, rated in league games
+    through its snapshots (read back as MuZero players)."""
+    from marl.league.config import league_from_dict
+    from marl.league.runner import run_league
+    from marl.league.store import LeagueStore
+
+    players = [
+        {"name": "mz", "kind": "muzero", "iterations_per_round": 2, "snapshot_every": 2,
+         "simulations": 4, "config": {**SMALL, "search": {"simulations": 4}}},
+        {"name": "mcts", "kind": "mcts", "simulations": 10},
+        {"name": "random", "kind": "random"},
+    ]  # fmt: skip
+    for player in players:
+        player.get("config", {}).pop("search.simulations", None)
+    league = {"name": "mz", "env": "openspiel/tic_tac_toe", "seed": 0, "rounds": 2,
+              "matches_per_round": 2, "games_per_match": 2, "workers": 0}  # fmt: skip
+    db = run_league(league_from_dict({"league": league, "players": players}), tmp_path)
+    with LeagueStore(db, readonly=True) as store:
+        rated = store.game_table().players
+    assert "mz@2" in rated and "mz" in rated
+    snapshot = load_checkpoint(tmp_path / "snapshots" / "mz@2.pt", env_id=TTT, algo="muzero")
+    assert set(snapshot["learner"]) == {"weights"}

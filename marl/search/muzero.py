@@ -496,18 +496,23 @@ class MuZeroPolicy:
         """No recurrent state to reset."""
 
 
-def player_from_record(record: dict[str, Any], simulations: int | None = None) -> MuZeroPlayer:
-    """The greedy board-game player of a loaded muzero checkpoint (`marl play`, the strength
-    harness against `pyspiel.MCTSBot`)."""
+def player_from_record(
+    record: dict[str, Any], simulations: int | None = None, env_kwargs: dict | None = None
+) -> MuZeroPlayer:
+    """The greedy board-game player of a loaded muzero checkpoint: a `marl train` run or a
+    league snapshot (`marl play`, leagues, the strength harness against `pyspiel.MCTSBot`).
+    `env_kwargs` default to those the run was trained with."""
     from marl.envs.vector import vec_spec
 
-    run = record.get("run", {})
-    spec = vec_spec(record["env_id"], **(run.get("env_kwargs") or {}))
+    if env_kwargs is None:
+        env_kwargs = record.get("run", {}).get("env_kwargs") or {}
+    spec = vec_spec(record["env_id"], **env_kwargs)
     learner = MuZeroLearner(spec, build_config(MuZeroConfig, record["config"]), seed=0)
     if not learner.two_player:
         raise ConfigError(f"{record['env_id']}: a muzero player of a single-agent env has no "
                           "board to play on; use `marl eval` for its returns")  # fmt: skip
-    learner.net.load_state_dict(record["learner"]["net"])
+    weights = record["learner"]
+    learner.net.load_state_dict(weights.get("weights", weights.get("net")))
     return learner.player(simulations)
 
 

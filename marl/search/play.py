@@ -34,7 +34,7 @@ def load_player(
     if record.get("algo") == "muzero":
         from marl.search.muzero import player_from_record
 
-        return player_from_record(record, simulations)
+        return player_from_record(record, simulations, env_kwargs)
     record = load_checkpoint(path, env_id=env_id, algo="alphazero")
     config = build_config(AlphaZeroConfig, record["config"])
     if env_kwargs is None:
