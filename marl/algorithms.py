@@ -54,6 +54,7 @@ ALGORITHMS = {
     "mbpo": "marl.learners.model_based.mbpo",
     "dreamer": "marl.learners.model_based.dreamer",
     "alphazero": "marl.search.alphazero",
+    "muzero": "marl.search.muzero",
     "rlhf_ppo": "marl.learners.rlhf.ppo",
 }
 """Algorithm name -> the module implementing it (imported on first use)."""
@@ -62,8 +63,9 @@ SEEDED = ("ppo", "ippo", "mappo")
 """Algorithms that train K seeds in one process as one batched computation (`--seeds K`):
 their module has `make_seeds_learner(spec, config, seeds, device)`."""
 
-EVALUATIONS = {"alphazero": "marl.search.strength"}
-"""Algorithms whose `marl eval` is their own (games against a fixed bot), not team returns."""
+EVALUATIONS = {"alphazero": "marl.search.strength", "muzero": "marl.search.muzero_eval"}
+"""Algorithms whose `marl eval` is their own (games against a fixed bot), not team returns
+(an `evaluate` that returns None falls back to team returns: MuZero on a single-agent env)."""
 
 
 def learner_module(algo: str) -> ModuleType:

@@ -251,8 +251,9 @@ def eval_command(args: argparse.Namespace) -> int:
         check_render_path(args.render)
     algo = load_checkpoint(checkpoint_path(args.source))["algo"]
     own = evaluation_module(algo)
-    if own is not None:  # alphazero: games against pyspiel.MCTSBot, colors alternating
-        print(own.evaluate(args.source, episodes=args.episodes, seed=args.seed).summary())
+    games = own.evaluate(args.source, episodes=args.episodes, seed=args.seed) if own else None
+    if games is not None:  # alphazero, muzero: games against pyspiel.MCTSBot, colors alternating
+        print(games.summary())
         return 0
     result = evaluate(args.source, episodes=args.episodes, greedy=not args.sampled, seed=args.seed)
     print(result.summary())

@@ -14,7 +14,7 @@ weighting = "hard"         # pfsp: hard (1-x)^p or variance x(1-x)
 
 [[players]]
 name = "mcts_100"
-kind = "mcts"              # random | mcts | alphazero | ppo
+kind = "mcts"              # random | mcts | alphazero | muzero | ppo
 simulations = 100
 
 [[players]]

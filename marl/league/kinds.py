@@ -15,6 +15,7 @@ from marl.league.players import (
     AlphaZeroSpec,
     MCTSPlayer,
     MCTSSpec,
+    MuZeroSpec,
     PlayerEntry,
     PlayerError,
     PPOSpec,
@@ -30,12 +31,13 @@ KINDS: dict[str, tuple[type, Factory | None, Factory | None]] = {
     "random": (RandomSpec, lambda game, entry: RandomPlayer(), lambda g, e: RandomTeamPlayer()),
     "mcts": (MCTSSpec, lambda game, entry: MCTSPlayer(game, entry.spec), None),
     "alphazero": (AlphaZeroSpec, turn_player, None),
+    "muzero": (MuZeroSpec, turn_player, None),
     "ppo": (PPOSpec, None, team_player),
     "snapshot": (SnapshotSpec, turn_player, team_player),
 }
 """Player kind -> (its spec dataclass, factory for OpenSpiel games, factory for team envs)."""
 
-TOML_KINDS = ("random", "mcts", "alphazero", "ppo")
+TOML_KINDS = ("random", "mcts", "alphazero", "muzero", "ppo")
 """Kinds a league TOML may name (snapshots are added by the league itself)."""
 
 

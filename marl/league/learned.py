@@ -88,11 +88,12 @@ def _checkpoint(entry: PlayerEntry) -> str:
 
 
 def turn_player(game: Any, entry: PlayerEntry) -> SearchTurnPlayer:
-    """An AlphaZero checkpoint (a league snapshot or a `marl train` run) as a board player."""
+    """An AlphaZero or MuZero checkpoint (a league snapshot or a `marl train` run) as a board
+    player."""
     from marl.core.checkpoint import CheckpointError
     from marl.search.play import load_player
 
-    if getattr(entry.spec, "algo", "alphazero") != "alphazero":
+    if getattr(entry.spec, "algo", "alphazero") not in ("alphazero", "muzero"):
         raise PlayerError(f"player {entry.name!r} ({entry.spec.algo}) cannot play board games")
     try:
         env_id, env_kwargs = alphazero_env(game)

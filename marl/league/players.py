@@ -106,6 +106,15 @@ class AlphaZeroSpec(LearnedSpec):
 
 
 @dataclass(frozen=True)
+class MuZeroSpec(AlphaZeroSpec):
+    """A MuZero learner (marl.search.muzero) on a board game the league plays: it searches
+    its learned model, not the game's rules."""
+
+    algo: str = "muzero"
+    """The algorithm its config is checked against (always muzero)."""
+
+
+@dataclass(frozen=True)
 class PPOSpec(LearnedSpec):
     """A learner controlling one team of a team env: any algorithm on the learner protocol
     (`marl train`'s names), the PPO family's `mappo` by default."""
@@ -137,7 +146,7 @@ class PlayerEntry:
     name: str
     """Unique player name (the key of every stored game)."""
     kind: str
-    """random | mcts | alphazero | ppo | snapshot."""
+    """random | mcts | alphazero | muzero | ppo | snapshot."""
     spec: Any = field(default_factory=RandomSpec)
     """The kind's options (its spec dataclass in KINDS)."""
 

@@ -27,7 +27,7 @@ from marl.games import game_for_env
 from marl.search.config import SearchConfig
 from marl.search.evaluator import Evaluator, NetEvaluator
 from marl.search.game import SelfPlayGame
-from marl.search.net import PolicyValueNet
+from marl.search.net import PolicyValueNet, gradient_step
 from marl.search.players import AlphaZeroPlayer, SearchPolicy
 from marl.search.replay import Batch, ReplayBuffer, augment
 from marl.search.selfplay import SelfPlay
@@ -127,6 +127,19 @@ def loss(net: torch.nn.Module, batch: Batch, config: AlphaZeroConfig) -> tuple[T
     return total, stats
 
 
+def game_stats(returns: Tensor, lengths: Tensor) -> dict[str, float]:
+    """Each player's mean result, the draw rate and the mean length of finished games
+    (returns [G, 2], lengths [G]); nothing when no game finished."""
+    if not len(returns):
+        return {}
+    return {
+        "return/player_0": returns[:, 0].mean().item(),
+        "return/player_1": returns[:, 1].mean().item(),
+        "draw_rate": (returns[:, 0] == 0).float().mean().item(),
+        "game_length": lengths.float().mean().item(),
+    }
+
+
 @dataclass(frozen=True)
 class SelfPlayGames:
     """A worker's share of the self-play games: the rules and how many games it keeps going."""
@@ -215,7 +228,6 @@ class AlphaZeroLearner:
         if self.buffer.size >= self.config.min_buffer:
             steps = [self.update() for _ in range(self.config.train_steps)]
             stats |= {k: float(np.mean([s[k] for s in steps])) for k in steps[0]}
-            self.net.eval()  # searched in eval mode until the next update
             self.version += 1
         return stats
 
@@ -227,12 +239,7 @@ class AlphaZeroLearner:
         lengths = torch.cat([e.lengths for e in experience]).float().cpu()
         self.games_played += len(returns)
         stats = {"games": float(self.games_played), "buffer_size": float(self.buffer.size)}
-        if len(returns):
-            stats["return/player_0"] = returns[:, 0].mean().item()
-            stats["return/player_1"] = returns[:, 1].mean().item()
-            stats["draw_rate"] = (returns[:, 0] == 0).float().mean().item()
-            stats["game_length"] = lengths.mean().item()
-        return stats
+        return stats | game_stats(returns, lengths)
 
     def update(self) -> dict[str, float]:
         """One gradient step on a (symmetry-augmented) minibatch from the replay buffer."""
@@ -240,12 +247,7 @@ class AlphaZeroLearner:
         if self.config.augment:
             batch = augment(self.game, batch, self.gen)
         batch = Batch(*(t.to(self.device) for t in batch))
-        self.net.train()
-        total, stats = loss(self.net, batch, self.config)
-        self.optimizer.zero_grad()
-        total.backward()
-        self.optimizer.step()
-        return stats
+        return gradient_step(self.net, self.optimizer, lambda: loss(self.net, batch, self.config))
 
     # -- state ----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -32,6 +32,12 @@ class SearchConfig:
     """c_scale of the same transform."""
     reuse_tree: bool = True
     """Keep the subtree below the played move for the next search."""
+    discount: float = 1.0
+    """Discount of the backup `reward + discount * value` (1 for board games; MuZero on a
+    single-agent env uses its own, e.g. 0.997)."""
+    normalize_q: bool = False
+    """Min-max normalise Q in the PUCT scores over the values seen in each tree (MuZero's
+    normalisation for rewards of unknown scale; board games' values already lie in [-1, 1])."""
 
     def validate(self) -> None:
         """Refuse settings no search can run with."""
@@ -39,6 +45,8 @@ class SearchConfig:
             raise ValueError(f"simulations={self.simulations}: expected at least 1")
         if not 0.0 <= self.dirichlet_fraction <= 1.0:
             raise ValueError(f"dirichlet_fraction={self.dirichlet_fraction}: expected 0..1")
+        if not 0.0 < self.discount <= 1.0:
+            raise ValueError(f"discount={self.discount}: expected 0 < discount <= 1")
 
 
 class SearchResult(NamedTuple):

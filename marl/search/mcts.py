@@ -37,10 +37,17 @@ from marl.search.tree import (
 
 def puct_scores(
     prior: Tensor, legal: Tensor, child_visits: Tensor, child_values: Tensor, parent_visits: Tensor,
-    c_puct: float, fpu: float = 0.0,
+    c_puct: float, fpu: float = 0.0, bounds: tuple[Tensor, Tensor] | None = None,
 ) -> Tensor:  # fmt: skip
-    """[B, A] PUCT scores, -inf on illegal moves; `child_values` are value sums (mover's view)."""
-    q = torch.where(child_visits > 0, child_values / child_visits.clamp(min=1), fpu)
+    """[B, A] PUCT scores, -inf on illegal moves; `child_values` are value sums (mover's view).
+
+    With `bounds` ([B] lowest and highest Q in each tree), visited moves' Q is min-max scaled
+    to [0, 1] (left as is while a tree has seen only one value), as MuZero does."""
+    q = child_values / child_visits.clamp(min=1)
+    if bounds is not None:
+        low, high = bounds[0][:, None], bounds[1][:, None]
+        q = torch.where(high > low, (q - low) / (high - low).clamp(min=1e-12), q)
+    q = torch.where(child_visits > 0, q, fpu)
     u = c_puct * prior * parent_visits.sqrt()[:, None] / (1.0 + child_visits)
     return torch.where(legal, q + u, float("-inf"))
 
@@ -73,9 +80,22 @@ class Walk(NamedTuple):
     child: Tensor  # [B] existing terminal child, or -1 where a new node is to be made
 
 
+def q_bounds(tree: Tree) -> tuple[Tensor, Tensor]:
+    """([B] lowest, [B] highest) mean action value over each tree's visited non-root nodes.
+
+    Only meaningful where all those values are from one player's view (single-agent search),
+    which is where MuZero normalises."""
+    seen = (tree.visits > 0) & (tree.parent >= 0)
+    q = tree.value_sum / tree.visits.clamp(min=1)
+    low = q.masked_fill(~seen, float("inf")).min(1).values
+    high = q.masked_fill(~seen, float("-inf")).max(1).values
+    return low, high
+
+
 def select(tree: Tree, config: SearchConfig, root_actions: Tensor | None = None) -> Walk:
     """Walk all trees down by PUCT (the root move may be forced) to a new or terminal node."""
     rows = torch.arange(tree.batch, device=tree.visits.device)
+    bounds = q_bounds(tree) if config.normalize_q else None
     node = torch.zeros_like(rows)
     active = torch.ones_like(rows, dtype=torch.bool)
     path, parent, action, child = [node], node, torch.zeros_like(node), torch.full_like(node, -1)
@@ -83,7 +103,7 @@ def select(tree: Tree, config: SearchConfig, root_actions: Tensor | None = None)
         visits, values = child_stats(tree, rows, node)
         scores = puct_scores(
             tree.prior[rows, node], tree.legal[rows, node], visits, values,
-            tree.visits[rows, node], config.c_puct, config.fpu,
+            tree.visits[rows, node], config.c_puct, config.fpu, bounds,
         )  # fmt: skip
         move = scores.argmax(dim=1)
         if root_actions is not None and len(path) == 1:
@@ -100,11 +120,41 @@ def select(tree: Tree, config: SearchConfig, root_actions: Tensor | None = None)
             return Walk(torch.stack(path, dim=1), parent, action, child)
 
 
-def backup(tree: Tree, path: Tensor, value: Tensor, value_player: Tensor) -> None:
-    """Add `value` (from `value_player`'s view) to every node on `path`, negated for the other."""
+def path_returns(
+    tree: Tree, path: Tensor, value: Tensor, value_player: Tensor, discount: float = 1.0
+) -> Tensor:
+    """[B, D] the action value of each node on `path`, from `value_player`'s view.
+
+    The last node's is its reward plus `discount` times the leaf `value`; each node above
+    adds its own reward to `discount` times the one below (rewards count for the player who
+    earned them: negated where that is `value_player`'s opponent). Dummy entries of `path`
+    (index `capacity`) are skipped and carry the return below them unchanged.
+    """
+    sign = torch.where(tree.player.gather(1, path) == value_player[:, None], 1.0, -1.0)
+    reward = tree.reward.gather(1, path) * sign
+    valid = path != tree.capacity
+    returns = torch.empty_like(reward)
+    below = value
+    for depth in range(path.shape[1] - 1, -1, -1):
+        below = torch.where(valid[:, depth], reward[:, depth] + discount * below, below)
+        returns[:, depth] = below
+    return returns
+
+
+def backup(
+    tree: Tree, path: Tensor, value: Tensor, value_player: Tensor, discount: float = 1.0
+) -> None:
+    """Add each node's action value on `path` to its value sum, from the node's player's view.
+
+    `value` is the leaf's value from `value_player`'s view. Without rewards and at discount
+    1 every node gets `value` itself (negated for the other player): AlphaZero's backup."""
     sign = torch.where(tree.player.gather(1, path) == value_player[:, None], 1.0, -1.0)
     valid = (path != tree.capacity).float()
-    tree.value_sum.scatter_add_(1, path, sign * value[:, None] * valid)
+    if discount == 1.0 and not bool(tree.reward.any()):
+        returns = value[:, None]
+    else:
+        returns = path_returns(tree, path, value, value_player, discount)
+    tree.value_sum.scatter_add_(1, path, sign * returns * valid)
     tree.visits.scatter_add_(1, path, valid)
 
 
@@ -128,7 +178,7 @@ def simulate(
         value[new] = new_value
         tree.children[new, walk.parent[new], walk.action[new]] = node
     path = torch.cat([walk.path, leaf[:, None]], dim=1)
-    backup(tree, path, value, tree.player[rows, leaf])
+    backup(tree, path, value, tree.player[rows, leaf], config.discount)
 
 
 def run_search(

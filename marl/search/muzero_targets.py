@@ -11,8 +11,8 @@ expectation over the support, then h^-1. Value targets are n-step returns bootst
 the (search) value n steps later. In two-player zero-sum games the value at each step is
 from the view of the player to move, so every step between t and t + k flips the sign.
 
-The MuZero learner of issue #16 is not written yet; these pieces come first, with
-exact-number tests (tests/test_muzero_targets.py).
+The MuZero learner (`marl.search.muzero`) uses them; their exact-number tests are in
+tests/test_muzero_targets.py.
 """
 
 from __future__ import annotations
@@ -72,10 +72,10 @@ def n_step_values(
     if values.shape != (steps + 1,):
         raise ValueError(f"values must have shape [{steps + 1}] (one per position), got "
                          f"{tuple(values.shape)}")  # fmt: skip
-    sign = -1.0 if two_player else 1.0
-    targets = torch.empty(steps, dtype=values.dtype, device=values.device)
-    for t in range(steps):
-        end = min(t + n, steps)
-        factors = (sign * discount) ** torch.arange(end - t, dtype=values.dtype)
-        targets[t] = (factors * rewards[t:end]).sum() + (sign * discount) ** (end - t) * values[end]
-    return targets
+    factor = torch.tensor(-discount if two_player else discount, dtype=values.dtype)
+    t = torch.arange(steps, device=values.device)
+    ahead = t[:, None] + torch.arange(n, device=values.device)[None]  # [T, n] steps t..t+n-1
+    window = torch.where(ahead < steps, rewards[ahead.clamp(max=max(steps - 1, 0))], 0.0)
+    powers = factor ** torch.arange(n, dtype=values.dtype)
+    end = (t + n).clamp(max=steps)
+    return (window * powers).sum(1) + factor ** (end - t).to(values.dtype) * values[end]

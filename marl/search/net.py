@@ -2,7 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import torch
 from torch import Tensor, nn
+
+
+def gradient_step(
+    net: nn.Module, optimizer: torch.optim.Optimizer, objective: Callable[[], tuple[Tensor, dict]]
+) -> dict:
+    """One optimizer step on `objective()` (the loss and its stats) with `net` in training
+    mode; the net goes back to eval mode, in which search evaluates it until the next step."""
+    net.train()
+    total, stats = objective()
+    optimizer.zero_grad()
+    total.backward()
+    optimizer.step()
+    net.eval()
+    return stats
 
 
 class ResidualBlock(nn.Module):

@@ -22,7 +22,7 @@ def load_player(
     simulations: int | None = None,
     env_kwargs: dict[str, Any] | None = None,
 ) -> AlphaZeroPlayer:
-    """A greedy search player from an alphazero checkpoint file or run directory.
+    """A greedy search player from an alphazero (or muzero) checkpoint file or run directory.
 
     With `env_id`, a checkpoint trained on another env is refused; None takes the checkpoint's.
     `env_kwargs` (an OpenSpiel game's parameters) default to those the run was trained with.
@@ -30,6 +30,11 @@ def load_player(
     path = Path(checkpoint)
     if path.is_dir():
         path = path / "checkpoint.pt"
+    record = load_checkpoint(path, env_id=env_id)
+    if record.get("algo") == "muzero":
+        from marl.search.muzero import player_from_record
+
+        return player_from_record(record, simulations, env_kwargs)
     record = load_checkpoint(path, env_id=env_id, algo="alphazero")
     config = build_config(AlphaZeroConfig, record["config"])
     if env_kwargs is None:

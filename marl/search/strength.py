@@ -105,6 +105,11 @@ def score_learner(learner: Any, seed: int) -> dict[str, float]:
     net = copy.deepcopy(learner.net)  # the learner's own net stays in training mode
     player = greedy_player(net, learner.game, learner.config)
     player.device = learner.device
+    return score_player(player, seed)
+
+
+def score_player(player: Any, seed: int) -> dict[str, float]:
+    """`eval/*` stats of a board-game search player against MCTSBot(200), 20 games."""
     result = versus_mcts_bot(player, TRAINING_GAMES, TRAINING_BOT_SIMULATIONS, seed)
     games = result.games
     return {"eval/score": result.score, "eval/win_rate": result.wins / games,

@@ -6,6 +6,11 @@ child's mean value as its own action value (OpenSpiel's MCTS does the same). One
 at index `capacity` is a dummy node that stays empty: masked writes and missing children point
 there, so no operation needs a Python branch per tree.
 
+A node's `value_sum` accumulates action values from its `player`'s view: the reward of the
+move into the node plus `discount` times the return after it (`mcts.backup`). Games' rules
+give no rewards and search them at discount 1, so this is the plain mean value below the node;
+MuZero's learned model (`marl.search.muzero_model`) predicts a reward for every move.
+
 Positions live in a store indexed like the arrays: a tensor [B, nodes, ...] for games whose
 positions are tensors, or a numpy object array [B, nodes] for games whose positions are Python
 objects (OpenSpiel states).
@@ -36,6 +41,7 @@ _FILL = {
     "terminal": False,
     "terminal_value": 0.0,
     "net_value": 0.0,
+    "reward": 0.0,
 }
 
 
@@ -57,6 +63,8 @@ class Tree:
     terminal_value: Tensor  # [B, C + 1] float, final result from `player`'s view
     net_value: Tensor  # [B, C + 1] float, the value the node was first given (the evaluator's,
     # or the result at a terminal node), from `player`'s view
+    reward: Tensor  # [B, C + 1] float, reward of the move into the node, from `player`'s view
+    # (always 0 for a game's rules; a learned model's dynamics predicts it)
     num_nodes: Tensor  # [B] long, nodes in use (node 0 is the root)
 
     @property
@@ -125,6 +133,8 @@ def add_nodes(
 
     A root (parent -1) gets `player` = the opponent of its side to move. Non-terminal nodes are
     evaluated in ONE evaluator call; terminal ones take their value from the game's result.
+    A game with a `reward(states)` method (a learned model) gives each node the reward of the
+    move into it, from the mover's view; a root gets none.
     """
     node = tree.num_nodes[rows]
     put(tree.states, (rows, node), states)
@@ -146,6 +156,8 @@ def add_nodes(
     writes = {"player": player, "to_play": to_play, "prior": prior, "legal": legal}
     writes |= {"parent": parent, "action": action, "terminal": terminal}
     writes |= {"terminal_value": torch.where(terminal, value, 0.0), "net_value": value}
+    if hasattr(game, "reward"):
+        writes["reward"] = torch.where(is_root, 0.0, game.reward(states).float())
     for name, values in writes.items():
         getattr(tree, name)[rows, node] = values
     tree.num_nodes[rows] += 1

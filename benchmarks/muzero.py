@@ -1,0 +1,214 @@
+"""MuZero: learning curves on tic-tac-toe and CartPole, and search speed against AlphaZero's.
+
+    python benchmarks/muzero.py ttt        # train on classic/tic_tac_toe-v0 until no line
+                                            # against minimax's optimal replies is lost
+    python benchmarks/muzero.py cartpole   # train on gym/CartPole-v1 until greedy >= 475
+    python benchmarks/muzero.py c4         # connect four for --cpu-budget s, then 100 games
+                                            # against pyspiel.MCTSBot(1,000 rollouts)
+    python benchmarks/muzero.py sims       # simulations/s: MuZero vs AlphaZero, same net size
+    python benchmarks/muzero.py spiel      # MuZero's search vs OpenSpiel's Python MCTSBot
+
+Each training run prints one line per evaluation with env steps, this process's CPU time
+(`time.process_time`, torch threads: 1), wall time and the load average, and stops at the
+target or the CPU budget (`--cpu-budget`, seconds). `--set key=value` overrides the config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+import torch
+
+from marl.algorithms import local_trainer
+from marl.core.config import build_config, parse_overrides
+from marl.core.seeding import seeded_init
+from marl.envs.vector import vec_spec
+from marl.search.muzero import MuZeroConfig
+
+TTT = {"num_envs": 64, "search.simulations": 32, "temperature_moves": 4,
+       "moves_per_iteration": 9, "train_steps": 32, "batch_size": 128, "min_buffer": 256,
+       "buffer_size": 8000, "lr": 2e-3, "unroll_steps": 5, "td_steps": 10,
+       "value_loss_weight": 1.0}  # fmt: skip
+"""The tic-tac-toe recipe (also the slow test's)."""
+
+CARTPOLE = {"num_envs": 16, "search.simulations": 16, "search.gumbel": True,
+            "search.gumbel_considered": 2, "moves_per_iteration": 16, "train_steps": 16,
+            "batch_size": 128, "min_buffer": 500, "buffer_size": 50_000, "lr": 1e-3,
+            "discount": 0.997, "td_steps": 10, "unroll_steps": 5,
+            "eval_simulations": 16}  # fmt: skip
+"""The CartPole recipe."""
+
+CONNECT_FOUR = {"num_envs": 64, "search.simulations": 32, "moves_per_iteration": 8,
+                "train_steps": 32, "batch_size": 128, "min_buffer": 1024,
+                "buffer_size": 50_000, "lr": 1e-3, "td_steps": 50, "value_loss_weight": 1.0,
+                "eval_simulations": 64}  # fmt: skip
+"""A connect-four recipe (td_steps past the longest game: targets are game results)."""
+
+
+def _losses(learner) -> dict[str, int]:
+    from marl.games.minimax import results_against_all_optimal_replies
+
+    player = learner.player(simulations=64)
+    return {
+        side: results_against_all_optimal_replies(player.act_batch, player_first=first)["loss"]
+        for side, first in (("first", True), ("second", False))
+    }
+
+
+def _greedy(learner, episodes: int = 10) -> float:
+    import marl
+
+    env = marl.make_vec("gym/CartPole-v1", episodes)
+    policy, step = learner.policy(), env.reset(seed=1)
+    running, finished = np.zeros(episodes), np.full(episodes, np.nan)
+    while np.isnan(finished).any():
+        step = env.step(policy.act(step.obs, step.action_mask))
+        running += step.reward[:, 0]
+        done = (step.terminated | step.truncated) & np.isnan(finished)
+        finished[done] = running[done]
+    env.close()
+    return float(finished.mean())
+
+
+def train(env_id: str, overrides: dict, score, done, every: int, budget: float, seed: int):
+    """Train until `done(score(learner))` or `budget` CPU seconds; print each evaluation."""
+    config = build_config(MuZeroConfig, overrides)
+    trainer = local_trainer("muzero", vec_spec(env_id), config, seed)
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    iteration = 0
+    while True:
+        trainer.iterate()
+        iteration += 1
+        if iteration % every:
+            continue
+        result = score(trainer.learner)
+        cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+        print(f"iter {iteration:4d}  env steps {trainer.learner.env_steps:7d}  score {result}  "
+              f"cpu {cpu:6.0f} s  wall {wall:6.0f} s  load {os.getloadavg()[0]:.2f}",
+              flush=True)  # fmt: skip
+        if done(result) or cpu > budget:
+            return trainer.learner
+
+
+def sims_per_second(games: int, simulations: int, width: int, repeats: int = 20) -> None:
+    """Simulations/s of one batched search on tic-tac-toe's empty board: AlphaZero on the
+    rules with its 32x2 residual net vs MuZero on its model (MLPs of `width`; 84 gives about
+    the same parameter count). Fresh trees each search, PUCT, no noise."""
+    from marl.games import TIC_TAC_TOE
+    from marl.search.config import SearchConfig
+    from marl.search.evaluator import NetEvaluator
+    from marl.search.mcts import MCTS
+    from marl.search.muzero import search_model
+    from marl.search.muzero_model import MuZeroNet
+    from marl.search.net import PolicyValueNet
+
+    search = SearchConfig(simulations=simulations, reuse_tree=False)
+    boards = TIC_TAC_TOE.initial(games)
+    obs, legal = TIC_TAC_TOE.observe(boards), TIC_TAC_TOE.legal_mask(boards)
+    to_play = TIC_TAC_TOE.to_play(boards)
+    with seeded_init(0):
+        az_net = PolicyValueNet(TIC_TAC_TOE.obs_shape, 9, channels=32, blocks=2).eval()
+        mz_net = MuZeroNet(TIC_TAC_TOE.obs_shape, 9, hidden=64, width=width, support=20).eval()
+    az_params = sum(p.numel() for p in az_net.parameters())
+    mz_params = sum(p.numel() for p in mz_net.parameters())
+
+    def alphazero() -> None:
+        mcts = MCTS(TIC_TAC_TOE, NetEvaluator(az_net), search)
+        mcts.reset(boards)
+        mcts.search(np.random.default_rng(0))
+
+    def muzero() -> None:
+        search_model(mz_net, True, search, obs, legal, to_play, np.random.default_rng(0))
+
+    for name, run, params in (("alphazero", alphazero, az_params), ("muzero", muzero, mz_params)):
+        run()  # warm-up
+        start = time.process_time()
+        for _ in range(repeats):
+            run()
+        seconds = (time.process_time() - start) / repeats
+        print(f"{name:9s} {games} trees x {simulations} sims: {games * simulations / seconds:8.0f}"
+              f" sims/s  ({params} parameters; cpu {seconds:.3f} s per search, load "
+              f"{os.getloadavg()[0]:.2f})")  # fmt: skip
+
+
+class RepresentThenPredict(torch.nn.Module):
+    """A MuZero net used as a plain policy/value net on real positions (no dynamics)."""
+
+    def __init__(self, net: torch.nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits, scalar values) of observations."""
+        from marl.search.muzero_targets import from_support
+
+        logits, value_logits = self.net.predict(self.net.initial(obs))
+        return logits, from_support(torch.softmax(value_logits, dim=1))
+
+
+def sims_vs_openspiel(games: int, simulations: int, width: int, positions: int = 20) -> None:
+    """Connect four, one MuZero net: our batched search over its model (B trees) against
+    OpenSpiel's Python `MCTSBot` on the real rules, the same net asked one position at a time
+    (representation + prediction), as `benchmarks/alphazero_sims.py` measures AlphaZero."""
+    from benchmarks.alphazero_sims import openings, openspiel_python
+    from marl.games import CONNECT_FOUR
+    from marl.search.config import SearchConfig
+    from marl.search.muzero import search_model
+    from marl.search.muzero_model import MuZeroNet
+
+    with seeded_init(0):
+        net = MuZeroNet(CONNECT_FOUR.obs_shape, 7, hidden=64, width=width, support=20).eval()
+    boards = openings(games, 6, 1)
+    obs, legal = CONNECT_FOUR.observe(boards), CONNECT_FOUR.legal_mask(boards)
+    to_play, search = CONNECT_FOUR.to_play(boards), SearchConfig(simulations=simulations)
+    search_model(net, True, search, obs, legal, to_play, np.random.default_rng(0))  # warm-up
+    start = time.process_time()
+    search_model(net, True, search, obs, legal, to_play, np.random.default_rng(0))
+    ours = games * simulations / (time.process_time() - start)
+    with torch.inference_mode():
+        spiel = openspiel_python(RepresentThenPredict(net), positions, simulations)
+    print(f"connect four, MuZero net of width {width}: ours {ours:8.0f} sims/s ({games} trees x "
+          f"{simulations} sims); OpenSpiel Python MCTSBot {spiel:6.0f} sims/s ({positions} "
+          f"positions); ratio {ours / spiel:.0f}x; load {os.getloadavg()[0]:.2f}")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("what", choices=("ttt", "cartpole", "c4", "sims", "spiel"))
+    parser.add_argument("--n", type=int, default=100, help="c4: games against MCTSBot(1000)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cpu-budget", type=float, default=600.0)
+    parser.add_argument("--every", type=int, default=5, help="iterations between evaluations")
+    parser.add_argument("--games", type=int, default=64)
+    parser.add_argument("--simulations", type=int, default=32)
+    parser.add_argument("--width", type=int, default=84, help="sims: MuZero's MLP width")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    extra = parse_overrides(args.set)
+    if args.what == "sims":
+        sims_per_second(args.games, args.simulations, args.width)
+    elif args.what == "spiel":
+        sims_vs_openspiel(args.games, args.simulations, args.width)
+    elif args.what == "ttt":
+        train("classic/tic_tac_toe-v0", TTT | extra, _losses,
+              lambda r: sum(r.values()) == 0, args.every, args.cpu_budget, args.seed)  # fmt: skip
+    elif args.what == "cartpole":
+        train("gym/CartPole-v1", CARTPOLE | extra, _greedy, lambda r: r >= 475,
+              args.every, args.cpu_budget, args.seed)  # fmt: skip
+    else:
+        from marl.search.strength import versus_mcts_bot
+
+        learner = train("classic/connect_four-v0", CONNECT_FOUR | extra,
+                        lambda learner: "-", lambda r: False, args.every, args.cpu_budget,
+                        args.seed)  # fmt: skip
+        start = time.process_time()
+        result = versus_mcts_bot(learner.player(), args.n, 1000, args.seed)
+        print(result.summary(), f"(evaluation cpu {time.process_time() - start:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+"""MuZero's trajectory replay: whole episodes, sampled as K-step unrolls from any position.
+
+Episodes are kept whole (newest `capacity` positions), since an unroll from position t
+needs the actions, rewards, policies and value targets of t..t+K. Value targets are the
+n-step returns of `muzero_targets.n_step_values`, bootstrapped from each position's stored
+value (the search's root value, or a "fresh" net value written by `set_values`); they are
+recomputed whenever those values change (reanalyse, a new target net).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor
+
+from marl.search.muzero_targets import n_step_values
+
+FIELDS = ("obs", "legal", "to_play", "actions", "rewards", "policies", "values")
+
+
+class Episode(NamedTuple):
+    """One finished episode of T moves."""
+
+    obs: Tensor  # [T, *obs_shape] observation before each move (from the side to move)
+    legal: Tensor  # [T, A] bool legal moves
+    to_play: Tensor  # [T] long side to move
+    actions: Tensor  # [T] long move made
+    rewards: Tensor  # [T] reward of that move, from the mover's view
+    policies: Tensor  # [T, A] search policy (the policy target)
+    values: Tensor  # [T] bootstrap value of each position, from the side to move's view
+
+
+class Unroll(NamedTuple):
+    """A minibatch of M K-step unrolls; index k = 0..K along the second axis."""
+
+    obs: Tensor  # [M, *obs_shape] the first position's observation
+    actions: Tensor  # [M, K] moves (random past the episode's end)
+    rewards: Tensor  # [M, K] reward targets of those moves (0 past the end)
+    values: Tensor  # [M, K + 1] value targets (0 past the end: absorbing)
+    policies: Tensor  # [M, K + 1, A] policy targets
+    policy_mask: Tensor  # [M, K + 1] 1 where the position exists (policy loss counts)
+
+
+class TrajectoryReplay:
+    """Whole episodes, the oldest dropped once more than `capacity` positions are held."""
+
+    def __init__(self, capacity: int, td_steps: int, discount: float, two_player: bool):
+        self.capacity, self.td_steps = capacity, td_steps
+        self.discount, self.two_player = discount, two_player
+        self.episodes: list[Episode] = []
+        self.targets: list[Tensor] = []
+        self._flat: dict[str, Tensor] | None = None
+
+    @property
+    def size(self) -> int:
+        """Positions held."""
+        return sum(len(e.actions) for e in self.episodes)
+
+    def _target(self, episode: Episode) -> Tensor:
+        values = torch.cat([episode.values, episode.values.new_zeros(1)])  # 0 after the end
+        return n_step_values(episode.rewards, values, self.td_steps, self.discount, self.two_player)
+
+    def add(self, episode: Episode) -> None:
+        """Store a finished episode (dropping the oldest ones beyond capacity)."""
+        episode = Episode(*(t.detach().cpu() for t in episode))
+        self.episodes.append(episode)
+        self.targets.append(self._target(episode))
+        while self.size > self.capacity and len(self.episodes) > 1:
+            self.episodes.pop(0)
+            self.targets.pop(0)
+        self._flat = None
+
+    def replace(self, index: int, **fields: Tensor) -> None:
+        """Overwrite fields of episode `index` (reanalysed policies, fresh values)."""
+        episode = self.episodes[index]._replace(**{k: v.cpu() for k, v in fields.items()})
+        self.episodes[index] = episode
+        self.targets[index] = self._target(episode)
+        self._flat = None
+
+    def flat(self) -> dict[str, Tensor]:
+        """All episodes concatenated, plus `end` (one past each position's episode end)."""
+        if self._flat is None:
+            flat = {name: torch.cat([getattr(e, name) for e in self.episodes]) for name in FIELDS}
+            flat["targets"] = torch.cat(self.targets)
+            lengths = torch.tensor([len(e.actions) for e in self.episodes])
+            flat["end"] = torch.repeat_interleave(lengths.cumsum(0), lengths)
+            self._flat = flat
+        return self._flat
+
+    def sample(self, batch: int, unroll: int, gen: torch.Generator) -> Unroll:
+        """`batch` unrolls of `unroll` moves from positions drawn uniformly."""
+        flat = self.flat()
+        total = len(flat["actions"])
+        if total == 0:
+            raise ValueError("cannot sample from an empty trajectory replay")
+        start = torch.randint(0, total, (batch,), generator=gen)
+        index = start[:, None] + torch.arange(unroll + 1)[None]  # [M, K + 1]
+        inside = index < flat["end"][start][:, None]
+        index = torch.where(inside, index, start[:, None])
+        num_actions = flat["policies"].shape[1]
+        random_moves = torch.randint(0, num_actions, (batch, unroll), generator=gen)
+        actions = torch.where(inside[:, :-1], flat["actions"][index[:, :-1]], random_moves)
+        return Unroll(
+            obs=flat["obs"][start].float(),
+            actions=actions,
+            rewards=flat["rewards"][index[:, :-1]] * inside[:, :-1],
+            values=flat["targets"][index] * inside,
+            policies=flat["policies"][index] * inside[..., None],
+            policy_mask=inside.float(),
+        )
+
+    def state_dict(self) -> dict[str, Any]:
+        """The episodes as lists of tensors (weights_only-safe)."""
+        return {name: [getattr(e, name) for e in self.episodes] for name in FIELDS}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what `state_dict` returned."""
+        self.episodes, self.targets = [], []
+        for parts in zip(*(state[name] for name in FIELDS)):
+            self.add(Episode(*parts))
