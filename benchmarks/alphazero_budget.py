@@ -6,17 +6,18 @@ then play their checkpoints against OpenSpiel's C++ `pyspiel.MCTSBot`.
 count), writing a net-only checkpoint at every `--marks`-th of the budget (the curve's points)
 and a `train.json` with CPU s, wall s, load average and env steps at each.
 `match` plays every checkpoint of a `train` folder against the bot (colors alternating;
-`--solve` turns on its MCTS-Solver) and writes `match_<sims>.json`.
+MCTS-Solver on unless `--no-solve`) and writes `match_<sims>.json`; `plot` draws wins
+against training CPU-minutes for every folder under a protocol folder.
 
 The issue's protocol (60 CPU-minutes per run file, 100 games at 1,600 and at 200 simulations
 per move against MCTSBot(1,000 random rollouts, solve=True)):
 
     python benchmarks/alphazero_budget.py protocol --out runs/budget
 
-The smaller one measured in the README (8 CPU-minutes, 20 games at 1,600 sims):
+The smaller one measured in the README (10 CPU-minutes, 20 games at 1,600 and 200 sims):
 
-    python benchmarks/alphazero_budget.py protocol --out runs/budget8 --cpu-minutes 8 \\
-        --marks 2 --games 20 --simulations 1600
+    python benchmarks/alphazero_budget.py protocol --out runs/budget10 --cpu-minutes 10 \\
+        --marks 2 --games 20 --simulations 1600 200
 """
 
 from __future__ import annotations
@@ -91,6 +92,32 @@ def match(out: Path, games: int, simulations: int, bot_simulations: int, solve: 
     return rows
 
 
+def plot(parent: Path) -> Path:
+    """Wins against training CPU-minutes, one line per run folder and simulation count."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    for path in sorted(parent.glob("*/match_*.json")):
+        rows = json.loads(path.read_text())
+        minutes = [r["cpu_s"] / 60 for r in rows]
+        share = [100 * r["wins"] / (r["wins"] + r["draws"] + r["losses"]) for r in rows]
+        label = f"{path.parent.name}, {rows[0]['simulations']} sims/move"
+        ax.plot([0.0, *minutes], [0.0, *share], "o-", label=label)
+    ax.set_xlabel("training CPU-minutes (one torch thread)")
+    ax.set_ylabel("wins % vs MCTSBot (random rollouts)")
+    ax.set_ylim(0, 100)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    out = parent / "strength_per_cpu_minute.png"
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
 def main() -> None:
     """Parse the subcommand and run it."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -99,7 +126,8 @@ def main() -> None:
     p_train.add_argument("--config", required=True, help="run file (envs/*.toml)")
     p_match = sub.add_parser("match", help="play a train folder's checkpoints against the bot")
     p_proto = sub.add_parser("protocol", help="train both run files, then match them")
-    for p in (p_train, p_match, p_proto):
+    p_plot = sub.add_parser("plot", help="draw the match results of a protocol folder")
+    for p in (p_train, p_match, p_proto, p_plot):
         p.add_argument("--out", type=Path, required=True, help="folder (protocol: parent)")
     for p in (p_train, p_proto):
         p.add_argument("--cpu-minutes", type=float, default=60.0, help="CPU budget per run")
@@ -116,6 +144,9 @@ def main() -> None:
     if args.command == "train":
         train(args.config, args.out, args.cpu_minutes, args.marks, args.seed)
         return
+    if args.command == "plot":
+        print(plot(args.out))
+        return
     outs = [args.out]
     if args.command == "protocol":
         outs = [args.out / Path(f).stem for f in RUN_FILES]
@@ -124,6 +155,8 @@ def main() -> None:
     for out in outs:
         for sims in args.simulations:
             match(out, args.games, sims, args.bot_simulations, args.solve)
+    if args.command == "protocol":
+        print(plot(args.out))
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from marl.search.evaluator import UniformEvaluator
 from marl.search.selfplay import SelfPlay, SelfPlayTargets, value_targets
 
 CAPPED = SelfPlayTargets(full_search_fraction=0.3, cheap_simulations=2)
+SMALL_CFG = build_config(AlphaZeroConfig, {"num_games": 2, "channels": 4, "blocks": 1})
 
 
 def _play(targets: SelfPlayTargets, seed: int, steps: int, num_games: int = 3):
@@ -107,3 +108,12 @@ def test_targets_are_read_from_the_config_and_checked():
     for values, message in bad:
         with pytest.raises(ConfigError, match=message):
             build_config(AlphaZeroConfig, values).validate()
+
+
+def test_strength_match_can_face_the_solving_bot():
+    pytest.importorskip("pyspiel")
+    from marl.search.strength import versus_mcts_bot
+
+    trainer = local_trainer("alphazero", vec_spec("classic/tic_tac_toe-v0"), SMALL_CFG, 0)
+    result = versus_mcts_bot(trainer.learner.player(4), games=2, bot_simulations=8, solve=True)
+    assert result.games == 2 and result.solve and "sims/move, solve=True)" in result.summary()
