@@ -176,6 +176,27 @@ def speed(args: argparse.Namespace) -> None:
     )
 
 
+def memory_formats(args: argparse.Namespace) -> None:
+    """Bare-net forward positions/s, contiguous against channels-last (interleaved repeats)."""
+    import os
+
+    net = make_net(CONNECT_FOUR, AlphaZeroConfig()).eval()
+    for rep in range(args.repeats):
+        for batch in (args.games, 16):
+            line = []
+            for fmt in (torch.contiguous_format, torch.channels_last):
+                net.to(memory_format=fmt)
+                obs = CONNECT_FOUR.observe(openings(batch, 6, 0)).contiguous(memory_format=fmt)
+                calls, start = 0, time.process_time()
+                with torch.inference_mode():
+                    while time.process_time() - start < 2.0:
+                        net(obs)
+                        calls += 1
+                line.append(f"{fmt}: {calls * batch / (time.process_time() - start):.0f}/s")
+            load = os.getloadavg()[0]
+            print(f"repeat {rep} batch {batch}: {', '.join(line)} (load {load:.1f})")
+
+
 def strength(args: argparse.Namespace) -> None:
     """Play the checkpoint against pyspiel.MCTSBot (random rollouts), alternating colors."""
     from marl.search.strength import evaluate_checkpoint
@@ -203,9 +224,13 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=100, help="games in --strength mode")
     parser.add_argument("--bot-simulations", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--memory-format", action="store_true",
+                        help="forward rate contiguous vs channels-last")  # fmt: skip
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    if args.strength:
+    if args.memory_format:
+        memory_formats(args)
+    elif args.strength:
         strength(args)
     else:
         args.simulations = args.simulations or 64

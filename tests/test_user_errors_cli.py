@@ -227,17 +227,19 @@ def test_self_play_curve_plots_losses_and_the_baseline_score() -> None:
 
 
 @pytest.mark.skipif(importlib.util.find_spec("pyspiel") is None, reason="needs open_spiel")
-def test_alphazero_run_logs_its_score_against_a_fixed_bot(tmp_path, monkeypatch) -> None:
-    from marl.search import strength
-
-    monkeypatch.setattr(strength, "TRAINING_GAMES", 2)  # 20 games x MCTSBot(200) in a real run
-    monkeypatch.setattr(strength, "TRAINING_BOT_SIMULATIONS", 4)
+def test_alphazero_run_logs_its_score_against_a_fixed_bot(tmp_path) -> None:
+    # a real run's default: eval_games = 20 against MCTSBot(eval_bot_simulations = 200)
     config = {"num_games": 8, "channels": 8, "blocks": 1, "min_buffer": 8, "batch_size": 8,
-              "search": {"simulations": 4}, "eval_simulations": 4}  # fmt: skip
+              "search": {"simulations": 4}, "eval_simulations": 4, "eval_games": 3,
+              "eval_bot_simulations": 4}  # fmt: skip
     spec = RunSpec("alphazero", "classic/tic_tac_toe-v0", steps=80, eval_every=2)
     run = train(spec, config, out=tmp_path / "az", progress=False)
     scores = [r["eval/score"] for r in run.rows if "eval/score" in r]
     assert len(scores) == len(run.rows) // 2 and all(0.0 <= s <= 1.0 for s in scores)
+    evals = [r for r in run.rows if "eval/score" in r]
+    assert all(r["eval/games"] == 3 and r["eval/wins"] in (0, 1, 2, 3) for r in evals)
+    assert all(r["eval/wins"] == pytest.approx(3 * r["eval/win_rate"]) for r in evals)
+    assert (tmp_path / "az" / "learning_curve.png").stat().st_size > 0
     with pytest.raises(ValueError, match="eval_every=2: qlearning has no fixed baseline"):
         train(RunSpec("qlearning", TWO_STEP, steps=8, eval_every=2), out=tmp_path / "q")
 

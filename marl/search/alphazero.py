@@ -30,7 +30,7 @@ from marl.search.game import SelfPlayGame
 from marl.search.net import PolicyValueNet, gradient_step
 from marl.search.players import AlphaZeroPlayer, SearchPolicy
 from marl.search.replay import Batch, ReplayBuffer, augment
-from marl.search.selfplay import SelfPlay
+from marl.search.selfplay import SelfPlay, SelfPlayTargets
 
 
 @dataclass(frozen=True)
@@ -69,10 +69,16 @@ class AlphaZeroConfig:
     """Residual blocks in the tower."""
     eval_simulations: int = 64
     """Simulations per move of `policy()` (evaluation play)."""
+    targets: SelfPlayTargets = SelfPlayTargets()
+    """Playout cap randomization and value-target mixing (`[config.targets]` in a run file)."""
+    eval_games: int = 20
+    """Games against pyspiel.MCTSBot at each `--eval-every` evaluation (colors alternating)."""
+    eval_bot_simulations: int = 200
+    """Random-rollout simulations per move of that bot."""
 
     def validate(self) -> None:
         """Refuse settings that cannot run."""
-        for name in ("num_games", "moves_per_iteration", "batch_size", "channels"):
+        for name in ("num_games", "moves_per_iteration", "batch_size", "channels", "eval_games"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"AlphaZeroConfig.{name}={getattr(self, name)}: expected >= 1")
         if self.min_buffer > self.buffer_size:
@@ -81,6 +87,7 @@ class AlphaZeroConfig:
                 f"buffer_size={self.buffer_size}"
             )
         self.search.validate()
+        self.targets.validate(self.search.simulations)
 
 
 CONFIG = AlphaZeroConfig
@@ -197,7 +204,8 @@ class AlphaZeroLearner:
         """Fresh self-play games (the worker's share of `num_games`) on the batched rules."""
         cfg = self.config
         selfplay = SelfPlay(env.rules, self.evaluator, cfg.search, env.num_games,
-                            cfg.temperature, cfg.temperature_moves, self.device)  # fmt: skip
+                            cfg.temperature, cfg.temperature_moves, self.device,
+                            cfg.targets)  # fmt: skip
         return Carry(selfplay, np.random.default_rng(seed), self.version)
 
     def collect(self, env: SelfPlayGames, carry: Carry) -> tuple[Experience, Carry]:

@@ -33,6 +33,8 @@ class StrengthResult:
     """Random-rollout simulations per move of the bot."""
     wins_as_first: int = 0
     """Of the wins, those in games where our player moved first."""
+    solve: bool = False
+    """Whether the bot ran MCTS-Solver (proves won and lost subtrees)."""
 
     @property
     def games(self) -> int:
@@ -46,34 +48,38 @@ class StrengthResult:
 
     def summary(self) -> str:
         """One line, e.g. for `marl eval` or the benchmark."""
+        solver = ", solve=True" if self.solve else ""
         return (
-            f"vs pyspiel.MCTSBot({self.bot_simulations} random-rollout sims/move): "
+            f"vs pyspiel.MCTSBot({self.bot_simulations} random-rollout sims/move{solver}): "
             f"{self.wins} wins, {self.draws} draws, {self.losses} losses in {self.games} games "
             f"(colors alternating; {self.wins_as_first} of the wins moving first); "
             f"score {self.score:.0%} ({self.simulations} sims/move)"
         )
 
 
-def rollout_bot(game: Any, simulations: int, seed: int, uct_c: float = 2.0):
-    """OpenSpiel's C++ MCTS with one random rollout per leaf (no solver, 1 GB tree cap), for
-    `game` (a pyspiel game, or the name of one)."""
+def rollout_bot(game: Any, simulations: int, seed: int, uct_c: float = 2.0, solve: bool = False):
+    """OpenSpiel's C++ MCTS with one random rollout per leaf (1 GB tree cap; MCTS-Solver if
+    `solve`), for `game` (a pyspiel game, or the name of one)."""
     import pyspiel
 
     game = pyspiel.load_game(game) if isinstance(game, str) else game
     evaluator = pyspiel.RandomRolloutEvaluator(1, seed)
     # arguments: game, evaluator, uct_c, max_simulations, max_memory_mb, solve, seed, verbose
-    return game, pyspiel.MCTSBot(game, evaluator, uct_c, simulations, 1000, False, seed, False)
+    return game, pyspiel.MCTSBot(game, evaluator, uct_c, simulations, 1000, solve, seed, False)
 
 
 def versus_mcts_bot(
-    player: AlphaZeroPlayer, games: int, bot_simulations: int = 1000, seed: int = 0
-) -> StrengthResult:
-    """Play `games` games against `pyspiel.MCTSBot` (colors alternating); count the results."""
+    player: AlphaZeroPlayer, games: int, bot_simulations: int = 1000, seed: int = 0,
+    solve: bool = False,
+) -> StrengthResult:  # fmt: skip
+    """Play `games` games against `pyspiel.MCTSBot` (colors alternating, MCTS-Solver on if
+    `solve`); count the results."""
     if games < 1:
         raise ValueError(f"games={games}: expected at least 1")
     game = player.game
     # An OpenSpielGame searches OpenSpiel's states themselves; a LineGame keeps its own boards.
-    spiel_game, bot = rollout_bot(getattr(game, "game", game.name), bot_simulations, seed)
+    spiel_game, bot = rollout_bot(getattr(game, "game", game.name), bot_simulations, seed,
+                                  solve=solve)  # fmt: skip
     states = [spiel_game.new_initial_state() for _ in range(games)]
     boards = None if hasattr(game, "game") else game.initial(games)
     ours = [g % 2 for g in range(games)]  # our seat: first in even games, second in odd ones
@@ -92,28 +98,30 @@ def versus_mcts_bot(
     results = np.array([s.returns()[ours[g]] for g, s in enumerate(states)])
     return StrengthResult(
         int((results > 0).sum()), int((results == 0).sum()), int((results < 0).sum()),
-        player.search.simulations, bot_simulations, int((results[0::2] > 0).sum()),
+        player.search.simulations, bot_simulations, int((results[0::2] > 0).sum()), solve,
     )  # fmt: skip
 
 
-TRAINING_GAMES, TRAINING_BOT_SIMULATIONS = 20, 200
-"""Games and bot simulations of each evaluation during training (`marl train --eval-every`)."""
-
-
 def score_learner(learner: Any, seed: int) -> dict[str, float]:
-    """`eval/*` stats of an AlphaZero learner's current net against MCTSBot(200), 20 games."""
+    """`eval/*` stats of an AlphaZero learner's current net (greedy, `eval_simulations`)
+    against MCTSBot(`eval_bot_simulations`) over `eval_games` games: the strength curve."""
+    cfg = learner.config
     net = copy.deepcopy(learner.net)  # the learner's own net stays in training mode
-    player = greedy_player(net, learner.game, learner.config)
+    player = greedy_player(net, learner.game, cfg)
     player.device = learner.device
-    return score_player(player, seed)
+    return score_player(player, seed, cfg.eval_games, cfg.eval_bot_simulations)
 
 
-def score_player(player: Any, seed: int) -> dict[str, float]:
-    """`eval/*` stats of a board-game search player against MCTSBot(200), 20 games."""
-    result = versus_mcts_bot(player, TRAINING_GAMES, TRAINING_BOT_SIMULATIONS, seed)
+def score_player(
+    player: Any, seed: int, games: int = 20, bot_simulations: int = 200
+) -> dict[str, float]:
+    """`eval/*` stats of a board-game search player against MCTSBot(`bot_simulations`) over
+    `games` games, colors alternating."""
+    result = versus_mcts_bot(player, games, bot_simulations, seed)
     games = result.games
     return {"eval/score": result.score, "eval/win_rate": result.wins / games,
-            "eval/draw_rate": result.draws / games}  # fmt: skip
+            "eval/draw_rate": result.draws / games, "eval/wins": float(result.wins),
+            "eval/games": float(games)}  # fmt: skip
 
 
 def evaluate_checkpoint(
@@ -122,9 +130,11 @@ def evaluate_checkpoint(
     simulations: int | None = None,
     bot_simulations: int = 1000,
     seed: int = 0,
+    solve: bool = False,
 ) -> StrengthResult:
     """Strength of an alphazero checkpoint (or run dir) against the rollout MCTS bot."""
-    return versus_mcts_bot(load_player(None, checkpoint, simulations), games, bot_simulations, seed)
+    player = load_player(None, checkpoint, simulations)
+    return versus_mcts_bot(player, games, bot_simulations, seed, solve)
 
 
 def evaluate(source: str | Path, *, episodes: int = 100, seed: int = 0) -> StrengthResult:

@@ -1,0 +1,163 @@
+"""AlphaZero strength per CPU-minute (issue 22): train run files for the same CPU budget,
+then play their checkpoints against OpenSpiel's C++ `pyspiel.MCTSBot`.
+
+`train` runs one run file in this process (one torch thread) until the process has used
+`--cpu-minutes` of CPU time (`time.process_time`, so other jobs on a shared machine do not
+count), writing a net-only checkpoint at every `--marks`-th of the budget (the curve's points)
+and a `train.json` with CPU s, wall s, load average and env steps at each.
+`match` plays every checkpoint of a `train` folder against the bot (colors alternating;
+MCTS-Solver on unless `--no-solve`) and writes `match_<sims>.json`; `plot` draws wins
+against training CPU-minutes for every folder under a protocol folder.
+
+The issue's protocol (60 CPU-minutes per run file, 100 games at 1,600 and at 200 simulations
+per move against MCTSBot(1,000 random rollouts, solve=True)):
+
+    python benchmarks/alphazero_budget.py protocol --out runs/budget
+
+The smaller one measured in the README (10 CPU-minutes, 20 games at 1,600 and 200 sims):
+
+    python benchmarks/alphazero_budget.py protocol --out runs/budget10 --cpu-minutes 10 \\
+        --marks 2 --games 20 --simulations 1600 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+from marl.algorithms import make_config
+from marl.core.checkpoint import save_checkpoint
+from marl.core.config import config_to_dict, load_toml
+from marl.run.loop import RunSpec, assemble
+
+RUN_FILES = ("envs/alphazero_connect_four.toml", "envs/alphazero_connect_four_fast.toml")
+"""The old run file and the new one, compared at the same CPU budget."""
+
+
+def _mark_path(out: Path, cpu_minutes: float) -> Path:
+    return out / f"cpu{cpu_minutes:05.1f}min.pt"
+
+
+def train(run_file: str, out: Path, cpu_minutes: float, marks: int, seed: int | None) -> dict:
+    """Train `run_file` for `cpu_minutes` of this process's CPU time; checkpoint at each mark."""
+    spec_file = load_toml(run_file)
+    spec = RunSpec(spec_file.get("algo", "alphazero"), spec_file["env"], steps=1 << 40,
+                   seed=spec_file.get("seed", 0) if seed is None else seed, threads=1)  # fmt: skip
+    cfg, trainer = assemble(spec, make_config(spec.algo, spec_file.get("config", {})))
+    out.mkdir(parents=True, exist_ok=True)
+    budget = cpu_minutes * 60.0
+    due = [budget * (k + 1) / marks for k in range(marks)]
+    cpu0, wall0, points = time.process_time(), time.perf_counter(), []
+    while due:
+        stats = trainer.iterate()
+        cpu = time.process_time() - cpu0
+        if cpu < due[0]:
+            continue
+        due.pop(0)
+        path = _mark_path(out, cpu / 60.0)
+        save_checkpoint(path, algo=spec.algo, env_id=spec.env_id, config=config_to_dict(cfg),
+                        learner={"net": trainer.learner.net.state_dict()})  # fmt: skip
+        point = {"checkpoint": path.name, "cpu_s": round(cpu, 1),
+                 "wall_s": round(time.perf_counter() - wall0, 1),
+                 "load_avg_1min": os.getloadavg()[0], "env_steps": trainer.env_steps,
+                 "games": stats.get("games"), "loss": stats.get("loss")}  # fmt: skip
+        points.append(point)
+        print(f"{run_file}: {point}", flush=True)
+    summary = {"run_file": run_file, "seed": spec.seed, "threads": 1, "points": points}
+    (out / "train.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def match(out: Path, games: int, simulations: int, bot_simulations: int, solve: bool) -> list:
+    """Play each checkpoint of a `train` folder against the bot; write and return the rows."""
+    from marl.search.strength import evaluate_checkpoint
+
+    points = json.loads((out / "train.json").read_text())["points"]
+    rows = []
+    for point in points:
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        result = evaluate_checkpoint(out / point["checkpoint"], games, simulations,
+                                     bot_simulations, seed=0, solve=solve)  # fmt: skip
+        row = {**point, "wins": result.wins, "draws": result.draws, "losses": result.losses,
+               "simulations": simulations, "bot_simulations": bot_simulations, "solve": solve,
+               "match_cpu_s": round(time.process_time() - cpu0, 1),
+               "match_wall_s": round(time.perf_counter() - wall0, 1),
+               "match_load_avg_1min": os.getloadavg()[0]}  # fmt: skip
+        rows.append(row)
+        print(f"{out.name} {point['checkpoint']}: {result.summary()}", flush=True)
+    (out / f"match_{simulations}.json").write_text(json.dumps(rows, indent=1))
+    return rows
+
+
+def plot(parent: Path) -> Path:
+    """Wins against training CPU-minutes, one line per run folder and simulation count."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    for path in sorted(parent.glob("*/match_*.json")):
+        rows = json.loads(path.read_text())
+        minutes = [r["cpu_s"] / 60 for r in rows]
+        share = [100 * r["wins"] / (r["wins"] + r["draws"] + r["losses"]) for r in rows]
+        label = f"{path.parent.name}, {rows[0]['simulations']} sims/move"
+        ax.plot([0.0, *minutes], [0.0, *share], "o-", label=label)
+    ax.set_xlabel("training CPU-minutes (one torch thread)")
+    ax.set_ylabel("wins % vs MCTSBot (random rollouts)")
+    ax.set_ylim(0, 100)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    out = parent / "strength_per_cpu_minute.png"
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
+def main() -> None:
+    """Parse the subcommand and run it."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_train = sub.add_parser("train", help="train one run file for a CPU budget")
+    p_train.add_argument("--config", required=True, help="run file (envs/*.toml)")
+    p_match = sub.add_parser("match", help="play a train folder's checkpoints against the bot")
+    p_proto = sub.add_parser("protocol", help="train both run files, then match them")
+    p_plot = sub.add_parser("plot", help="draw the match results of a protocol folder")
+    for p in (p_train, p_match, p_proto, p_plot):
+        p.add_argument("--out", type=Path, required=True, help="folder (protocol: parent)")
+    for p in (p_train, p_proto):
+        p.add_argument("--cpu-minutes", type=float, default=60.0, help="CPU budget per run")
+        p.add_argument("--marks", type=int, default=6, help="checkpoints over the budget")
+        p.add_argument("--seed", type=int, default=None, help="default: the run file's")
+    for p in (p_match, p_proto):
+        p.add_argument("--games", type=int, default=100, help="games per checkpoint")
+        p.add_argument("--simulations", type=int, nargs="+", default=[1600, 200],
+                       help="our simulations per move (one match each)")  # fmt: skip
+        p.add_argument("--bot-simulations", type=int, default=1000)
+        p.add_argument("--no-solve", dest="solve", action="store_false",
+                       help="the bot without MCTS-Solver (default: solve=True)")  # fmt: skip
+    args = parser.parse_args()
+    if args.command == "train":
+        train(args.config, args.out, args.cpu_minutes, args.marks, args.seed)
+        return
+    if args.command == "plot":
+        print(plot(args.out))
+        return
+    outs = [args.out]
+    if args.command == "protocol":
+        outs = [args.out / Path(f).stem for f in RUN_FILES]
+        for run_file, out in zip(RUN_FILES, outs):
+            train(run_file, out, args.cpu_minutes, args.marks, args.seed)
+    for out in outs:
+        for sims in args.simulations:
+            match(out, args.games, sims, args.bot_simulations, args.solve)
+    if args.command == "protocol":
+        print(plot(args.out))
+
+
+if __name__ == "__main__":
+    main()
