@@ -140,6 +140,29 @@ def test_a_part_older_than_max_lag_is_dropped_and_never_learned_from():
     assert rows[-1]["async/dropped"] >= 1 and run.env_steps == 8 * 4 * 8
 
 
+class _Restarted(InProcessPool):
+    """The worker's parts arrive from the processes named in `names`, in turn: its first
+    process is "old", and parts from it may still arrive after the new process's."""
+
+    names: list[str] = []
+
+    def incarnations(self):
+        return ["old"]
+
+    def gather(self, handles):
+        return [part._replace(worker=self.names.pop(0)) for part in handles]
+
+
+@pytest.mark.parametrize("names", [["new"] * 6, ["old", "new", "old", "new", "old", "new"]])
+def test_a_restart_counts_once_however_the_processes_parts_arrive(names):
+    """A killed worker's calls in flight are retried in its new process, so its old process
+    may deliver nothing more, or deliver late: either way it is one restart."""
+    _Restarted.names = list(names)
+    run = _async("impala", max_lag=2, pool=_Restarted)
+    rows = [run.iterate() for _ in range(len(names))]
+    assert [r["workers/restarts"] for r in rows][-1] == 1.0 and not _Restarted.names
+
+
 def test_lag_settings_are_checked_and_name_the_fix():
     for algo in ("impala", "a3c"):
         cls = learner_module(algo).CONFIG

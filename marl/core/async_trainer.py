@@ -33,7 +33,11 @@ class AsyncTrainer(Trainer):
         self.depth = max(1, max_lag // self.workers)
         self.dropped = 0
         self._in_flight: list[tuple[int, Any]] = []  # (worker, handle), oldest first
-        self._names: dict[int, str] = {}
+        # every process each worker has acted in: a part from a new one is a restart (parts
+        # from the old process may still arrive after the new one's, and a killed worker's
+        # calls in flight are retried in the new process, so neither its last part nor the
+        # order of arrival tells a restart)
+        self._seen = [{name} for name in pool.incarnations()]
         self._fresh = set(range(self.workers))  # workers whose next collection starts episodes
         self._weights: tuple[int, Any] | None = None
 
@@ -59,9 +63,9 @@ class AsyncTrainer(Trainer):
             index = self.pool.wait_first([handle for _, handle in self._in_flight])
             worker, handle = self._in_flight.pop(index)
             (part,) = self.pool.gather([handle])
-            if self._names.get(worker, part.worker) != part.worker:
+            if part.worker not in self._seen[worker]:
+                self._seen[worker].add(part.worker)
                 self.restarts += 1
-            self._names[worker] = part.worker
             if self.version - part.version <= self.max_lag:
                 return part
             self.dropped += 1

@@ -101,6 +101,10 @@ class Worker:
         experience, self.carry = self.learner.collect(self.env, self.carry)
         return Part(experience, version, incarnation(), time.perf_counter() - start)
 
+    def incarnation(self) -> str:
+        """The process this worker acts in (a Ray actor's new process after a restart)."""
+        return incarnation()
+
     def close(self) -> None:
         """Close the env."""
         close = getattr(self.env, "close", None)
@@ -118,6 +122,10 @@ class InProcessPool:
         """The weights as the workers receive them (not made when every worker shares the
         learner)."""
         return None if all(w.shared for w in self.workers) else weights_fn()
+
+    def incarnations(self) -> list[str]:
+        """Each worker's process: this one."""
+        return [w.incarnation() for w in self.workers]
 
     def submit(self, weights: Any, version: int, iteration: int, reset: bool) -> list[Part]:
         """Act on every worker now (in its thread, for a `ThreadPool`); the handles, in

@@ -36,6 +36,10 @@ class RayPool:
         ray.get([server.set_weights.remote(ref) for server in self.servers])
         return ref
 
+    def incarnations(self) -> list[str]:
+        """Each actor's process as it is now (waits until every actor is up)."""
+        return require_ray().get([actor.incarnation.remote() for actor in self.actors])
+
     def submit(self, weights: Any, version: int, iteration: int, reset: bool) -> list[Any]:
         """Start one collection on every actor; returns object refs."""
         return [a.collect.remote(weights, version, iteration, reset) for a in self.actors]
