@@ -86,12 +86,14 @@ def kernel(k: int, repeats: int) -> None:
         print(f"| {rows} | {times[0]:.3f} | {times[1]:.3f} | {times[2]:.3f} |", flush=True)
 
 
-def timed_train(algo: str, steps: int, seeds: int, config: dict[str, Any], out: Path) -> dict:
+def timed_train(
+    algo: str, steps: int, seeds: int, config: dict[str, Any], out: Path, threads: int = 1
+) -> dict:
     """Train through the run loop; wall, CPU and load of the run."""
     from marl.run.loop import RunSpec, train
 
     spec = RunSpec(algo, ENV_ID, steps=steps, seed=0, seeds=seeds, env_kwargs=ENV_KWARGS,
-                   device="cpu", threads=1)  # fmt: skip
+                   device="cpu", threads=threads)  # fmt: skip
     with LoadMeter() as load:
         wall, cpu = time.perf_counter(), time.process_time()
         run = train(spec, config, out=out / f"{algo}-x{seeds}", progress=False)
@@ -101,14 +103,17 @@ def timed_train(algo: str, steps: int, seeds: int, config: dict[str, Any], out: 
             "rows": run.rows}  # fmt: skip
 
 
-def train_pair(algo: str, steps: int, k: int, config: dict[str, Any]) -> None:
+def train_pair(algo: str, steps: int, k: int, config: dict[str, Any], threads: int = 1) -> None:
     """One seed, then K seeds, same config and per-seed budget, in this process."""
     with tempfile.TemporaryDirectory() as tmp:
-        timed_train(algo, 2 * ROLLOUT, k, config, Path(tmp) / "warm-up")  # imports, lazy inits
-        results = [timed_train(algo, steps, n, config, Path(tmp)) for n in (1, k)]
+        timed_train(algo, 2 * ROLLOUT, k, config, Path(tmp) / "warm-up", threads)  # lazy inits
+        results = [timed_train(algo, steps, n, config, Path(tmp), threads) for n in (1, k)]
     print(f"\ntrain: {algo}, {steps:,} env steps per seed, config {config}")
-    print("| seeds | env steps (all seeds) | wall | CPU (1 thread) | env steps / CPU-s | "
-          "env steps / wall-s | load avg | collect / learn (wall) |")  # fmt: skip
+    threads = torch.get_num_threads()
+    print(
+        f"| seeds | env steps (all seeds) | wall | CPU ({threads} torch threads) | "
+        "env steps / CPU-s | env steps / wall-s | load avg | collect / learn (wall) |"
+    )
     print("|--:|--:|--:|--:|--:|--:|--:|--:|")
     for r in results:
         phases = {p: sum(row[f"time/{p}_s"] for row in r["rows"]) for p in ("collect", "learn")}
@@ -155,6 +160,7 @@ def main() -> None:
     p.add_argument("--algo", default="ippo", choices=("ppo", "ippo", "mappo"))
     p.add_argument("--config", type=Path, help="a run file's [config] (default: JaxMARL's)")
     p.add_argument("--seeds", type=int, default=8)
+    p.add_argument("--threads", type=int, default=1, help="torch threads of both runs")
     p.add_argument("--kernel", action="store_true", help="time vmap against baddbmm")
     p.add_argument("--repeats", type=int, default=200)
     p.add_argument("--train", action="store_true", help="time 1 seed against --seeds")
@@ -168,7 +174,7 @@ def main() -> None:
     if args.kernel:
         kernel(args.seeds, args.repeats)
     if args.train:
-        train_pair(args.algo, args.steps, args.seeds, config)
+        train_pair(args.algo, args.steps, args.seeds, config, args.threads)
     if args.drift:
         drift(args.algo, args.drift, config)
 
