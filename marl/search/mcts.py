@@ -150,7 +150,7 @@ def backup(
     1 every node gets `value` itself (negated for the other player): AlphaZero's backup."""
     sign = torch.where(tree.player.gather(1, path) == value_player[:, None], 1.0, -1.0)
     valid = (path != tree.capacity).float()
-    if discount == 1.0 and not bool(tree.reward.any()):
+    if discount == 1.0 and not bool(tree.reward.gather(1, path).any()):  # rules: no rewards
         returns = value[:, None]
     else:
         returns = path_returns(tree, path, value, value_player, discount)
