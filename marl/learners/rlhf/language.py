@@ -26,6 +26,7 @@ from marl.core.seeding import seeded_init, torch_generator
 from marl.learners.ppo import numerics as nx
 from marl.learners.ppo.loss import standardized
 from marl.learners.rlhf import kl
+from marl.learners.rlhf.fitting import fit_minibatches
 from marl.learners.rlhf.preferences import Preference, PreferenceError
 from marl.learners.rlhf.reward_model import preference_loss
 from marl.learners.rlhf.text import CharGRU, Samples, encode, pad, sample, token_log_probs
@@ -84,19 +85,15 @@ def fit_reward(
         for sid in (p.a, p.b):
             if sid not in answers:
                 raise PreferenceError(f"label refers to unknown answer id {sid!r}")
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    gen, total = torch_generator(seed), 0.0
-    for _ in range(epochs):
-        total = 0.0
-        for idx in torch.randperm(len(labels), generator=gen).split(batch):
-            rows = [labels[i] for i in idx]
-            scores = model([answers[p.a] for p in rows] + [answers[p.b] for p in rows])
-            target = torch.tensor([p.label for p in rows])
-            loss = preference_loss(scores[: len(rows)], scores[len(rows) :], target)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            total += float(loss.detach()) * len(rows)
+
+    def batch_loss(idx: Tensor) -> Tensor:
+        rows = [labels[i] for i in idx]
+        scores = model([answers[p.a] for p in rows] + [answers[p.b] for p in rows])
+        target = torch.tensor([p.label for p in rows])
+        return preference_loss(scores[: len(rows)], scores[len(rows) :], target)
+
+    total, _ = fit_minibatches(model.parameters(), len(labels), batch_loss, epochs=epochs,
+                               lr=lr, batch=batch, seed=seed)  # fmt: skip
     return {"loss": total / len(labels)}
 
 

@@ -24,6 +24,7 @@ from marl.core.bradley_terry import log_likelihood
 from marl.core.checkpoint import load_checkpoint, save_checkpoint
 from marl.core.seeding import seeded_init, torch_generator
 from marl.learners.ppo.nets import mlp
+from marl.learners.rlhf.fitting import fit_minibatches
 from marl.learners.rlhf.preferences import Preference, PreferenceError, SegmentSet
 
 KIND = "rlhf_reward"
@@ -90,18 +91,14 @@ def fit(
     obs, actions = torch.as_tensor(segments.obs), torch.as_tensor(segments.actions)
     alive = torch.as_tensor(segments.alive)
     a, b, labels = _tensors(segments, prefs)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    gen = torch_generator(seed)
-    for _ in range(epochs):
-        total = 0.0
-        for idx in torch.randperm(len(labels), generator=gen).split(batch):
-            rows = torch.cat([a[idx], b[idx]])
-            returns = model.segment_returns(obs[rows], actions[rows], alive[rows])
-            loss = preference_loss(returns[: len(idx)], returns[len(idx) :], labels[idx])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            total += float(loss.detach()) * len(idx)
+
+    def batch_loss(idx: Tensor) -> Tensor:
+        rows = torch.cat([a[idx], b[idx]])
+        returns = model.segment_returns(obs[rows], actions[rows], alive[rows])
+        return preference_loss(returns[: len(idx)], returns[len(idx) :], labels[idx])
+
+    total, _ = fit_minibatches(model.parameters(), len(labels), batch_loss, epochs=epochs,
+                               lr=lr, batch=batch, seed=seed)  # fmt: skip
     return {"loss": total / len(labels), "agreement": agreement(model, segments, prefs)}
 
 

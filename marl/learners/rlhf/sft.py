@@ -16,8 +16,8 @@ import numpy as np
 import torch
 
 from marl.core.checkpoint import load_checkpoint, load_state, save_checkpoint
-from marl.core.seeding import torch_generator
 from marl.learners.ppo.nets import MultiAgentActorCritic
+from marl.learners.rlhf.fitting import fit_minibatches
 from marl.learners.rlhf.trajectories import Episode
 
 KIND = "rlhf_sft"
@@ -36,20 +36,17 @@ def clone(
     """Fit `net`'s actor to the demonstrated actions (one agent); final loss and accuracy."""
     obs = torch.as_tensor(np.concatenate([e.obs for e in episodes]), dtype=torch.float32)
     actions = torch.as_tensor(np.concatenate([e.actions for e in episodes]), dtype=torch.long)
-    optimizer = torch.optim.Adam(net.actor_parameters(), lr=lr)
-    gen = torch_generator(seed)
 
     def logits(x: torch.Tensor) -> torch.Tensor:  # [M, O] -> [M, A], as one env step of M envs
         starts = torch.zeros(1, len(x), dtype=torch.bool)
         out, _ = net.actor(x[None, :, None], net.initial_hidden(len(x)), starts)
         return out[0, :, 0]
 
-    for _ in range(epochs):
-        for idx in torch.randperm(len(actions), generator=gen).split(batch):
-            loss = torch.nn.functional.cross_entropy(logits(obs[idx]), actions[idx])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+    def batch_loss(idx: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.cross_entropy(logits(obs[idx]), actions[idx])
+
+    fit_minibatches(net.actor_parameters(), len(actions), batch_loss, epochs=epochs, lr=lr,
+                    batch=batch, seed=seed)  # fmt: skip
     with torch.no_grad():
         out = logits(obs)
         loss = float(torch.nn.functional.cross_entropy(out, actions))

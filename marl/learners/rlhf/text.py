@@ -17,8 +17,9 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from marl.core.seeding import seeded_init, torch_generator
+from marl.core.seeding import seeded_init
 from marl.learners.ppo.nets import sample_categorical
+from marl.learners.rlhf.fitting import fit_minibatches
 
 CORPUS = Path(__file__).with_name("data") / "qa.txt"
 """The shipped corpus: 50 questions, six answers each (written for this task)."""
@@ -88,19 +89,16 @@ def sft(
 ) -> dict[str, float]:
     """Teacher-forced next-character training on whole lines (each ends with a newline)."""
     rows = [encode(line + "\n") for line in lines]
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    gen, loss = torch_generator(seed), torch.zeros(())
-    for _ in range(epochs):
-        for idx in torch.randperm(len(rows), generator=gen).split(batch):
-            tokens = pad([rows[i] for i in idx], value=-1)
-            inputs, targets = tokens[:, :-1].clamp(min=0), tokens[:, 1:]
-            logits, _, _ = model(inputs)
-            loss = nn.functional.cross_entropy(logits.transpose(1, 2), targets, ignore_index=-1)
-            optimizer.zero_grad()
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-    return {"loss": float(loss.detach())}
+
+    def batch_loss(idx: Tensor) -> Tensor:
+        tokens = pad([rows[i] for i in idx], value=-1)
+        inputs, targets = tokens[:, :-1].clamp(min=0), tokens[:, 1:]
+        logits, _, _ = model(inputs)
+        return nn.functional.cross_entropy(logits.transpose(1, 2), targets, ignore_index=-1)
+
+    _, last = fit_minibatches(model.parameters(), len(rows), batch_loss, epochs=epochs, lr=lr,
+                              batch=batch, seed=seed, max_grad_norm=1.0)  # fmt: skip
+    return {"loss": last}
 
 
 class Samples(NamedTuple):
