@@ -22,6 +22,8 @@ TTT, CARTPOLE = "classic/tic_tac_toe-v0", "gym/CartPole-v1"
 SMALL = {"num_envs": 4, "search.simulations": 4, "moves_per_iteration": 5, "train_steps": 2,
          "batch_size": 8, "min_buffer": 8, "hidden": 16, "width": 16, "support": 5,
          "eval_simulations": 4}  # fmt: skip
+CONV = {"net": "conv", "channels": 4, "blocks": 1}
+"""Residual conv towers with a hidden state of 4 board planes (board games only)."""
 
 
 def _episode(rewards: list[float], actions: int = 3) -> Episode:
@@ -74,8 +76,9 @@ def test_two_player_targets_flip_sign_each_move():
     assert replay.targets[0].tolist() == [-1.0, 1.0, -1.0, 1.0]
 
 
-def test_a_few_updates_on_one_batch_lower_the_unrolled_loss():
-    learner = make_learner(vec_spec(TTT), build_config(MuZeroConfig, SMALL), seed=0)
+@pytest.mark.parametrize("net", [{}, CONV])
+def test_a_few_updates_on_one_batch_lower_the_unrolled_loss(net):
+    learner = make_learner(vec_spec(TTT), build_config(MuZeroConfig, SMALL | net), seed=0)
     learner.replay.add(_episode([0.0, 0.0, 1.0], actions=9)._replace(
         obs=torch.zeros(3, *learner.game.obs_shape)))  # fmt: skip
     batch = learner.replay.sample(16, learner.config.unroll_steps, learner.gen)
@@ -129,11 +132,30 @@ def test_players_move_legally_from_the_real_mask():
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [({"value_target": "target"}, "'search' or 'fresh'"), ({"reanalyse": 2.0}, "0..1"),
-     ({"unroll_steps": 0}, "unroll_steps=0")],
+     ({"unroll_steps": 0}, "unroll_steps=0"), ({"net": "cnn"}, "'mlp' or 'conv'")],
 )  # fmt: skip
 def test_bad_config_is_refused_clearly(overrides, message):
     with pytest.raises(ConfigError, match=message):
         build_config(MuZeroConfig, SMALL | overrides).validate()
+
+
+def test_the_conv_net_needs_board_planes():
+    with pytest.raises(ConfigError, match=r"board planes \[C, H, W\].*shape \(4,\).*net='mlp'"):
+        make_learner(vec_spec(CARTPOLE), build_config(MuZeroConfig, SMALL | CONV), seed=0)
+
+
+def test_the_conv_hidden_state_is_planes_of_the_board():
+    learner = make_learner(vec_spec(TTT), build_config(MuZeroConfig, SMALL | CONV), seed=0)
+    boards = learner.game.initial(3)
+    with torch.no_grad():
+        hidden = learner.net.initial(learner.game.observe(boards))
+    assert hidden.shape == (3, 4 * 3 * 3)  # 4 planes of the 3x3 board, one row each
+    assert float(hidden.min()) >= 0.0 and float(hidden.max()) <= 1.0  # min-max scaled
+    with torch.no_grad():
+        nxt, reward_logits = learner.net.recurrent(hidden, torch.tensor([0, 4, 8]))
+        logits, value_logits = learner.net.predict(nxt)
+    assert nxt.shape == hidden.shape and reward_logits.shape == (3, 2 * 5 + 1)
+    assert logits.shape == (3, 9) and value_logits.shape == (3, 11)
 
 
 def test_continuous_envs_are_refused():
@@ -153,16 +175,24 @@ def test_train_cli_runs_and_checkpoints(tmp_path):
     assert marl_main(["eval", str(tmp_path), "--episodes", "2"]) == 0
 
 
-def test_board_runs_load_as_players_for_play_and_the_mcts_bot(tmp_path):
+@pytest.mark.parametrize("net", [{}, CONV])
+def test_board_runs_load_as_players_for_play_and_the_mcts_bot(tmp_path, net):
     from marl.search import strength
     from marl.search.muzero import MuZeroPlayer
-    from marl.search.play import load_player
+    from marl.search.play import load_player, play_terminal
 
-    sets = sum((["--set", f"{k}={v}"] for k, v in SMALL.items()), [])
+    sets = sum((["--set", f"{k}={v}"] for k, v in (SMALL | net).items()), [])
     argv = ["train", "muzero", "--env", TTT, "--steps", "40", "--out", str(tmp_path)]
     assert marl_main([*argv, "--no-progress", *sets]) == 0
     player = load_player(None, tmp_path, simulations=6)
     assert isinstance(player, MuZeroPlayer) and player.search.simulations == 6
+    assert type(player.net).__name__ == ("ConvMuZeroNet" if net else "MuZeroNet")
+    printed: list[str] = []
+    moves = iter(str(m) for m in range(9))
+    result = play_terminal(TTT, tmp_path, input_fn=lambda _: next(moves),
+                           print_fn=printed.append, simulations=4)  # fmt: skip
+    assert "against MuZero" in printed[0] and any("MuZero plays" in line for line in printed)
+    assert printed[-1] == {1: "You win!", 0: "Draw.", -1: "MuZero wins."}[result]
     result = strength.versus_mcts_bot(player, games=2, bot_simulations=10)
     assert result.games == 2 and result.simulations == 6
     result = muzero_eval.evaluate(tmp_path, episodes=2)  # what `marl eval RUN` calls

@@ -1,4 +1,4 @@
-"""`marl play`: play a board game against a trained AlphaZero checkpoint in the terminal."""
+"""`marl play`: play a board game in the terminal against a trained AlphaZero or MuZero run."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ from pathlib import Path
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Add `marl play ENV_ID CHECKPOINT [--second] [--simulations N]`."""
-    p = subparsers.add_parser("play", help="play against a trained alphazero checkpoint")
+    p = subparsers.add_parser("play", help="play against a trained alphazero or muzero checkpoint")
     p.add_argument("env_id", help="board game env id, e.g. classic/connect_four-v0")
-    p.add_argument("checkpoint", type=Path, help="alphazero checkpoint file or run directory")
+    p.add_argument(
+        "checkpoint", type=Path, help="alphazero or muzero checkpoint file or run folder"
+    )
     p.add_argument("--second", action="store_true", help="let the checkpoint move first")
     p.add_argument(
         "--simulations", type=int, metavar="N", help="search simulations per move (default: "

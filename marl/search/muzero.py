@@ -39,7 +39,7 @@ from marl.search.alphazero import OPENSPIEL_PREFIX, SelfPlayGames, game_stats, r
 from marl.search.config import SearchConfig, SearchResult
 from marl.search.game import SelfPlayGame
 from marl.search.mcts import MCTS, select_action
-from marl.search.muzero_model import ModelGame, MuZeroEvaluator, MuZeroNet
+from marl.search.muzero_model import ModelGame, MuZeroEvaluator, MuZeroModel, make_net
 from marl.search.muzero_replay import Episode, TrajectoryReplay, Unroll
 from marl.search.muzero_targets import to_support
 from marl.search.net import gradient_step
@@ -83,10 +83,17 @@ class MuZeroConfig:
     """L2 weight decay (AdamW)."""
     value_loss_weight: float = 0.25
     """Weight of the value loss (the paper's 0.25 for reanalysed targets)."""
+    net: str = "mlp"
+    """"mlp": MLPs over flattened observations; "conv": residual conv towers whose hidden
+    state is planes of the board (board games' [C, H, W] observations only)."""
     hidden: int = 64
-    """Size of the hidden state."""
+    """Size of the hidden state (net="mlp")."""
     width: int = 128
-    """Width of the networks' hidden layers."""
+    """Width of the networks' hidden layers (net="mlp")."""
+    channels: int = 32
+    """Channels of the conv towers and of the hidden state's planes (net="conv")."""
+    blocks: int = 2
+    """Residual blocks of the representation and of the dynamics tower (net="conv")."""
     support: int = 20
     """Value and reward supports are the integers -support..support of h(x)."""
     value_target: str = "search"
@@ -101,9 +108,12 @@ class MuZeroConfig:
     def validate(self) -> None:
         """Refuse settings that cannot run."""
         for name in ("num_envs", "moves_per_iteration", "batch_size", "unroll_steps",
-                     "td_steps", "hidden", "width", "support", "target_update"):  # fmt: skip
+                     "td_steps", "hidden", "width", "channels", "support",
+                     "target_update"):  # fmt: skip
             if getattr(self, name) < 1:
                 raise ConfigError(f"MuZeroConfig.{name}={getattr(self, name)}: expected >= 1")
+        if self.net not in ("mlp", "conv"):
+            raise ConfigError(f"MuZeroConfig.net={self.net!r}: expected 'mlp' or 'conv'")
         if self.value_target not in ("search", "fresh"):
             raise ConfigError(
                 f"MuZeroConfig.value_target={self.value_target!r}: expected 'search' or 'fresh'"
@@ -137,7 +147,7 @@ def board_rules(spec: VecSpec) -> SelfPlayGame | None:
 
 
 def search_model(
-    net: MuZeroNet, two_player: bool, config: SearchConfig, obs: Tensor, legal: Tensor,
+    net: MuZeroModel, two_player: bool, config: SearchConfig, obs: Tensor, legal: Tensor,
     to_play: Tensor, rng: np.random.Generator,
 ) -> SearchResult:  # fmt: skip
     """One batched search over the learned model from B real observations (moved to the
@@ -219,7 +229,7 @@ class Experience(NamedTuple):
     env_steps: int
 
 
-def unroll_loss(net: MuZeroNet, batch: Unroll, config: MuZeroConfig) -> tuple[Tensor, dict]:
+def unroll_loss(net: MuZeroModel, batch: Unroll, config: MuZeroConfig) -> tuple[Tensor, dict]:
     """Value, reward and policy cross-entropies over a K-step unroll of the model."""
     k_steps = batch.actions.shape[1]
     hidden = net.initial(batch.obs)
@@ -259,7 +269,9 @@ class MuZeroLearner:
         obs_shape = self.game.obs_shape if self.game is not None else (spec.obs_dim,)
         actions = self.game.num_actions if self.game is not None else spec.num_actions
         with seeded_init(child_seed(seed, INIT)):
-            self.net = MuZeroNet(obs_shape, actions, config.hidden, config.width, config.support)
+            self.net = make_net(obs_shape, actions, config.net, hidden=config.hidden,
+                                width=config.width, channels=config.channels,
+                                blocks=config.blocks, support=config.support)  # fmt: skip
         self.net.to(self.device)
         self.target = copy.deepcopy(self.net)
         self.optimizer = torch.optim.AdamW(
@@ -443,7 +455,7 @@ class MuZeroPlayer:
     """Chooses moves by a fresh batched search over a MuZero net's learned model."""
 
     def __init__(
-        self, net: MuZeroNet, game: SelfPlayGame | None, search: SearchConfig, two_player: bool,
+        self, net: MuZeroModel, game: SelfPlayGame | None, search: SearchConfig, two_player: bool,
         temperature: float = 0.0, device: torch.device | str = "cpu",
     ) -> None:  # fmt: skip
         self.net, self.game, self.search, self.two_player = net, game, search, two_player

@@ -19,8 +19,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from marl.core.config import ConfigError
 from marl.search.evaluator import masked_softmax
 from marl.search.muzero_targets import from_support
+from marl.search.net import ResidualBlock
 
 
 def _mlp(inputs: int, width: int, outputs: int) -> nn.Sequential:
@@ -80,13 +82,105 @@ class MuZeroNet(nn.Module):
         return from_support(torch.softmax(self.predict(self.initial(obs))[1], dim=1))
 
 
+def _conv_stem(in_channels: int, channels: int, blocks: int) -> nn.Sequential:
+    """conv-BN-ReLU then `blocks` residual blocks (AlphaZero's tower)."""
+    return nn.Sequential(
+        nn.Conv2d(in_channels, channels, 3, padding=1, bias=False),
+        nn.BatchNorm2d(channels),
+        nn.ReLU(),
+        *[ResidualBlock(channels) for _ in range(blocks)],
+    )
+
+
+def _plane_head(channels: int, planes: int, cells: int, outputs: int, width: int = 0) -> nn.Module:
+    """1x1 conv to `planes` planes, flattened, then a linear layer (with a hidden layer of
+    `width` if given): AlphaZero's policy and value heads."""
+    layers: list[nn.Module] = [
+        nn.Conv2d(channels, planes, 1, bias=False), nn.BatchNorm2d(planes), nn.ReLU(),
+        nn.Flatten(),
+    ]  # fmt: skip
+    if width:
+        layers += [nn.Linear(planes * cells, width), nn.ReLU(), nn.Linear(width, outputs)]
+    else:
+        layers.append(nn.Linear(planes * cells, outputs))
+    return nn.Sequential(*layers)
+
+
+class ConvMuZeroNet(nn.Module):
+    """Representation, dynamics and prediction as residual conv towers over board planes.
+
+    The hidden state is `channels` planes of the board's size (MuZero's own shape for board
+    games), flattened to one row for the search. A move enters the dynamics as one learned
+    plane per action, stacked on the hidden planes. The same interface as `MuZeroNet`.
+    """
+
+    def __init__(
+        self, obs_shape: tuple[int, int, int], num_actions: int, channels: int = 32,
+        blocks: int = 2, support: int = 20,
+    ) -> None:  # fmt: skip
+        super().__init__()
+        in_channels, rows, cols = obs_shape
+        cells, bins = rows * cols, 2 * support + 1
+        self.planes = (channels, rows, cols)
+        self.num_actions, self.hidden_size, self.support = num_actions, channels * cells, support
+        self.representation = _conv_stem(in_channels, channels, blocks)
+        self.action_planes = nn.Embedding(num_actions, cells)
+        self.dynamics = _conv_stem(channels + 1, channels, blocks)
+        self.reward_head = _plane_head(channels, 1, cells, bins, width=64)
+        self.prediction = nn.Sequential(ResidualBlock(channels))
+        self.policy_head = _plane_head(channels, 2, cells, num_actions)
+        self.value_head = _plane_head(channels, 1, cells, bins, width=64)
+
+    def _board(self, hidden: Tensor) -> Tensor:
+        return hidden.view(len(hidden), *self.planes)
+
+    def initial(self, obs: Tensor) -> Tensor:
+        """obs [B, C, H, W] -> hidden states [B, channels * H * W]."""
+        return scale_hidden(self.representation(obs.float()).flatten(1))
+
+    def recurrent(self, hidden: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
+        """(hidden [B, hidden], actions [B]) -> (next hidden [B, hidden], reward logits)."""
+        _, rows, cols = self.planes
+        move = self.action_planes(actions.long()).view(-1, 1, rows, cols)
+        nxt = self.dynamics(torch.cat([self._board(hidden), move], dim=1))
+        return scale_hidden(nxt.flatten(1)), self.reward_head(nxt)
+
+    def predict(self, hidden: Tensor) -> tuple[Tensor, Tensor]:
+        """hidden [B, hidden] -> (policy logits [B, A], value logits [B, bins])."""
+        x = self.prediction(self._board(hidden))
+        return self.policy_head(x), self.value_head(x)
+
+    def value(self, obs: Tensor) -> Tensor:
+        """[B] scalar values of observations (representation then prediction)."""
+        return from_support(torch.softmax(self.predict(self.initial(obs))[1], dim=1))
+
+
+MuZeroModel = MuZeroNet | ConvMuZeroNet
+"""Either kind of MuZero net (one interface)."""
+
+
+def make_net(
+    obs_shape: tuple[int, ...], num_actions: int, kind: str, *, hidden: int, width: int,
+    channels: int, blocks: int, support: int,
+) -> MuZeroModel:  # fmt: skip
+    """The MLP nets ("mlp") or the conv towers ("conv", board planes [C, H, W] only)."""
+    if kind == "conv":
+        if len(obs_shape) != 3:
+            raise ConfigError(
+                f"MuZero net='conv' needs board planes [C, H, W]; this env's observations "
+                f"have shape {tuple(obs_shape)}: use net='mlp'"
+            )
+        return ConvMuZeroNet(obs_shape, num_actions, channels, blocks, support)  # type: ignore[arg-type]
+    return MuZeroNet(obs_shape, num_actions, hidden, width, support)
+
+
 class ModelGame:
     """The learned model as a `BatchedGame`: positions are [hidden | reward | to_play | legal].
 
     `two_player`: the side to move alternates with every move (board games); else it stays 0.
     """
 
-    def __init__(self, net: MuZeroNet, two_player: bool) -> None:
+    def __init__(self, net: MuZeroModel, two_player: bool) -> None:
         self.net, self.two_player = net, two_player
         self.num_actions = net.num_actions
         self.obs_shape = (net.hidden_size,)
@@ -138,7 +232,7 @@ class ModelGame:
 class MuZeroEvaluator:
     """The prediction net as a search `Evaluator` over hidden states."""
 
-    def __init__(self, net: MuZeroNet) -> None:
+    def __init__(self, net: MuZeroModel) -> None:
         self.net = net
 
     @torch.inference_mode()

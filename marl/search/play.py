@@ -1,4 +1,4 @@
-"""Play a trained AlphaZero checkpoint in the terminal."""
+"""Play a trained AlphaZero or MuZero checkpoint in the terminal."""
 
 from __future__ import annotations
 
@@ -107,18 +107,19 @@ def play_terminal(
     board = game.initial(1)
     human = 0 if human_first else 1
     marks = "X (first)" if human_first else "O (second)"
-    print_fn(f"{game.name}: you play {marks}; enter q to quit")
+    name = type(player).__name__.removesuffix("Player")  # AlphaZero or MuZero
+    print_fn(f"{game.name}: you play {marks} against {name}; enter q to quit")
     while True:
         print_fn(game.render(board[0]))
         if int(game.to_play(board)[0]) == human:
             move = _ask_move(game, board[0], input_fn, print_fn)
         else:
             move = int(player.act_batch(board)[0])
-            print_fn(f"AlphaZero plays {move}")
+            print_fn(f"{name} plays {move}")
         board = game.play(board, torch.tensor([move]))
         terminal, returns = game.outcome(board)
         if bool(terminal[0]):
             print_fn(game.render(board[0]))
             result = int(returns[0, human])
-            print_fn({1: "You win!", 0: "Draw.", -1: "AlphaZero wins."}[result])
+            print_fn({1: "You win!", 0: "Draw.", -1: f"{name} wins."}[result])
             return result
