@@ -14,6 +14,11 @@ per move against MCTSBot(1,000 random rollouts, solve=True)):
 
     python benchmarks/alphazero_budget.py protocol --out runs/budget
 
+An ablation: one run file with one technique switched off, at the same budget:
+
+    python benchmarks/alphazero_budget.py train --config envs/alphazero_connect_four_fast.toml \\
+        --out runs/ablate/no_mix --cpu-minutes 10 --marks 1 --set targets.value_target_mix=0
+
 The smaller one measured in the README (10 CPU-minutes, 20 games at 1,600 and 200 sims):
 
     python benchmarks/alphazero_budget.py protocol --out runs/budget10 --cpu-minutes 10 \\
@@ -30,7 +35,7 @@ from pathlib import Path
 
 from marl.algorithms import make_config
 from marl.core.checkpoint import save_checkpoint
-from marl.core.config import config_to_dict, load_toml
+from marl.core.config import config_to_dict, load_toml, parse_overrides
 from marl.run.loop import RunSpec, assemble
 
 RUN_FILES = ("envs/alphazero_connect_four.toml", "envs/alphazero_connect_four_fast.toml")
@@ -41,12 +46,17 @@ def _mark_path(out: Path, cpu_minutes: float) -> Path:
     return out / f"cpu{cpu_minutes:05.1f}min.pt"
 
 
-def train(run_file: str, out: Path, cpu_minutes: float, marks: int, seed: int | None) -> dict:
-    """Train `run_file` for `cpu_minutes` of this process's CPU time; checkpoint at each mark."""
+def train(
+    run_file: str, out: Path, cpu_minutes: float, marks: int, seed: int | None,
+    overrides: dict | None = None,
+) -> dict:  # fmt: skip
+    """Train `run_file` (its config changed by `overrides`, as `--set` does) for `cpu_minutes`
+    of this process's CPU time; checkpoint at each mark."""
     spec_file = load_toml(run_file)
     spec = RunSpec(spec_file.get("algo", "alphazero"), spec_file["env"], steps=1 << 40,
                    seed=spec_file.get("seed", 0) if seed is None else seed, threads=1)  # fmt: skip
-    cfg, trainer = assemble(spec, make_config(spec.algo, spec_file.get("config", {})))
+    values = {**spec_file.get("config", {}), **(overrides or {})}
+    cfg, trainer = assemble(spec, make_config(spec.algo, values))
     out.mkdir(parents=True, exist_ok=True)
     budget = cpu_minutes * 60.0
     due = [budget * (k + 1) / marks for k in range(marks)]
@@ -66,7 +76,8 @@ def train(run_file: str, out: Path, cpu_minutes: float, marks: int, seed: int | 
                  "games": stats.get("games"), "loss": stats.get("loss")}  # fmt: skip
         points.append(point)
         print(f"{run_file}: {point}", flush=True)
-    summary = {"run_file": run_file, "seed": spec.seed, "threads": 1, "points": points}
+    summary = {"run_file": run_file, "overrides": overrides or {}, "seed": spec.seed,
+               "threads": 1, "points": points}  # fmt: skip
     (out / "train.json").write_text(json.dumps(summary, indent=1))
     return summary
 
@@ -133,6 +144,9 @@ def main() -> None:
         p.add_argument("--cpu-minutes", type=float, default=60.0, help="CPU budget per run")
         p.add_argument("--marks", type=int, default=6, help="checkpoints over the budget")
         p.add_argument("--seed", type=int, default=None, help="default: the run file's")
+        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override the run files' config (an ablation), e.g. "
+                       "targets.value_target_mix=0")  # fmt: skip
     for p in (p_match, p_proto):
         p.add_argument("--games", type=int, default=100, help="games per checkpoint")
         p.add_argument("--simulations", type=int, nargs="+", default=[1600, 200],
@@ -142,7 +156,8 @@ def main() -> None:
                        help="the bot without MCTS-Solver (default: solve=True)")  # fmt: skip
     args = parser.parse_args()
     if args.command == "train":
-        train(args.config, args.out, args.cpu_minutes, args.marks, args.seed)
+        train(args.config, args.out, args.cpu_minutes, args.marks, args.seed,
+              parse_overrides(args.set))  # fmt: skip
         return
     if args.command == "plot":
         print(plot(args.out))
@@ -151,7 +166,8 @@ def main() -> None:
     if args.command == "protocol":
         outs = [args.out / Path(f).stem for f in RUN_FILES]
         for run_file, out in zip(RUN_FILES, outs):
-            train(run_file, out, args.cpu_minutes, args.marks, args.seed)
+            train(run_file, out, args.cpu_minutes, args.marks, args.seed,
+                  parse_overrides(args.set))  # fmt: skip
     for out in outs:
         for sims in args.simulations:
             match(out, args.games, sims, args.bot_simulations, args.solve)
