@@ -48,12 +48,12 @@ def _mark_path(out: Path, cpu_minutes: float) -> Path:
 
 def train(
     run_file: str, out: Path, cpu_minutes: float, marks: int, seed: int | None,
-    overrides: dict | None = None,
+    overrides: dict | None = None, env: str | None = None,
 ) -> dict:  # fmt: skip
-    """Train `run_file` (its config changed by `overrides`, as `--set` does) for `cpu_minutes`
-    of this process's CPU time; checkpoint at each mark."""
+    """Train `run_file` (its config changed by `overrides`, as `--set` does; on `env` if
+    given) for `cpu_minutes` of this process's CPU time; checkpoint at each mark."""
     spec_file = load_toml(run_file)
-    spec = RunSpec(spec_file.get("algo", "alphazero"), spec_file["env"], steps=1 << 40,
+    spec = RunSpec(spec_file.get("algo", "alphazero"), env or spec_file["env"], steps=1 << 40,
                    seed=spec_file.get("seed", 0) if seed is None else seed, threads=1)  # fmt: skip
     values = {**spec_file.get("config", {}), **(overrides or {})}
     cfg, trainer = assemble(spec, make_config(spec.algo, values))
@@ -76,8 +76,8 @@ def train(
                  "games": stats.get("games"), "loss": stats.get("loss")}  # fmt: skip
         points.append(point)
         print(f"{run_file}: {point}", flush=True)
-    summary = {"run_file": run_file, "overrides": overrides or {}, "seed": spec.seed,
-               "threads": 1, "points": points}  # fmt: skip
+    summary = {"run_file": run_file, "env": spec.env_id, "overrides": overrides or {},
+               "seed": spec.seed, "threads": 1, "points": points}  # fmt: skip
     (out / "train.json").write_text(json.dumps(summary, indent=1))
     return summary
 
@@ -135,6 +135,9 @@ def main() -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     p_train = sub.add_parser("train", help="train one run file for a CPU budget")
     p_train.add_argument("--config", required=True, help="run file (envs/*.toml)")
+    p_train.add_argument("--env", default=None,
+                         help="train on this env id instead of the run file's, e.g. "
+                         "openspiel/connect_four")  # fmt: skip
     p_match = sub.add_parser("match", help="play a train folder's checkpoints against the bot")
     p_proto = sub.add_parser("protocol", help="train both run files, then match them")
     p_plot = sub.add_parser("plot", help="draw the match results of a protocol folder")
@@ -157,7 +160,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.command == "train":
         train(args.config, args.out, args.cpu_minutes, args.marks, args.seed,
-              parse_overrides(args.set))  # fmt: skip
+              parse_overrides(args.set), args.env)  # fmt: skip
         return
     if args.command == "plot":
         print(plot(args.out))
