@@ -82,15 +82,21 @@ def train(
     return summary
 
 
-def match(out: Path, games: int, simulations: int, bot_simulations: int, solve: bool) -> list:
-    """Play each checkpoint of a `train` folder against the bot; write and return the rows."""
+def match(
+    out: Path, games: int, simulations: int, bot_simulations: int, solve: bool,
+    last_games: int | None = None,
+) -> list:  # fmt: skip
+    """Play each checkpoint of a `train` folder against the bot (the last one `last_games`
+    games if given, so the curve's points can be cheaper than its end); write and return the
+    rows."""
     from marl.search.strength import evaluate_checkpoint
 
     points = json.loads((out / "train.json").read_text())["points"]
     rows = []
-    for point in points:
+    for k, point in enumerate(points):
+        n = last_games if last_games and k == len(points) - 1 else games
         cpu0, wall0 = time.process_time(), time.perf_counter()
-        result = evaluate_checkpoint(out / point["checkpoint"], games, simulations,
+        result = evaluate_checkpoint(out / point["checkpoint"], n, simulations,
                                      bot_simulations, seed=0, solve=solve)  # fmt: skip
         row = {**point, "wins": result.wins, "draws": result.draws, "losses": result.losses,
                "simulations": simulations, "bot_simulations": bot_simulations, "solve": solve,
@@ -152,6 +158,8 @@ def main() -> None:
                        "targets.value_target_mix=0")  # fmt: skip
     for p in (p_match, p_proto):
         p.add_argument("--games", type=int, default=100, help="games per checkpoint")
+        p.add_argument("--last-games", type=int, default=None,
+                       help="games for the last checkpoint (default: --games)")  # fmt: skip
         p.add_argument("--simulations", type=int, nargs="+", default=[1600, 200],
                        help="our simulations per move (one match each)")  # fmt: skip
         p.add_argument("--bot-simulations", type=int, default=1000)
@@ -173,7 +181,7 @@ def main() -> None:
                   parse_overrides(args.set))  # fmt: skip
     for out in outs:
         for sims in args.simulations:
-            match(out, args.games, sims, args.bot_simulations, args.solve)
+            match(out, args.games, sims, args.bot_simulations, args.solve, args.last_games)
     if args.command == "protocol":
         print(plot(args.out))
 
