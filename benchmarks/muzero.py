@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -98,11 +99,18 @@ def train(env_id: str, overrides: dict, score, done, every: int, budget: float, 
             return trainer.learner
 
 
-def _c4_wins(games: int, seed: int):
-    """A connect-four score: wins/draws/losses of `games` games against MCTSBot(1,000)."""
+def _c4_wins(games: int, seed: int, out: Path | None):
+    """A connect-four score: wins/draws/losses of `games` games against MCTSBot(1,000); with
+    `out`, each scored net is also saved there (`marl eval` and `marl play` read it)."""
+    from marl.core.checkpoint import save_checkpoint
+    from marl.core.config import config_to_dict
     from marl.search.strength import versus_mcts_bot
 
     def score(learner) -> str:
+        if out is not None:
+            save_checkpoint(out / f"moves{learner.env_steps:08d}.pt", algo="muzero",
+                            env_id=learner.spec.env_id, config=config_to_dict(learner.config),
+                            learner={"net": learner.net.state_dict()})  # fmt: skip
         result = versus_mcts_bot(learner.player(), games, 1000, seed)
         return f"{result.wins}/{result.draws}/{result.losses}"
 
@@ -201,6 +209,9 @@ def main() -> None:
         default=20,
         help="c4: games against MCTSBot(1000) at each evaluation (the curve)",
     )
+    parser.add_argument(
+        "--out", type=Path, default=None, help="c4: a folder for the net of each curve point"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cpu-budget", type=float, default=600.0)
     parser.add_argument("--every", type=int, default=5, help="iterations between evaluations")
@@ -225,7 +236,8 @@ def main() -> None:
         from marl.search.strength import versus_mcts_bot
 
         learner = train("classic/connect_four-v0", CONNECT_FOUR | extra,
-                        _c4_wins(args.curve_games, args.seed), lambda r: False, args.every,
+                        _c4_wins(args.curve_games, args.seed, args.out), lambda r: False,
+                        args.every,
                         args.cpu_budget, args.seed)  # fmt: skip
         start = time.process_time()
         result = versus_mcts_bot(learner.player(), args.n, 1000, args.seed)
