@@ -109,30 +109,50 @@ def match(
     return rows
 
 
-def plot(parent: Path) -> Path:
-    """Wins against training CPU-minutes, one line per run folder and simulation count."""
+def plot(parent: Path, runs: list[Path] | None = None, image: Path | None = None) -> Path:
+    """Wins against training CPU-minutes: one line per run folder (every folder under
+    `parent`, then `runs`) and simulation count; the rows of one folder's `match_<sims>.json`
+    files with the same label are joined, so a curve may be matched in parts."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
-    for path in sorted(parent.glob("*/match_*.json")):
+    curves: dict[str, list[tuple[float, float]]] = {}
+    files = sorted(parent.glob("*/**/match_*.json"))
+    for run in runs or []:
+        files += sorted(run.glob("**/match_*.json"))
+    for path in files:
         rows = json.loads(path.read_text())
-        minutes = [r["cpu_s"] / 60 for r in rows]
-        share = [100 * r["wins"] / (r["wins"] + r["draws"] + r["losses"]) for r in rows]
-        label = f"{path.parent.name}, {rows[0]['simulations']} sims/move"
-        ax.plot([0.0, *minutes], [0.0, *share], "o-", label=label)
+        label = f"{_run_label(path)}, {rows[0]['simulations']} sims/move"
+        curves.setdefault(label, []).extend(
+            (r["cpu_s"] / 60, 100 * r["wins"] / (r["wins"] + r["draws"] + r["losses"]))
+            for r in rows
+        )
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    for label, points in curves.items():
+        points = sorted(points)
+        ax.plot([0.0] + [m for m, _ in points], [0.0] + [w for _, w in points], "o-",
+                label=label)  # fmt: skip
     ax.set_xlabel("training CPU-minutes (one torch thread)")
     ax.set_ylabel("wins % vs MCTSBot (random rollouts)")
     ax.set_ylim(0, 100)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    out = parent / "strength_per_cpu_minute.png"
+    out = image or parent / "strength_per_cpu_minute.png"
     fig.savefig(out)
     plt.close(fig)
     return out
+
+
+def _run_label(match_file: Path) -> str:
+    """The run folder a match file belongs to: its folder, or the one above for the parts
+    of a curve matched in sub-folders (`RUN/end`, `RUN/mid`)."""
+    folder = match_file.parent
+    if (folder / "train.json").is_file() and not any(folder.glob("*.pt")):
+        folder = folder.parent  # a part that points at its run's checkpoints
+    return folder.name
 
 
 def main() -> None:
@@ -147,6 +167,19 @@ def main() -> None:
     p_match = sub.add_parser("match", help="play a train folder's checkpoints against the bot")
     p_proto = sub.add_parser("protocol", help="train both run files, then match them")
     p_plot = sub.add_parser("plot", help="draw the match results of a protocol folder")
+    p_plot.add_argument(
+        "--runs",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="more run folders to draw (their match files, sub-folders too)",
+    )
+    p_plot.add_argument(
+        "--image",
+        type=Path,
+        default=None,
+        help="where to write the PNG (default: OUT/strength_per_cpu_minute.png)",
+    )
     for p in (p_train, p_match, p_proto, p_plot):
         p.add_argument("--out", type=Path, required=True, help="folder (protocol: parent)")
     for p in (p_train, p_proto):
@@ -171,7 +204,7 @@ def main() -> None:
               parse_overrides(args.set), args.env)  # fmt: skip
         return
     if args.command == "plot":
-        print(plot(args.out))
+        print(plot(args.out, args.runs, args.image))
         return
     outs = [args.out]
     if args.command == "protocol":
