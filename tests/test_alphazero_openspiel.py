@@ -6,6 +6,7 @@ import numpy as np
 import pyspiel
 import pytest
 import torch
+from conftest import TTT_RECIPE
 
 from marl.algorithms import local_trainer
 from marl.cli import main as marl_main
@@ -121,14 +122,11 @@ def _spiel_positions(boards: torch.Tensor) -> np.ndarray:
 
 @pytest.mark.slow
 def test_openspiel_tic_tac_toe_from_scratch_never_loses_to_perfect_play():
-    """The native game's learning test (45 iterations of 64 games x 9 moves, 32 simulations)
-    on OpenSpiel's rules: minimax's every optimal reply, from both seats, never beats it."""
+    """The native game's learning test (45 iterations of 64 games x 9 moves, 32 simulations,
+    the recipe `TTT_RECIPE`) on OpenSpiel's rules: minimax's every optimal reply, from both
+    seats, never beats it."""
     torch.set_num_threads(1)
-    config = build_config(AlphaZeroConfig, {
-        "num_games": 64, "search.simulations": 32, "channels": 32, "blocks": 2,
-        "temperature_moves": 4, "moves_per_iteration": 9, "train_steps": 16, "batch_size": 128,
-        "min_buffer": 256, "lr": 2e-3, "buffer_size": 8000,
-    })  # fmt: skip
+    config = build_config(AlphaZeroConfig, TTT_RECIPE)
     trainer = local_trainer("alphazero", vec_spec(TTT), config, 0)
     for _ in range(45):
         trainer.iterate()
