@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from marl.core.config import ConfigError
 from marl.search.evaluator import masked_softmax
 from marl.search.muzero_targets import from_support
-from marl.search.net import ResidualBlock
+from marl.search.net import ResidualBlock, conv_bn_relu, plane_head
 
 
 def _mlp(inputs: int, width: int, outputs: int) -> nn.Sequential:
@@ -39,7 +39,16 @@ def scale_hidden(hidden: Tensor) -> Tensor:
     return (hidden - low) / (high - low).clamp(min=1e-5)
 
 
-class MuZeroNet(nn.Module):
+class _ObservationValue:
+    """`value(obs)` for a MuZero net: its representation, then its prediction's value."""
+
+    def value(self, obs: Tensor) -> Tensor:
+        """[B] scalar values of observations (representation then prediction)."""
+        logits = self.predict(self.initial(obs))[1]  # type: ignore[attr-defined]
+        return from_support(torch.softmax(logits, dim=1))
+
+
+class MuZeroNet(_ObservationValue, nn.Module):
     """Representation, dynamics and prediction MLPs over flattened observations.
 
     Board planes [C, H, W] and gym vectors alike are flattened; the nets are small MLPs
@@ -77,36 +86,15 @@ class MuZeroNet(nn.Module):
         x = self.prediction(hidden)
         return self.policy_head(x), self.value_head(x)
 
-    def value(self, obs: Tensor) -> Tensor:
-        """[B] scalar values of observations (representation then prediction)."""
-        return from_support(torch.softmax(self.predict(self.initial(obs))[1], dim=1))
-
 
 def _conv_stem(in_channels: int, channels: int, blocks: int) -> nn.Sequential:
     """conv-BN-ReLU then `blocks` residual blocks (AlphaZero's tower)."""
     return nn.Sequential(
-        nn.Conv2d(in_channels, channels, 3, padding=1, bias=False),
-        nn.BatchNorm2d(channels),
-        nn.ReLU(),
-        *[ResidualBlock(channels) for _ in range(blocks)],
+        *conv_bn_relu(in_channels, channels), *[ResidualBlock(channels) for _ in range(blocks)]
     )
 
 
-def _plane_head(channels: int, planes: int, cells: int, outputs: int, width: int = 0) -> nn.Module:
-    """1x1 conv to `planes` planes, flattened, then a linear layer (with a hidden layer of
-    `width` if given): AlphaZero's policy and value heads."""
-    layers: list[nn.Module] = [
-        nn.Conv2d(channels, planes, 1, bias=False), nn.BatchNorm2d(planes), nn.ReLU(),
-        nn.Flatten(),
-    ]  # fmt: skip
-    if width:
-        layers += [nn.Linear(planes * cells, width), nn.ReLU(), nn.Linear(width, outputs)]
-    else:
-        layers.append(nn.Linear(planes * cells, outputs))
-    return nn.Sequential(*layers)
-
-
-class ConvMuZeroNet(nn.Module):
+class ConvMuZeroNet(_ObservationValue, nn.Module):
     """Representation, dynamics and prediction as residual conv towers over board planes.
 
     The hidden state is `channels` planes of the board's size (MuZero's own shape for board
@@ -126,10 +114,10 @@ class ConvMuZeroNet(nn.Module):
         self.representation = _conv_stem(in_channels, channels, blocks)
         self.action_planes = nn.Embedding(num_actions, cells)
         self.dynamics = _conv_stem(channels + 1, channels, blocks)
-        self.reward_head = _plane_head(channels, 1, cells, bins, width=64)
+        self.reward_head = plane_head(channels, 1, cells, bins, width=64)
         self.prediction = nn.Sequential(ResidualBlock(channels))
-        self.policy_head = _plane_head(channels, 2, cells, num_actions)
-        self.value_head = _plane_head(channels, 1, cells, bins, width=64)
+        self.policy_head = plane_head(channels, 2, cells, num_actions)
+        self.value_head = plane_head(channels, 1, cells, bins, width=64)
 
     def _board(self, hidden: Tensor) -> Tensor:
         return hidden.view(len(hidden), *self.planes)
@@ -149,10 +137,6 @@ class ConvMuZeroNet(nn.Module):
         """hidden [B, hidden] -> (policy logits [B, A], value logits [B, bins])."""
         x = self.prediction(self._board(hidden))
         return self.policy_head(x), self.value_head(x)
-
-    def value(self, obs: Tensor) -> Tensor:
-        """[B] scalar values of observations (representation then prediction)."""
-        return from_support(torch.softmax(self.predict(self.initial(obs))[1], dim=1))
 
 
 MuZeroModel = MuZeroNet | ConvMuZeroNet

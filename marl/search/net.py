@@ -22,6 +22,30 @@ def gradient_step(
     return stats
 
 
+def conv_bn_relu(in_channels: int, channels: int) -> nn.Sequential:
+    """A 3x3 conv (no bias), batch norm, ReLU: the first layer of every tower."""
+    return nn.Sequential(
+        nn.Conv2d(in_channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels),
+        nn.ReLU(),
+    )  # fmt: skip
+
+
+def plane_head(
+    channels: int, planes: int, cells: int, outputs: int, width: int = 0
+) -> nn.Sequential:
+    """1x1 conv to `planes` planes, flattened, then a linear layer (with a hidden layer of
+    `width` if given): AlphaZero's policy and value heads, and MuZero's."""
+    layers: list[nn.Module] = [
+        nn.Conv2d(channels, planes, 1, bias=False), nn.BatchNorm2d(planes), nn.ReLU(),
+        nn.Flatten(),
+    ]  # fmt: skip
+    if width:
+        layers += [nn.Linear(planes * cells, width), nn.ReLU(), nn.Linear(width, outputs)]
+    else:
+        layers.append(nn.Linear(planes * cells, outputs))
+    return nn.Sequential(*layers)
+
+
 class ResidualBlock(nn.Module):
     """conv-BN-ReLU-conv-BN plus the input, then ReLU."""
 
@@ -54,28 +78,12 @@ class PolicyValueNet(nn.Module):
     ):
         super().__init__()
         in_channels, rows, cols = obs_shape
-        self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, channels, 3, padding=1, bias=False),
-            nn.BatchNorm2d(channels),
-            nn.ReLU(),
-        )
+        cells = rows * cols
+        self.stem = conv_bn_relu(in_channels, channels)
         self.tower = nn.Sequential(*[ResidualBlock(channels) for _ in range(blocks)])
-        self.policy_head = nn.Sequential(
-            nn.Conv2d(channels, 2, 1, bias=False),
-            nn.BatchNorm2d(2),
-            nn.ReLU(),
-            nn.Flatten(),
-            nn.Linear(2 * rows * cols, num_actions),
-        )
+        self.policy_head = plane_head(channels, 2, cells, num_actions)
         self.value_head = nn.Sequential(
-            nn.Conv2d(channels, 1, 1, bias=False),
-            nn.BatchNorm2d(1),
-            nn.ReLU(),
-            nn.Flatten(),
-            nn.Linear(rows * cols, value_hidden),
-            nn.ReLU(),
-            nn.Linear(value_hidden, 1),
-            nn.Tanh(),
+            *plane_head(channels, 1, cells, 1, width=value_hidden), nn.Tanh()
         )
 
     def forward(self, obs: Tensor) -> tuple[Tensor, Tensor]:
