@@ -56,6 +56,10 @@ def test_replay_unrolls_stop_at_the_episode_end():
     from_first = batch.obs[:, 0] == 0.0
     assert batch.values[from_first].tolist()[0] == [4.5, 3.5, 3.0]
     assert batch.actions[from_first].tolist()[0] == [0, 1]
+    # the real positions after each unrolled move (the consistency loss's targets); past the
+    # end the unroll's own start stands in, and the policy mask leaves it out
+    assert batch.later_obs[from_first][0, :, 0].tolist() == [1.0, 2.0]
+    assert batch.later_obs[from_last][0, :, 0].tolist() == [2.0, 2.0]
 
 
 def test_replay_drops_the_oldest_episodes_and_round_trips():
@@ -76,7 +80,7 @@ def test_two_player_targets_flip_sign_each_move():
     assert replay.targets[0].tolist() == [-1.0, 1.0, -1.0, 1.0]
 
 
-@pytest.mark.parametrize("net", [{}, CONV])
+@pytest.mark.parametrize("net", [{}, CONV, CONV | {"consistency_weight": 2.0}])
 def test_a_few_updates_on_one_batch_lower_the_unrolled_loss(net):
     learner = make_learner(vec_spec(TTT), build_config(MuZeroConfig, SMALL | net), seed=0)
     learner.replay.add(_episode([0.0, 0.0, 1.0], actions=9)._replace(
@@ -88,7 +92,29 @@ def test_a_few_updates_on_one_batch_lower_the_unrolled_loss(net):
         learner.optimizer.zero_grad()
         loss.backward()
         learner.optimizer.step()
-    assert unroll_loss(learner.net, batch, learner.config)[0].item() < 0.5 * before
+    loss, stats = unroll_loss(learner.net, batch, learner.config)
+    assert loss.item() < 0.5 * before
+    assert ("consistency_loss" in stats) == ("consistency_weight" in net)
+
+
+def test_consistency_loss_is_zero_when_the_dynamics_reproduces_the_representation():
+    """1 - cosine similarity between the dynamics' hidden state and the representation of the
+    real next position: 0 for a model whose dynamics returns exactly that representation."""
+    config = build_config(MuZeroConfig, SMALL | {"consistency_weight": 1.0})
+    learner = make_learner(vec_spec(TTT), config, seed=0)
+    replay = TrajectoryReplay(capacity=10, td_steps=1, discount=1.0, two_player=True)
+    obs = torch.rand(4, *learner.game.obs_shape, generator=torch_generator(1))
+    replay.add(_episode([0.0, 0.0, 0.0, 1.0], actions=9)._replace(obs=obs))
+    batch = replay.sample(8, unroll=2, gen=torch_generator(0))
+    net = learner.net.eval()
+    assert unroll_loss(net, batch, config)[1]["consistency_loss"] > 0.0
+    lookup = {tuple(o.flatten().tolist()): net.initial(o[None])[0] for o in obs}
+    later = iter(batch.later_obs.transpose(0, 1))  # the next position of each unrolled move
+    net.recurrent = lambda hidden, actions: (
+        torch.stack([lookup[tuple(o.flatten().tolist())] for o in next(later)]),
+        torch.zeros(len(actions), 2 * net.support + 1),
+    )
+    assert unroll_loss(net, batch, config)[1]["consistency_loss"] == pytest.approx(0.0, abs=1e-6)
 
 
 @pytest.mark.parametrize("env_id", [TTT, CARTPOLE])

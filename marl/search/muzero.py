@@ -100,6 +100,10 @@ class MuZeroConfig:
     """Bootstrap values of n-step targets: "search" (root values) or "fresh" (target net)."""
     target_update: int = 10
     """Learn calls between refreshes of the target net (value_target="fresh")."""
+    consistency_weight: float = 0.0
+    """Weight of EfficientZero's consistency loss (Ye et al. 2021): after each unrolled move,
+    1 - cosine similarity between the dynamics' hidden state and the representation of the real
+    position there (no gradient into that target). 0 turns it off."""
     reanalyse: float = 0.0
     """Fraction of stored episodes re-searched with the current net before each learn."""
     eval_simulations: int = 32
@@ -117,6 +121,10 @@ class MuZeroConfig:
         if self.value_target not in ("search", "fresh"):
             raise ConfigError(
                 f"MuZeroConfig.value_target={self.value_target!r}: expected 'search' or 'fresh'"
+            )
+        if self.consistency_weight < 0:
+            raise ConfigError(
+                f"MuZeroConfig.consistency_weight={self.consistency_weight}: expected >= 0"
             )
         if not 0.0 <= self.reanalyse <= 1.0:
             raise ConfigError(f"MuZeroConfig.reanalyse={self.reanalyse}: expected 0..1")
@@ -230,10 +238,12 @@ class Experience(NamedTuple):
 
 
 def unroll_loss(net: MuZeroModel, batch: Unroll, config: MuZeroConfig) -> tuple[Tensor, dict]:
-    """Value, reward and policy cross-entropies over a K-step unroll of the model."""
+    """Value, reward and policy cross-entropies over a K-step unroll of the model (and the
+    consistency loss when `config.consistency_weight` > 0)."""
     k_steps = batch.actions.shape[1]
     hidden = net.initial(batch.obs)
-    value_loss = reward_loss = policy_loss = hidden.new_zeros(())
+    targets = _consistency_targets(net, batch) if config.consistency_weight > 0 else None
+    value_loss = reward_loss = policy_loss = consistency = hidden.new_zeros(())
     for k in range(k_steps + 1):
         scale = 1.0 if k == 0 else 1.0 / k_steps
         logits, value_logits = net.predict(hidden)
@@ -247,11 +257,26 @@ def unroll_loss(net: MuZeroModel, batch: Unroll, config: MuZeroConfig) -> tuple[
             reward_loss = (
                 reward_loss + _cross_entropy(reward_logits, reward_target).mean() / k_steps
             )
+            if targets is not None:
+                similarity = F.cosine_similarity(hidden, targets[:, k], dim=1)
+                consistency = (
+                    consistency + ((1 - similarity) * batch.policy_mask[:, k + 1]).mean() / k_steps
+                )
             hidden = 0.5 * hidden + 0.5 * hidden.detach()  # halve the gradient into dynamics
     total = config.value_loss_weight * value_loss + reward_loss + policy_loss
+    total = total + config.consistency_weight * consistency
     stats = {"value_loss": value_loss.item(), "reward_loss": reward_loss.item(),
              "policy_loss": policy_loss.item(), "loss": total.item()}  # fmt: skip
+    if targets is not None:
+        stats["consistency_loss"] = consistency.item()
     return total, stats
+
+
+@torch.no_grad()
+def _consistency_targets(net: MuZeroModel, batch: Unroll) -> Tensor:
+    """[M, K, hidden] representations of the real positions after each unrolled move."""
+    m, k = batch.later_obs.shape[:2]
+    return net.initial(batch.later_obs.flatten(0, 1)).view(m, k, -1)
 
 
 def _cross_entropy(logits: Tensor, target: Tensor) -> Tensor:

@@ -40,6 +40,7 @@ class Unroll(NamedTuple):
     values: Tensor  # [M, K + 1] value targets (0 past the end: absorbing)
     policies: Tensor  # [M, K + 1, A] policy targets
     policy_mask: Tensor  # [M, K + 1] 1 where the position exists (policy loss counts)
+    later_obs: Tensor  # [M, K, *obs_shape] observations after each move (the first's past the end)
 
 
 class TrajectoryReplay:
@@ -108,6 +109,7 @@ class TrajectoryReplay:
             values=flat["targets"][index] * inside,
             policies=flat["policies"][index] * inside[..., None],
             policy_mask=inside.float(),
+            later_obs=flat["obs"][index[:, 1:]].float(),
         )
 
     def state_dict(self) -> dict[str, Any]:
