@@ -7,6 +7,8 @@
                                             # against pyspiel.MCTSBot(1,000 rollouts)
     python benchmarks/muzero.py sims       # simulations/s: MuZero vs AlphaZero, same net size
     python benchmarks/muzero.py spiel      # MuZero's search vs OpenSpiel's Python MCTSBot
+    python benchmarks/muzero.py diagnose --checkpoint RUN/moves00061440.pt
+                                            # a connect-four net: does its model see wins?
 
 Each training run prints one line per evaluation with env steps, this process's CPU time
 (`time.process_time`, torch threads: 1), wall time and the load average, and stops at the
@@ -199,10 +201,100 @@ def sims_vs_openspiel(games: int, simulations: int, width: int, positions: int =
           f"positions); ratio {ours / spiel:.0f}x; load {os.getloadavg()[0]:.2f}")  # fmt: skip
 
 
+def winning_positions(games: int, moves: int, seed: int):
+    """Connect-four positions of random play where the side to move has a winning move:
+    (boards, which moves win [N, 7], the previous boards, the move that led here)."""
+    from marl.games import CONNECT_FOUR as c4
+
+    gen = torch.Generator().manual_seed(seed)
+    boards, alive = c4.initial(games), torch.ones(games, dtype=torch.bool)
+    found, previous, last_move = [], None, None
+    for t in range(moves):
+        legal = c4.legal_mask(boards)
+        alive &= legal.any(1)
+        wins = torch.stack([_wins_with(boards, legal, a) for a in range(c4.cols)], dim=1)
+        chosen = alive & wins.any(1) & (t > 0)
+        if chosen.any():
+            found.append((boards[chosen], wins[chosen], previous[chosen], last_move[chosen]))
+        weights = legal.float() + (~legal.any(1, keepdim=True)).float()  # a full board: any
+        move = torch.multinomial(weights, 1, generator=gen)[:, 0]
+        previous, last_move = boards, move
+        boards = c4.play(boards, move, check=False)
+        alive &= ~c4.outcome(boards)[0]
+    return tuple(torch.cat(parts) for parts in zip(*found))
+
+
+def _wins_with(boards: torch.Tensor, legal: torch.Tensor, move: int) -> torch.Tensor:
+    from marl.games import CONNECT_FOUR as c4
+
+    safe = torch.where(legal[:, move], move, legal.float().argmax(1))
+    done, returns = c4.outcome(c4.play(boards, safe, check=False))
+    mover = c4.to_play(boards)
+    return legal[:, move] & done & (returns.gather(1, mover[:, None])[:, 0] > 0)
+
+
+@torch.no_grad()
+def model_sees_wins(net, seed: int = 0) -> dict[str, float]:
+    """How often the move of highest predicted reward wins, from the representation of the
+    position (1 step) and from the previous position's representation through the dynamics
+    (2 steps); and the predicted reward of winning and of other legal moves."""
+    from marl.games import CONNECT_FOUR as c4
+    from marl.search.muzero_targets import from_support
+
+    boards, wins, previous, move = winning_positions(4000, 30, seed)
+    legal = c4.legal_mask(boards)
+    one_step = net.initial(c4.observe(boards))
+    two_step = net.recurrent(net.initial(c4.observe(previous)), move)[0]
+    out = {"positions": float(len(boards))}
+    for name, hidden in (("1-step", one_step), ("2-step", two_step)):
+        rewards = torch.stack([
+            from_support(torch.softmax(net.recurrent(hidden, torch.full_like(move, a))[1], 1))
+            for a in range(c4.cols)
+        ], dim=1)  # fmt: skip
+        best = rewards.masked_fill(~legal, -9.0).argmax(1, keepdim=True)
+        out[f"{name} best-reward move wins"] = wins.gather(1, best).float().mean().item()
+        out[f"{name} reward of winning moves"] = rewards[wins].mean().item()
+        out[f"{name} reward of other moves"] = rewards[legal & ~wins].mean().item()
+    return out
+
+
+def diagnose(checkpoint: Path, games: int, simulations: list[int], bots: list[int]) -> None:
+    """A MuZero connect-four checkpoint: does its model see immediate wins, and how does its
+    net play searched over its own model against searched on the true rules (representation +
+    prediction as an AlphaZero net), against MCTSBot of several sizes?"""
+    import dataclasses
+
+    from marl.search.play import load_player
+    from marl.search.players import AlphaZeroPlayer
+    from marl.search.strength import versus_mcts_bot
+
+    model_player = load_player(None, checkpoint)
+    net = model_player.net.eval()
+    for key, value in model_sees_wins(net).items():
+        print(f"{key:32s} {value:.3f}")
+    rules_player = AlphaZeroPlayer(RepresentThenPredict(net).eval(), 1, model_player.game,
+                                   model_player.search)  # fmt: skip
+    for label, player in (("model", model_player), ("rules", rules_player)):
+        for sims in simulations:
+            player.search = dataclasses.replace(player.search, simulations=sims)
+            for bot in bots:
+                result = versus_mcts_bot(player, games, bot, 0)
+                print(
+                    f"search on the {label}, {sims:4d} sims vs MCTSBot({bot:4d}): "
+                    f"{result.wins}/{result.draws}/{result.losses}",
+                    flush=True,
+                )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=("ttt", "cartpole", "c4", "sims", "spiel"))
-    parser.add_argument("--n", type=int, default=100, help="c4: games against MCTSBot(1000)")
+    parser.add_argument("what", choices=("ttt", "cartpole", "c4", "sims", "spiel", "diagnose"))
+    parser.add_argument(
+        "--n",
+        type=int,
+        default=100,
+        help="c4: games against MCTSBot(1000); diagnose: games per match",
+    )
     parser.add_argument(
         "--curve-games",
         type=int,
@@ -211,6 +303,10 @@ def main() -> None:
     )
     parser.add_argument(
         "--out", type=Path, default=None, help="c4: a folder for the net of each curve point"
+    )
+    parser.add_argument("--checkpoint", type=Path, help="diagnose: a connect-four MuZero net")
+    parser.add_argument(
+        "--bots", type=int, nargs="+", default=[50, 200, 1000], help="diagnose: MCTSBot sizes"
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cpu-budget", type=float, default=600.0)
@@ -224,6 +320,8 @@ def main() -> None:
     extra = parse_overrides(args.set)
     if args.what == "sims":
         sims_per_second(args.games, args.simulations, args.width)
+    elif args.what == "diagnose":
+        diagnose(args.checkpoint, args.n, [64, 400], args.bots)
     elif args.what == "spiel":
         sims_vs_openspiel(args.games, args.simulations, args.width)
     elif args.what == "ttt":
