@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -13,7 +14,14 @@ from marl.search import gumbel
 from marl.search.config import SearchConfig
 from marl.search.evaluator import UniformEvaluator
 from marl.search.gumbel import considered_visits
-from marl.search.mcts import MCTS, dirichlet_noise, puct_scores, select_action
+from marl.search.mcts import (
+    MCTS,
+    dirichlet_noise,
+    forced_visits,
+    prune_forced,
+    puct_scores,
+    select_action,
+)
 from marl.search.openspiel_game import OpenSpielGame
 from marl.search.reference import reference_search
 from marl.search.tree import child_stats, root_net_value, root_value, root_visit_counts
@@ -53,6 +61,49 @@ def test_puct_scores_by_hand():
     assert scores[0, 0].item() == pytest.approx(0.5 + 2 * 0.5 * 2 / 4)
     assert scores[0, 1].item() == pytest.approx(-0.1 + 2 * 0.3 * 2 / 1)
     assert scores[0, 2].item() == float("-inf")
+
+
+def test_policy_target_pruning_by_hand():
+    """c_puct 1, k 2, root visits 100, priors .5/.3/.2, visits 80/15/4, Q .5/.2/0. The best
+    move's score is .5 + .5 * 10 / 81. Move 1 may give back sqrt(60) = 7.75 forced visits
+    (down to 8) and needs 1 + n > .3 * 10 / (best - .2), n >= 8: it keeps 8. Move 2 may give
+    back all 4 but needs n >= 3 (2.56 -> 3) to stay below the best: 3."""
+    prior = torch.tensor([[0.5, 0.3, 0.2]])
+    legal = torch.ones(1, 3, dtype=torch.bool)
+    visits = torch.tensor([[80.0, 15.0, 4.0]])
+    values = torch.tensor([[40.0, 3.0, 0.0]])
+    parent = torch.tensor([100.0])
+    assert forced_visits(prior, parent, 2.0)[0, 1].item() == pytest.approx(math.sqrt(60))
+    pruned = prune_forced(prior, legal, visits, values, parent, c_puct=1.0, k=2.0)
+    assert pruned.tolist() == [[80.0, 8.0, 3.0]]
+    # a move whose Q beats the best move's score gives nothing back; move 2 at Q -0.9 needs
+    # only n >= 1 (2 / 1.46 - 1 = 0.37), and a move left with one visit drops to 0
+    values = torch.tensor([[40.0, 15.0 * 0.9, 4 * -0.9]])
+    pruned = prune_forced(prior, legal, visits, values, parent, c_puct=1.0, k=2.0)
+    assert pruned.tolist() == [[80.0, 15.0, 0.0]]
+
+
+def test_forced_playouts_visit_every_root_move_enough_and_only_in_self_play():
+    """Each legal root move of prior P ends with about sqrt(k P N) visits or more, where plain
+    PUCT leaves some unvisited; the policy target is pruned; a greedy search has none of it."""
+    position = random_positions(CONNECT_FOUR, 4, seed=3)
+    evaluator = ScriptedEvaluator(CONNECT_FOUR)
+    plain_config = SearchConfig(simulations=200, c_puct=0.5, reuse_tree=False)
+    plain = MCTS(CONNECT_FOUR, evaluator, plain_config)
+    plain.reset(position)
+    plain_counts = plain.search(np.random.default_rng(0)).visit_counts
+    config = dataclasses.replace(plain_config, forced_playouts=2.0)
+    mcts = MCTS(CONNECT_FOUR, evaluator, config)
+    mcts.reset(position)
+    result = mcts.search(np.random.default_rng(0))
+    prior = evaluator(CONNECT_FOUR.observe(position), CONNECT_FOUR.legal_mask(position))[0]
+    floor = forced_visits(prior, torch.full((4,), 201.0), 2.0).floor() - 1
+    assert (result.visit_counts >= floor).all() and not (plain_counts >= floor).all()
+    assert not torch.allclose(result.policy, result.visit_counts / 200)  # pruned
+    assert result.policy.argmax(1).tolist() == result.visit_counts.argmax(1).tolist()
+    assert config.greedy().forced_playouts == 0.0
+    with pytest.raises(ValueError, match="forced_playouts works with PUCT"):
+        SearchConfig(forced_playouts=2.0, gumbel=True).validate()
 
 
 def test_dirichlet_noise_is_seeded_and_masked():

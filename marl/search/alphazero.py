@@ -9,7 +9,6 @@ grown, so no search mixes priors and values of two networks.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -282,8 +281,8 @@ class AlphaZeroLearner:
     def player(self, simulations: int | None = None) -> AlphaZeroPlayer:
         """A greedy search player on the current net (for leagues and tests)."""
         sims = simulations or self.config.eval_simulations
-        search = dataclasses.replace(self.config.search, dirichlet_fraction=0.0, gumbel=False)
-        return AlphaZeroPlayer(self.net, sims, self.game, search, device=self.device)
+        return AlphaZeroPlayer(self.net, sims, self.game, self.config.search.greedy(),
+                               device=self.device)  # fmt: skip
 
     def policy(self) -> SearchPolicy:
         """Evaluation policy over VecEnv arrays: search from each acting agent's observation."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -22,6 +23,11 @@ class SearchConfig:
     """Concentration of the root Dirichlet noise."""
     dirichlet_fraction: float = 0.0
     """Weight of the root noise in the root priors (0 turns noise off; AlphaZero used 0.25)."""
+    forced_playouts: float = 0.0
+    """k of KataGo's forced playouts (Wu 2019): a root move of prior P is searched at least
+    sqrt(k * P * N) times (N: the root's visits so far), and the policy target takes those
+    visits back where they were only forced (policy target pruning). 0 turns both off; KataGo
+    uses 2. PUCT on game values only (not with `gumbel` or `normalize_q`)."""
     gumbel: bool = False
     """Choose root moves by Gumbel top-k with sequential halving (Danihelka et al. 2022)."""
     gumbel_considered: int = 16
@@ -39,6 +45,14 @@ class SearchConfig:
     """Min-max normalise Q in the PUCT scores over the values seen in each tree (MuZero's
     normalisation for rewards of unknown scale; board games' values already lie in [-1, 1])."""
 
+    def greedy(self, simulations: int | None = None) -> SearchConfig:
+        """This search without self-play's exploration (root noise, Gumbel's sampled root
+        moves, forced playouts): how trained players search; `simulations` if given."""
+        changes = {"simulations": simulations} if simulations else {}
+        return dataclasses.replace(
+            self, dirichlet_fraction=0.0, gumbel=False, forced_playouts=0.0, **changes
+        )
+
     def validate(self) -> None:
         """Refuse settings no search can run with."""
         if self.simulations < 1:
@@ -47,6 +61,13 @@ class SearchConfig:
             raise ValueError(f"dirichlet_fraction={self.dirichlet_fraction}: expected 0..1")
         if not 0.0 < self.discount <= 1.0:
             raise ValueError(f"discount={self.discount}: expected 0 < discount <= 1")
+        if self.forced_playouts < 0:
+            raise ValueError(f"forced_playouts={self.forced_playouts}: expected >= 0")
+        if self.forced_playouts > 0 and (self.gumbel or self.normalize_q):
+            raise ValueError(
+                "forced_playouts works with PUCT on game values: turn off "
+                f"{'gumbel' if self.gumbel else 'normalize_q (a single-agent MuZero search)'}"
+            )
 
 
 class SearchResult(NamedTuple):

@@ -52,6 +52,32 @@ def puct_scores(
     return torch.where(legal, q + u, float("-inf"))
 
 
+def forced_visits(prior: Tensor, parent_visits: Tensor, k: float) -> Tensor:
+    """[B, A] sqrt(k * P * N): the visits forced playouts give each root move."""
+    return (k * prior * parent_visits[:, None]).sqrt()
+
+
+def prune_forced(
+    prior: Tensor, legal: Tensor, child_visits: Tensor, child_values: Tensor,
+    parent_visits: Tensor, c_puct: float, k: float, fpu: float = 0.0,
+) -> Tensor:  # fmt: skip
+    """[B, A] root visit counts for the policy target after policy target pruning (Wu 2019).
+
+    The most visited move keeps its visits. Every other move gives back up to its forced
+    visits, but only as many as keep its PUCT score below the best move's; a move left with
+    one visit or fewer drops to 0."""
+    scores = puct_scores(prior, legal, child_visits, child_values, parent_visits, c_puct, fpu)
+    best = child_visits.argmax(dim=1, keepdim=True)
+    gap = scores.gather(1, best) - child_values / child_visits.clamp(min=1)
+    exploration = c_puct * prior * parent_visits.sqrt()[:, None]
+    # the fewest visits n with q + exploration / (1 + n) < the best move's score
+    needed = torch.where(gap > 0, (exploration / gap.clamp(min=1e-12) - 1).floor() + 1, 1e9)
+    floor = (child_visits - forced_visits(prior, parent_visits, k)).ceil().clamp(min=0)
+    pruned = torch.minimum(torch.maximum(floor, needed), child_visits)
+    pruned = torch.where(pruned <= 1, 0.0, pruned)
+    return pruned.scatter(1, best, child_visits.gather(1, best))
+
+
 def dirichlet_noise(rng: np.random.Generator, legal: Tensor, alpha: float) -> Tensor:
     """[B, A] Dirichlet(alpha) samples over each row's legal moves (0 elsewhere)."""
     gamma = torch.as_tensor(rng.gamma(alpha, size=tuple(legal.shape)), dtype=torch.float32)
@@ -105,6 +131,10 @@ def select(tree: Tree, config: SearchConfig, root_actions: Tensor | None = None)
             tree.prior[rows, node], tree.legal[rows, node], visits, values,
             tree.visits[rows, node], config.c_puct, config.fpu, bounds,
         )  # fmt: skip
+        if config.forced_playouts > 0 and len(path) == 1:  # the root: forced moves first
+            forced = visits < forced_visits(tree.prior[rows, node], tree.visits[rows, node],
+                                            config.forced_playouts)  # fmt: skip
+            scores = torch.where(forced & tree.legal[rows, node], scores + 1e6, scores)
         move = scores.argmax(dim=1)
         if root_actions is not None and len(path) == 1:
             move = root_actions
@@ -196,9 +226,16 @@ def run_search(
         tree.prior[:, 0] = (1 - eps) * raw_prior + eps * noise
     for _ in range(config.simulations):
         simulate(tree, game, evaluator, config)
-    tree.prior[:, 0] = raw_prior
     counts = root_visit_counts(tree)
-    policy = counts / counts.sum(1, keepdim=True).clamp(min=1)
+    targets = counts
+    if config.forced_playouts > 0:
+        rows = torch.arange(tree.batch, device=counts.device)
+        values = child_stats(tree, rows, torch.zeros_like(rows))[1]
+        targets = prune_forced(tree.prior[:, 0], tree.legal[:, 0], counts, values,
+                               tree.visits[:, 0], config.c_puct, config.forced_playouts,
+                               config.fpu)  # fmt: skip
+    tree.prior[:, 0] = raw_prior
+    policy = targets / targets.sum(1, keepdim=True).clamp(min=1)
     return SearchResult(counts, policy, root_value(tree), None)
 
 

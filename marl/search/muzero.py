@@ -461,9 +461,7 @@ class MuZeroLearner:
     def player(self, simulations: int | None = None) -> MuZeroPlayer:
         """A greedy search player on the current net (board games: leagues and tests)."""
         sims = simulations or self.config.eval_simulations
-        search = dataclasses.replace(
-            self.search, simulations=sims, dirichlet_fraction=0.0, gumbel=False
-        )  # greedy: the most visited move of a plain PUCT search, as AlphaZero's player
+        search = self.search.greedy(sims)  # the most visited move of a plain PUCT search
         return MuZeroPlayer(self.net, self.game, search, self.two_player, device=self.device)
 
     def policy(self) -> SearchPolicy | MuZeroPolicy:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -57,8 +56,8 @@ def greedy_player(
 ) -> AlphaZeroPlayer:
     """A deterministic search player on `net` (no root noise; `eval_simulations` by default)."""
     net.eval()
-    search = dataclasses.replace(config.search, dirichlet_fraction=0.0, gumbel=False)
-    return AlphaZeroPlayer(net, simulations or config.eval_simulations, game, search)
+    return AlphaZeroPlayer(net, simulations or config.eval_simulations, game,
+                           config.search.greedy())  # fmt: skip
 
 
 def _move_choices(game: SelfPlayGame, board: Any) -> tuple[dict[str, int], str]:

@@ -83,7 +83,10 @@ class SelfPlay:
         targets.validate(search.simulations)
         self.game, self.search_config, self.targets = game, search, targets
         self.cheap_search = dataclasses.replace(
-            search, simulations=targets.cheap_simulations, dirichlet_fraction=0.0
+            search,
+            simulations=targets.cheap_simulations,
+            dirichlet_fraction=0.0,
+            forced_playouts=0.0,
         )
         self.temperature, self.temperature_moves = temperature, temperature_moves
         self.mcts = MCTS(game, evaluator, search, device)
