@@ -127,14 +127,16 @@ def select(tree: Tree, config: SearchConfig, root_actions: Tensor | None = None)
     path, parent, action, child = [node], node, torch.zeros_like(node), torch.full_like(node, -1)
     while True:
         visits, values = child_stats(tree, rows, node)
-        scores = puct_scores(
-            tree.prior[rows, node], tree.legal[rows, node], visits, values,
-            tree.visits[rows, node], config.c_puct, config.fpu, bounds,
-        )  # fmt: skip
+        prior, legal, parent_visits = (
+            tree.prior[rows, node],
+            tree.legal[rows, node],
+            tree.visits[rows, node],
+        )
+        scores = puct_scores(prior, legal, visits, values, parent_visits, config.c_puct,
+                             config.fpu, bounds)  # fmt: skip
         if config.forced_playouts > 0 and len(path) == 1:  # the root: forced moves first
-            forced = visits < forced_visits(tree.prior[rows, node], tree.visits[rows, node],
-                                            config.forced_playouts)  # fmt: skip
-            scores = torch.where(forced & tree.legal[rows, node], scores + 1e6, scores)
+            forced = visits < forced_visits(prior, parent_visits, config.forced_playouts)
+            scores = torch.where(forced & legal, scores + 1e6, scores)
         move = scores.argmax(dim=1)
         if root_actions is not None and len(path) == 1:
             move = root_actions
