@@ -215,7 +215,8 @@ def winning_positions(games: int, moves: int, seed: int):
     for t in range(moves):
         legal = c4.legal_mask(boards)
         alive &= legal.any(1)
-        wins = torch.stack([_wins_with(boards, legal, a) for a in range(c4.cols)], dim=1)
+        mover = c4.to_play(boards)
+        wins = torch.stack([_wins_with(boards, legal, mover, a) for a in range(c4.cols)], 1)
         chosen = alive & wins.any(1) & (t > 0)
         if chosen.any():
             found.append((boards[chosen], wins[chosen], previous[chosen], last_move[chosen]))
@@ -227,12 +228,12 @@ def winning_positions(games: int, moves: int, seed: int):
     return tuple(torch.cat(parts) for parts in zip(*found))
 
 
-def _wins_with(boards: torch.Tensor, legal: torch.Tensor, move: int) -> torch.Tensor:
+def _wins_with(boards: torch.Tensor, legal: torch.Tensor, mover: torch.Tensor, move: int):
+    """[N] whether `move` is legal and wins at once for `mover`, the side to move."""
     from marl.games import CONNECT_FOUR as c4
 
     safe = torch.where(legal[:, move], move, legal.float().argmax(1))
     done, returns = c4.outcome(c4.play(boards, safe, check=False))
-    mover = c4.to_play(boards)
     return legal[:, move] & done & (returns.gather(1, mover[:, None])[:, 0] > 0)
 
 

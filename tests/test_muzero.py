@@ -47,7 +47,8 @@ def test_replay_unrolls_stop_at_the_episode_end():
     replay.add(_episode([1.0, 2.0, 3.0]))
     assert replay.targets[0].tolist() == [4.5, 3.5, 3.0]
     replay.add(_episode([5.0])._replace(obs=torch.full((1, 2), 7.0)))
-    batch = replay.sample(64, unroll=2, gen=torch_generator(0))
+    assert replay.sample(4, unroll=2, gen=torch_generator(0)).later_obs is None
+    batch = replay.sample(64, unroll=2, gen=torch_generator(0), later_obs=True)
     from_last = batch.obs[:, 0] == 2.0
     assert from_last.any()
     assert batch.values[from_last].tolist()[0] == [3.0, 0.0, 0.0]
@@ -85,7 +86,8 @@ def test_a_few_updates_on_one_batch_lower_the_unrolled_loss(net):
     learner = make_learner(vec_spec(TTT), build_config(MuZeroConfig, SMALL | net), seed=0)
     learner.replay.add(_episode([0.0, 0.0, 1.0], actions=9)._replace(
         obs=torch.zeros(3, *learner.game.obs_shape)))  # fmt: skip
-    batch = learner.replay.sample(16, learner.config.unroll_steps, learner.gen)
+    consistency = "consistency_weight" in net
+    batch = learner.replay.sample(16, learner.config.unroll_steps, learner.gen, consistency)
     before = unroll_loss(learner.net, batch, learner.config)[0].item()
     for _ in range(100):
         loss, _ = unroll_loss(learner.net, batch, learner.config)
@@ -94,7 +96,7 @@ def test_a_few_updates_on_one_batch_lower_the_unrolled_loss(net):
         learner.optimizer.step()
     loss, stats = unroll_loss(learner.net, batch, learner.config)
     assert loss.item() < 0.5 * before
-    assert ("consistency_loss" in stats) == ("consistency_weight" in net)
+    assert ("consistency_loss" in stats) == consistency
 
 
 def test_consistency_loss_is_zero_when_the_dynamics_reproduces_the_representation():
@@ -105,7 +107,7 @@ def test_consistency_loss_is_zero_when_the_dynamics_reproduces_the_representatio
     replay = TrajectoryReplay(capacity=10, td_steps=1, discount=1.0, two_player=True)
     obs = torch.rand(4, *learner.game.obs_shape, generator=torch_generator(1))
     replay.add(_episode([0.0, 0.0, 0.0, 1.0], actions=9)._replace(obs=obs))
-    batch = replay.sample(8, unroll=2, gen=torch_generator(0))
+    batch = replay.sample(8, unroll=2, gen=torch_generator(0), later_obs=True)
     net = learner.net.eval()
     assert unroll_loss(net, batch, config)[1]["consistency_loss"] > 0.0
     lookup = {tuple(o.flatten().tolist()): net.initial(o[None])[0] for o in obs}

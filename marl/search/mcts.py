@@ -28,8 +28,8 @@ from marl.search.tree import (
     empty_tree,
     put,
     reroot,
+    root_child_stats,
     root_value,
-    root_visit_counts,
     set_roots,
     take,
 )
@@ -228,11 +228,9 @@ def run_search(
         tree.prior[:, 0] = (1 - eps) * raw_prior + eps * noise
     for _ in range(config.simulations):
         simulate(tree, game, evaluator, config)
-    counts = root_visit_counts(tree)
+    counts, values = root_child_stats(tree)
     targets = counts
     if config.forced_playouts > 0:
-        rows = torch.arange(tree.batch, device=counts.device)
-        values = child_stats(tree, rows, torch.zeros_like(rows))[1]
         targets = prune_forced(tree.prior[:, 0], tree.legal[:, 0], counts, values,
                                tree.visits[:, 0], config.c_puct, config.forced_playouts,
                                config.fpu)  # fmt: skip

@@ -275,6 +275,7 @@ def unroll_loss(net: MuZeroModel, batch: Unroll, config: MuZeroConfig) -> tuple[
 @torch.no_grad()
 def _consistency_targets(net: MuZeroModel, batch: Unroll) -> Tensor:
     """[M, K, hidden] representations of the real positions after each unrolled move."""
+    assert batch.later_obs is not None, "sample the replay with later_obs=True"
     m, k = batch.later_obs.shape[:2]
     return net.initial(batch.later_obs.flatten(0, 1)).view(m, k, -1)
 
@@ -431,8 +432,13 @@ class MuZeroLearner:
 
     def update(self) -> dict[str, float]:
         """One gradient step on a minibatch of K-step unrolls."""
-        batch = self.replay.sample(self.config.batch_size, self.config.unroll_steps, self.gen)
-        batch = Unroll(*(t.to(self.device) for t in batch))
+        batch = self.replay.sample(
+            self.config.batch_size,
+            self.config.unroll_steps,
+            self.gen,
+            later_obs=self.config.consistency_weight > 0,
+        )
+        batch = Unroll(*(None if t is None else t.to(self.device) for t in batch))
         objective = lambda: unroll_loss(self.net, batch, self.config)  # noqa: E731
         return gradient_step(self.net, self.optimizer, objective)
 

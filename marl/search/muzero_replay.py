@@ -40,7 +40,7 @@ class Unroll(NamedTuple):
     values: Tensor  # [M, K + 1] value targets (0 past the end: absorbing)
     policies: Tensor  # [M, K + 1, A] policy targets
     policy_mask: Tensor  # [M, K + 1] 1 where the position exists (policy loss counts)
-    later_obs: Tensor  # [M, K, *obs_shape] observations after each move (the first's past the end)
+    later_obs: Tensor | None = None  # [M, K, *obs_shape] after each move (first's past the end)
 
 
 class TrajectoryReplay:
@@ -89,8 +89,11 @@ class TrajectoryReplay:
             self._flat = flat
         return self._flat
 
-    def sample(self, batch: int, unroll: int, gen: torch.Generator) -> Unroll:
-        """`batch` unrolls of `unroll` moves from positions drawn uniformly."""
+    def sample(
+        self, batch: int, unroll: int, gen: torch.Generator, later_obs: bool = False
+    ) -> Unroll:
+        """`batch` unrolls of `unroll` moves from positions drawn uniformly; with `later_obs`,
+        also the observation after each move (the consistency loss's targets)."""
         flat = self.flat()
         total = len(flat["actions"])
         if total == 0:
@@ -109,7 +112,7 @@ class TrajectoryReplay:
             values=flat["targets"][index] * inside,
             policies=flat["policies"][index] * inside[..., None],
             policy_mask=inside.float(),
-            later_obs=flat["obs"][index[:, 1:]].float(),
+            later_obs=flat["obs"][index[:, 1:]].float() if later_obs else None,
         )
 
     def state_dict(self) -> dict[str, Any]:

@@ -242,10 +242,15 @@ def child_stats(tree: Tree, rows: Tensor, node: Tensor) -> tuple[Tensor, Tensor]
     return tree.visits.gather(1, idx), tree.value_sum.gather(1, idx)
 
 
+def root_child_stats(tree: Tree) -> tuple[Tensor, Tensor]:
+    """(visits [B, A], value sums [B, A]) of the roots' children."""
+    rows = torch.arange(tree.batch, device=tree.visits.device)
+    return child_stats(tree, rows, torch.zeros_like(rows))
+
+
 def root_visit_counts(tree: Tree) -> Tensor:
     """[B, A] visit counts of the roots' children."""
-    rows = torch.arange(tree.batch, device=tree.visits.device)
-    return child_stats(tree, rows, torch.zeros_like(rows))[0]
+    return root_child_stats(tree)[0]
 
 
 def root_value(tree: Tree) -> Tensor:
