@@ -197,6 +197,46 @@ def memory_formats(args: argparse.Namespace) -> None:
             print(f"repeat {rep} batch {batch}: {', '.join(line)} (load {load:.1f})")
 
 
+VARIANTS = {
+    "contiguous": {},
+    "channels_last": {"channels_last": True},
+    "channels_last+compile": {"channels_last": True, "torch_compile": True},
+}
+
+
+def iteration_formats(args: argparse.Namespace, config_path: str, iterations: int = 12) -> None:
+    """CPU seconds of whole learner iterations (self-play, then training) of a run file in
+    each of `VARIANTS`, the learners interleaved (same seed; the first two iterations are
+    warm-up, compiling included, and not counted)."""
+    import dataclasses
+
+    from marl.core.config import build_config, load_toml
+    from marl.envs.vector import vec_spec
+    from marl.search.alphazero import make_env, make_learner
+
+    run = load_toml(config_path)
+    spec = vec_spec(run["env"])
+    runs, totals = {}, {}
+    for name, changes in VARIANTS.items():
+        config = dataclasses.replace(build_config(AlphaZeroConfig, run["config"]), **changes)
+        learner = make_learner(spec, config, seed=args.seed)
+        env = make_env(spec, config, config.num_games, args.seed)
+        runs[name] = [learner, env, learner.start(env, args.seed)]
+        totals[name] = [0.0, 0.0]
+    for it in range(iterations):
+        for name, (learner, env, carry) in runs.items():
+            start = time.process_time()
+            experience, runs[name][2] = learner.collect(env, carry)
+            middle = time.process_time()
+            learner.learn([experience])
+            if it >= 2:
+                totals[name][0] += middle - start
+                totals[name][1] += time.process_time() - middle
+    for name, (selfplay, training) in totals.items():
+        print(f"{name}: self-play {selfplay:.1f} s CPU, training {training:.1f} s CPU "
+              f"over {iterations - 2} iterations of {config_path}")  # fmt: skip
+
+
 def strength(args: argparse.Namespace) -> None:
     """Play the checkpoint against pyspiel.MCTSBot (random rollouts), alternating colors."""
     from marl.search.strength import evaluate_checkpoint
@@ -230,6 +270,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     if args.memory_format:
         memory_formats(args)
+        iteration_formats(args, "envs/alphazero_connect_four_fast.toml")
     elif args.strength:
         strength(args)
     else:

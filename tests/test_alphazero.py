@@ -22,7 +22,7 @@ from marl.run.metrics import read_metrics
 from marl.search import alphazero, strength
 from marl.search.alphazero import AlphaZeroConfig, loss, make_learner, make_net
 from marl.search.config import SearchConfig
-from marl.search.evaluator import UniformEvaluator
+from marl.search.evaluator import NetEvaluator, UniformEvaluator
 from marl.search.play import play_terminal
 from marl.search.replay import Batch, ReplayBuffer, augment
 from marl.search.selfplay import SelfPlay
@@ -67,6 +67,42 @@ def test_net_shapes_and_value_range():
     logits, values = net(torch.randn(5, 2, 6, 7))
     assert logits.shape == (5, 7) and values.shape == (5,)
     assert (values.abs() <= 1).all()
+
+
+def test_channels_last_net_computes_what_the_contiguous_one_does():
+    """Same weights in NHWC: the same logits and values (to float rounding), weights that
+    load either way, and a learner that runs and checkpoints with it."""
+    nets = [make_net(CONNECT_FOUR, AlphaZeroConfig(channels_last=f)).eval() for f in (0, 1)]
+    nets[1].load_state_dict(nets[0].state_dict())
+    conv = nets[1].stem[0].weight
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    obs = torch.randn(5, 2, 6, 7, generator=torch.Generator().manual_seed(0))
+    for a, b in zip(nets[0](obs), nets[1](obs)):
+        assert torch.allclose(a, b, atol=1e-5)
+    nets[0].load_state_dict(nets[1].state_dict())
+    trainer = _trainer(dataclasses.replace(SMALL, channels_last=True), seed=0)
+    stats = [trainer.iterate() for _ in range(3)][-1]
+    assert np.isfinite(stats["loss"]) and stats["loss"] > 0
+    clone = _trainer(SMALL, seed=0)
+    clone.learner.load_state_dict(trainer.learner.state_dict())
+
+
+def test_compiled_search_evaluator_matches_the_eager_one():
+    """`torch_compile`: the same priors and values (to float rounding) at any batch size, and
+    weights changed in place after compiling are seen without recompiling."""
+    config = dataclasses.replace(SMALL, torch_compile=True)
+    net = make_net(TIC_TAC_TOE, config).eval()
+    eager, compiled = NetEvaluator(net), NetEvaluator(net, torch_compile=True)
+    for batch in (5, 3, 5):
+        obs = torch.randn(
+            batch, *TIC_TAC_TOE.obs_shape, generator=torch.Generator().manual_seed(batch)
+        )
+        legal = torch.ones(batch, 9, dtype=torch.bool)
+        for a, b in zip(eager(obs, legal), compiled(obs, legal)):
+            assert torch.allclose(a, b, atol=1e-5)
+        with torch.no_grad():
+            net.stem[0].weight.mul_(2.0)
+    assert _learner(config).player().evaluator.forward is compiled.forward
 
 
 class FixedNet(torch.nn.Module):

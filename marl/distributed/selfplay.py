@@ -31,7 +31,7 @@ class InferenceServer:
         set_threads(1)
         self.device = torch.device(device)
         self.net = make_net(rules_for_env(spec.env_id, spec.env_kwargs), config).to(self.device)
-        self.evaluator = NetEvaluator(self.net)
+        self.evaluator = NetEvaluator(self.net, config.torch_compile)
         self.clients, self.wait_s = clients, wait_ms / 1e3
         self.queue: list[tuple[Tensor, Tensor, asyncio.Future]] = []
         self.calls, self.positions = 0, 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Protocol
 
 import torch
@@ -38,11 +40,25 @@ class UniformEvaluator:
         return priors, torch.full((legal.shape[0],), self.value, device=legal.device)
 
 
-class NetEvaluator:
-    """Wraps a policy/value net `net(obs) -> (logits [B, A], values [B])` as an Evaluator."""
+def _forward(net: nn.Module, obs: Tensor) -> tuple[Tensor, Tensor]:
+    return net(obs)
 
-    def __init__(self, net: nn.Module):
+
+@functools.cache
+def compiled_forward() -> Callable[[nn.Module, Tensor], tuple[Tensor, Tensor]]:
+    """`net(obs)` under `torch.compile` with a dynamic batch size: made once per process, so
+    every evaluator and player shares its graphs (a net of another shape or mode compiles
+    anew; the parameters are inputs, so weight updates need no recompiling)."""
+    return torch.compile(_forward, dynamic=True)
+
+
+class NetEvaluator:
+    """Wraps a policy/value net `net(obs) -> (logits [B, A], values [B])` as an Evaluator;
+    with `torch_compile`, the forward runs compiled (`compiled_forward`)."""
+
+    def __init__(self, net: nn.Module, torch_compile: bool = False):
         self.net = net
+        self.forward = compiled_forward() if torch_compile else _forward
 
     @torch.inference_mode()
     def __call__(self, obs: Tensor, legal: Tensor) -> tuple[Tensor, Tensor]:
@@ -52,11 +68,11 @@ class NetEvaluator:
         modules costs about a tenth of a small net's search time, so learners leave theirs
         in eval mode between updates)."""
         if not self.net.training:
-            logits, values = self.net(obs)
+            logits, values = self.forward(self.net, obs)
         else:
             self.net.eval()
             try:
-                logits, values = self.net(obs)
+                logits, values = self.forward(self.net, obs)
             finally:
                 self.net.train()
         return masked_softmax(logits.float(), legal), values.float()

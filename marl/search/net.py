@@ -75,6 +75,7 @@ class PolicyValueNet(nn.Module):
         channels: int = 32,
         blocks: int = 3,
         value_hidden: int = 64,
+        channels_last: bool = False,
     ):
         super().__init__()
         in_channels, rows, cols = obs_shape
@@ -85,8 +86,10 @@ class PolicyValueNet(nn.Module):
         self.value_head = nn.Sequential(
             *plane_head(channels, 1, cells, 1, width=value_hidden), nn.Tanh()
         )
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.to(memory_format=self.memory_format)
 
     def forward(self, obs: Tensor) -> tuple[Tensor, Tensor]:
         """Logits [B, A] and values [B] from the side to move's view."""
-        x = self.tower(self.stem(obs))
+        x = self.tower(self.stem(obs.contiguous(memory_format=self.memory_format)))
         return self.policy_head(x), self.value_head(x)[:, 0]

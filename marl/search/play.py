@@ -57,7 +57,7 @@ def greedy_player(
     """A deterministic search player on `net` (no root noise; `eval_simulations` by default)."""
     net.eval()
     return AlphaZeroPlayer(net, simulations or config.eval_simulations, game,
-                           config.search.greedy())  # fmt: skip
+                           config.search.greedy(), torch_compile=config.torch_compile)  # fmt: skip
 
 
 def _move_choices(game: SelfPlayGame, board: Any) -> tuple[dict[str, int], str]:

@@ -26,11 +26,13 @@ class AlphaZeroPlayer:
         search: SearchConfig | None = None,
         temperature: float = 0.0,
         device: torch.device | str = "cpu",
+        torch_compile: bool = False,
     ):
         base = search or SearchConfig()
         self.search = dataclasses.replace(base, simulations=simulations)
         self.net, self.game = net, game
         self.temperature, self.device = temperature, torch.device(device)
+        self.evaluator = NetEvaluator(net, torch_compile)
 
     def act_batch(self, boards: Any, rng: np.random.Generator | None = None) -> Tensor:
         """[B] moves for unfinished positions `boards` (a board tensor, or OpenSpiel states);
@@ -39,7 +41,7 @@ class AlphaZeroPlayer:
             if self.temperature > 0 or self.search.gumbel or self.search.dirichlet_fraction > 0:
                 raise ValueError("this player draws random numbers: pass rng=np.random.Generator")
             rng = np.random.default_rng(0)  # never drawn from when the search is deterministic
-        mcts = MCTS(self.game, NetEvaluator(self.net), self.search, self.device)
+        mcts = MCTS(self.game, self.evaluator, self.search, self.device)
         mcts.reset(boards.to(self.device) if isinstance(boards, Tensor) else boards)
         result = mcts.search(rng)
         if result.action is not None:
