@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 from marl.algorithms import make_config
-from marl.core.checkpoint import save_checkpoint
+from marl.core.checkpoint import atomic_write_bytes, save_checkpoint
 from marl.core.config import config_to_dict, load_toml, parse_overrides
 from marl.run.loop import RunSpec, assemble
 
@@ -76,9 +76,10 @@ def train(
                  "games": stats.get("games"), "loss": stats.get("loss")}  # fmt: skip
         points.append(point)
         print(f"{run_file}: {point}", flush=True)
-    summary = {"run_file": run_file, "env": spec.env_id, "overrides": overrides or {},
-               "seed": spec.seed, "threads": 1, "points": points}  # fmt: skip
-    (out / "train.json").write_text(json.dumps(summary, indent=1))
+        # at every mark, so a run stopped early can still be matched up to where it got
+        summary = {"run_file": run_file, "env": spec.env_id, "overrides": overrides or {},
+                   "seed": spec.seed, "threads": 1, "points": points}  # fmt: skip
+        atomic_write_bytes(out / "train.json", json.dumps(summary, indent=1).encode())
     return summary
 
 
