@@ -68,13 +68,13 @@ class AlphaZeroConfig:
     """Residual blocks in the tower."""
     channels_last: bool = False
     """Keep the net's conv weights and activations channels-last (NHWC). On one CPU thread
-    it made connect-four self-play ~10% and training ~25% cheaper per move (README); off by
+    it made connect-four self-play ~10% and training ~23% cheaper per move (README); off by
     default, as it changes float rounding and so the moves of a run with a given seed."""
     torch_compile: bool = False
     """Run the net's forward in search under `torch.compile` (dynamic batch size; training
     stays eager). Costs seconds of compiling per process and a C++ compiler; on one CPU
-    thread it made the connect-four net's forward ~1.5x faster (README). Off by default for
-    the same reason as `channels_last`."""
+    thread it ran the connect-four net's search batches 1.2x faster, which made self-play
+    only ~5% cheaper (README). Off by default for the same reason as `channels_last`."""
     eval_simulations: int = 64
     """Simulations per move of `policy()` (evaluation play)."""
     targets: SelfPlayTargets = SelfPlayTargets()
