@@ -74,7 +74,7 @@ class AlphaZeroConfig:
     """Run the net's forward in search under `torch.compile` (dynamic batch size; training
     stays eager). Costs seconds of compiling per process and a C++ compiler; on one CPU
     thread it ran the connect-four net's search batches 1.2x faster, which made self-play
-    only ~5% cheaper (README). Off by default for the same reason as `channels_last`."""
+    only 5-10% cheaper (README). Off by default for the same reason as `channels_last`."""
     eval_simulations: int = 64
     """Simulations per move of `policy()` (evaluation play)."""
     targets: SelfPlayTargets = SelfPlayTargets()
