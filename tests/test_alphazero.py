@@ -23,6 +23,7 @@ from marl.search import alphazero, strength
 from marl.search.alphazero import AlphaZeroConfig, loss, make_learner, make_net
 from marl.search.config import SearchConfig
 from marl.search.evaluator import NetEvaluator, UniformEvaluator
+from marl.search.net import GlobalPoolingBlock, ResidualBlock
 from marl.search.play import play_terminal
 from marl.search.replay import Batch, ReplayBuffer, augment
 from marl.search.selfplay import SelfPlay
@@ -85,6 +86,22 @@ def test_channels_last_net_computes_what_the_contiguous_one_does():
     assert np.isfinite(stats["loss"]) and stats["loss"] > 0
     clone = _trainer(SMALL, seed=0)
     clone.learner.load_state_dict(trainer.learner.state_dict())
+
+
+def test_global_pooling_block_sees_the_whole_board():
+    """One global-pooling block carries a change in one corner to the opposite corner, which
+    a plain residual block (two 3x3 convs: 5x5 reach) cannot; the learner trains with it."""
+    torch.manual_seed(0)
+    for block, reaches in ((GlobalPoolingBlock(8), True), (ResidualBlock(8), False)):
+        x = torch.randn(1, 8, 6, 7)
+        y = x.clone()
+        y[0, :, 0, 0] += 3.0
+        far = (block.eval()(x) - block(y))[0, :, 5, 6]
+        assert (far.abs().max() > 1e-4) == reaches, type(block).__name__
+    trainer = _trainer(dataclasses.replace(SMALL, global_pooling=True), seed=0)
+    assert isinstance(trainer.learner.net.tower[-1], GlobalPoolingBlock)
+    stats = [trainer.iterate() for _ in range(2)][-1]
+    assert np.isfinite(stats["loss"]) and stats["loss"] > 0
 
 
 def test_compiled_search_evaluator_matches_the_eager_one():

@@ -70,6 +70,9 @@ class AlphaZeroConfig:
     """Keep the net's conv weights and activations channels-last (NHWC). On one CPU thread
     it made connect-four self-play ~10% and training ~23% cheaper per move (README); off by
     default, as it changes float rounding and so the moves of a run with a given seed."""
+    global_pooling: bool = False
+    """Make the tower's last residual block a global-pooling block (KataGo): a bias for each
+    channel from the board-wide mean and max of a quarter of the channels."""
     torch_compile: bool = False
     """Run the net's forward in search under `torch.compile` (dynamic batch size; training
     stays eager). Costs seconds of compiling per process and a C++ compiler; on one CPU
@@ -129,7 +132,7 @@ def make_net(game: SelfPlayGame, config: AlphaZeroConfig) -> PolicyValueNet:
     """The policy/value net `config` describes, for `game`."""
     return PolicyValueNet(
         game.obs_shape, game.num_actions, config.channels, config.blocks,
-        channels_last=config.channels_last,
+        channels_last=config.channels_last, global_pooling=config.global_pooling,
     )  # fmt: skip
 
 

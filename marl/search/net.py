@@ -65,6 +65,25 @@ class ResidualBlock(nn.Module):
         return self.act(x + self.body(x))
 
 
+class GlobalPoolingBlock(ResidualBlock):
+    """A residual block whose middle activations get a per-channel bias computed from the
+    board-wide mean and max of a quarter of them (KataGo's global pooling): every cell sees a
+    summary of the whole board in one layer, however small the convolutions' reach."""
+
+    def __init__(self, channels: int):
+        super().__init__(channels)
+        self.pooled = max(1, channels // 4)
+        self.bias = nn.Linear(2 * self.pooled, channels)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x [B, C, H, W] -> same shape."""
+        first, second = self.body[:3], self.body[3:]
+        h = first(x)
+        g = h[:, : self.pooled]
+        h = h + self.bias(torch.cat([g.mean((2, 3)), g.amax((2, 3))], 1))[:, :, None, None]
+        return self.act(x + second(h))
+
+
 class PolicyValueNet(nn.Module):
     """obs planes [B, C_in, H, W] -> (move logits [B, A], value in [-1, 1] [B])."""
 
@@ -76,12 +95,15 @@ class PolicyValueNet(nn.Module):
         blocks: int = 3,
         value_hidden: int = 64,
         channels_last: bool = False,
+        global_pooling: bool = False,
     ):
         super().__init__()
         in_channels, rows, cols = obs_shape
         cells = rows * cols
         self.stem = conv_bn_relu(in_channels, channels)
-        self.tower = nn.Sequential(*[ResidualBlock(channels) for _ in range(blocks)])
+        last = GlobalPoolingBlock if global_pooling else ResidualBlock
+        kinds = [ResidualBlock] * (blocks - 1) + [last] if blocks else []
+        self.tower = nn.Sequential(*[kind(channels) for kind in kinds])
         self.policy_head = plane_head(channels, 2, cells, num_actions)
         self.value_head = nn.Sequential(
             *plane_head(channels, 1, cells, 1, width=value_hidden), nn.Tanh()
