@@ -130,7 +130,7 @@ def plot(parent: Path, runs: list[Path] | None = None, image: Path | None = None
             (r["cpu_s"] / 60, 100 * r["wins"] / (r["wins"] + r["draws"] + r["losses"]))
             for r in rows
         )
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    fig, ax = plt.subplots(figsize=(10, 4), dpi=100)
     for label, points in curves.items():  # measured points only (no made-up origin)
         points = sorted(points)
         style = "o-" if label.endswith(" 1600 sims/move") else "s--"
@@ -140,7 +140,7 @@ def plot(parent: Path, runs: list[Path] | None = None, image: Path | None = None
     ax.set_ylim(50, 100)
     ax.set_xlim(0, None)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))  # off the points
     fig.tight_layout()
     out = image or parent / "strength_per_cpu_minute.png"
     fig.savefig(out)
