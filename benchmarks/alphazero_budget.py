@@ -131,13 +131,14 @@ def plot(parent: Path, runs: list[Path] | None = None, image: Path | None = None
             for r in rows
         )
     fig, ax = plt.subplots(figsize=(10, 4), dpi=100)
+    ax.set_prop_cycle(color=plt.cm.tab20.colors)  # a run's two curves: dark and light shade
     for label, points in curves.items():  # measured points only (no made-up origin)
         points = sorted(points)
         style = "o-" if label.endswith(" 1600 sims/move") else "s--"
         ax.plot([m for m, _ in points], [w for _, w in points], style, label=label)
     ax.set_xlabel("training CPU-minutes (one torch thread)")
     ax.set_ylabel("wins % vs MCTSBot (random rollouts)")
-    ax.set_ylim(50, 100)
+    ax.set_ylim(50, 101)  # points at 100% stay visible
     ax.set_xlim(0, None)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))  # off the points

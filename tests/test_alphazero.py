@@ -12,7 +12,7 @@ from conftest import TTT_RECIPE
 from marl.algorithms import local_trainer
 from marl.cli import main as marl_main
 from marl.core.checkpoint import load_checkpoint, save_checkpoint
-from marl.core.config import build_config, config_to_dict
+from marl.core.config import ConfigError, build_config, config_to_dict
 from marl.core.trainer import Trainer
 from marl.envs import vec_spec
 from marl.games import CONNECT_FOUR, TIC_TAC_TOE
@@ -89,19 +89,30 @@ def test_channels_last_net_computes_what_the_contiguous_one_does():
 
 
 def test_global_pooling_block_sees_the_whole_board():
-    """One global-pooling block carries a change in one corner to the opposite corner, which
-    a plain residual block (two 3x3 convs: 5x5 reach) cannot; the learner trains with it."""
+    """One global-pooling block carries a change in one corner to the opposite corner (in
+    either memory layout), which a plain residual block (two 3x3 convs: 5x5 reach) cannot;
+    switched off, the net has the keys it had (checkpoints load as before); the learner
+    trains with it; it needs a block to replace."""
     torch.manual_seed(0)
-    for block, reaches in ((GlobalPoolingBlock(8), True), (ResidualBlock(8), False)):
+    blocks = [(GlobalPoolingBlock(8), True), (ResidualBlock(8), False)]
+    blocks.append((GlobalPoolingBlock(8).to(memory_format=torch.channels_last), True))
+    for block, reaches in blocks:
         x = torch.randn(1, 8, 6, 7)
         y = x.clone()
         y[0, :, 0, 0] += 3.0
         far = (block.eval()(x) - block(y))[0, :, 5, 6]
         assert (far.abs().max() > 1e-4) == reaches, type(block).__name__
+    nets = {}
+    for flag in (False, True):
+        torch.manual_seed(0)
+        nets[flag] = make_net(CONNECT_FOUR, AlphaZeroConfig(global_pooling=flag)).state_dict()
+    assert set(nets[True]) - set(nets[False]) == {"tower.2.bias.weight", "tower.2.bias.bias"}
     trainer = _trainer(dataclasses.replace(SMALL, global_pooling=True), seed=0)
     assert isinstance(trainer.learner.net.tower[-1], GlobalPoolingBlock)
     stats = [trainer.iterate() for _ in range(2)][-1]
     assert np.isfinite(stats["loss"]) and stats["loss"] > 0
+    with pytest.raises(ConfigError, match="blocks=0: expected >= 1"):
+        build_config(AlphaZeroConfig, {"blocks": 0, "global_pooling": True})
 
 
 def test_compiled_search_evaluator_matches_the_eager_one():

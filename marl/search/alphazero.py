@@ -92,6 +92,12 @@ class AlphaZeroConfig:
         for name in ("num_games", "moves_per_iteration", "batch_size", "channels", "eval_games"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"AlphaZeroConfig.{name}={getattr(self, name)}: expected >= 1")
+        least = 1 if self.global_pooling else 0
+        if self.blocks < least:
+            raise ConfigError(
+                f"AlphaZeroConfig.blocks={self.blocks}: expected >= {least}"
+                + (" (global_pooling replaces the tower's last block)" if least else "")
+            )
         if self.min_buffer > self.buffer_size:
             raise ConfigError(
                 f"AlphaZeroConfig.min_buffer={self.min_buffer} exceeds "

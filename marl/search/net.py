@@ -49,7 +49,7 @@ def plane_head(
 class ResidualBlock(nn.Module):
     """conv-BN-ReLU-conv-BN plus the input, then ReLU."""
 
-    def __init__(self, channels: int):
+    def __init__(self, channels: int) -> None:
         super().__init__()
         self.body = nn.Sequential(
             nn.Conv2d(channels, channels, 3, padding=1, bias=False),
@@ -70,14 +70,19 @@ class GlobalPoolingBlock(ResidualBlock):
     board-wide mean and max of a quarter of them (KataGo's global pooling): every cell sees a
     summary of the whole board in one layer, however small the convolutions' reach."""
 
-    def __init__(self, channels: int):
+    MIDDLE = 3
+    """`body[:MIDDLE]` is conv-BN-ReLU: the activations that get the bias."""
+
+    def __init__(self, channels: int) -> None:
         super().__init__(channels)
         self.pooled = max(1, channels // 4)
         self.bias = nn.Linear(2 * self.pooled, channels)
+        # the two halves of `body`, sliced once (a tuple: not registered twice)
+        self.halves = (self.body[: self.MIDDLE], self.body[self.MIDDLE :])
 
     def forward(self, x: Tensor) -> Tensor:
         """x [B, C, H, W] -> same shape."""
-        first, second = self.body[:3], self.body[3:]
+        first, second = self.halves
         h = first(x)
         g = h[:, : self.pooled]
         h = h + self.bias(torch.cat([g.mean((2, 3)), g.amax((2, 3))], 1))[:, :, None, None]
