@@ -9,6 +9,11 @@ it); "other" is what the listed children of a phase do not cover (Python glue, s
 indexing).
 
     OMP_NUM_THREADS=1 PYTHONPATH=. nice -n 10 python benchmarks/ppo_profile.py --backend batched
+
+`--floor` then times the arithmetic a minibatch step cannot avoid: the actor's and the
+critic's matrix products and tanh, forward and backward, on the minibatch's rows, alone (no
+loss, no optimizer), for one network and for K stacked ones as `--seeds K` runs them
+(grouped `bmm`), in float32 and, for comparison, bfloat16.
 """
 
 from __future__ import annotations
@@ -21,7 +26,9 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
+import torch
 from _spread import ENV_ID, ENV_KWARGS
+from torch import Tensor
 
 import marl.learners.ppo.learner as learner_mod
 import marl.learners.ppo.loss as loss_mod
@@ -127,12 +134,72 @@ def report(iterations: int, env_steps: int, seconds: float, load: float) -> None
                   f"{label}'s Python glue, copies, stacking |")  # fmt: skip
 
 
+def bare_mlp_step(
+    rows: int, nets: list[list[int]], seeds: int, dtype: torch.dtype
+) -> Callable[[], None]:
+    """Forward + backward of tanh MLPs of layer `sizes` (one list per net: actor, critic) on
+    `rows` rows per seed, `seeds` of each stacked: only matrix products and tanh."""
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(seeds, rows, nets[0][0], generator=generator, dtype=dtype)
+
+    def weights(sizes: list[int]) -> list[Tensor]:
+        shapes = zip(sizes[:-1], sizes[1:])
+        return [torch.randn(seeds, a, b, generator=generator, dtype=dtype) for a, b in shapes]
+
+    layers = [[w.requires_grad_() for w in weights(sizes)] for sizes in nets]
+
+    def step() -> None:
+        total = x.new_zeros(())
+        for net in layers:
+            h = x
+            for i, w in enumerate(net):
+                h = torch.bmm(h, w)
+                h = torch.tanh(h) if i < len(net) - 1 else h
+            total = total + h.sum()
+        total.backward()
+
+    return step
+
+
+def cpu_ms(fn: Callable[[], None], repeats: int) -> float:
+    """CPU milliseconds per call of `fn` (after one warm-up call)."""
+    fn()
+    start = time.process_time()
+    for _ in range(repeats):
+        fn()
+    return 1e3 * (time.process_time() - start) / repeats
+
+
+def floor(cfg: Any, spec: Any, seeds: int) -> None:
+    """Print one minibatch step's CPU time (from the profile) beside its bare arithmetic."""
+    rows = cfg.num_envs * cfg.rollout_len * spec.n_agents // cfg.minibatches
+    width = spec.obs_dim + spec.n_agents  # observation + one-hot id (shared network)
+    nets = [[width, *cfg.hidden, int(spec.action_spaces[0].n)], [width, *cfg.hidden, 1]]
+    step_ms = 1e3 * TIMES["update"] / CALLS["ppo_loss"]
+    print(f"\none minibatch step of the update ({rows} rows, MLPs {nets}, tanh): "
+          f"{step_ms:.2f} ms CPU (from the profile above)\n")  # fmt: skip
+    print("| bare matrix products + tanh, forward + backward | float32 ms | bfloat16 ms |")
+    print("|---|--:|--:|")
+    for k in sorted({1, seeds}):
+        times = [
+            cpu_ms(bare_mlp_step(rows, nets, k, dt), 200) for dt in (torch.float32, torch.bfloat16)
+        ]
+        print(f"| {k} seed{'s' * (k > 1)} | {times[0]:.2f} | {times[1]:.2f} |")
+
+
 def main() -> None:
     """Build the trainer, warm up one iteration, then time `--iterations`."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--algo", default="ippo", choices=["ippo", "mappo"])
     parser.add_argument("--backend", default="batched", choices=["batched", "sync"])
     parser.add_argument("--iterations", type=int, default=20)
+    parser.add_argument(
+        "--floor",
+        type=int,
+        metavar="K",
+        default=0,
+        help="then time a minibatch step's bare arithmetic for 1 and K seeds",
+    )
     parser.add_argument("--set", nargs="*", default=[], help="extra config key=value")
     args = parser.parse_args()
     overrides = dict(kv.split("=", 1) for kv in args.set)
@@ -151,6 +218,8 @@ def main() -> None:
     seconds, load = time.perf_counter() - start, os.getloadavg()[0]
     print(f"{args.algo} on {ENV_ID} {ENV_KWARGS}, backend {args.backend}, config {config}")
     report(args.iterations, trainer.env_steps - steps0, seconds, load)
+    if args.floor:
+        floor(cfg, spec, args.floor)
 
 
 if __name__ == "__main__":
