@@ -32,6 +32,16 @@ EVAL_SEED = 10_000
 torch.set_num_threads(1)
 
 
+def cpu_ms(fn: Callable[[], Any], repeats: int) -> float:
+    """CPU milliseconds per call of `fn` (after 10 warm-up calls)."""
+    for _ in range(10):
+        fn()
+    start = time.process_time()
+    for _ in range(repeats):
+        fn()
+    return (time.process_time() - start) / repeats * 1e3
+
+
 class LoadMeter:
     """Samples the 1-minute load average every few seconds while a block runs."""
 

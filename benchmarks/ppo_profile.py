@@ -27,7 +27,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from _spread import ENV_ID, ENV_KWARGS
+from _spread import ENV_ID, ENV_KWARGS, cpu_ms
 from torch import Tensor
 
 import marl.learners.ppo.learner as learner_mod
@@ -137,21 +137,23 @@ def report(iterations: int, env_steps: int, seconds: float, load: float) -> None
 def bare_mlp_step(
     rows: int, nets: list[list[int]], seeds: int, dtype: torch.dtype
 ) -> Callable[[], None]:
-    """Forward + backward of tanh MLPs of layer `sizes` (one list per net: actor, critic) on
+    """Forward + backward of tanh MLPs (`nets`: each net's layer widths, input first) on
     `rows` rows per seed, `seeds` of each stacked: only matrix products and tanh."""
     generator = torch.Generator().manual_seed(0)
-    x = torch.randn(seeds, rows, nets[0][0], generator=generator, dtype=dtype)
 
     def weights(sizes: list[int]) -> list[Tensor]:
         shapes = zip(sizes[:-1], sizes[1:])
         return [torch.randn(seeds, a, b, generator=generator, dtype=dtype) for a, b in shapes]
 
+    # one input per width: IPPO's actor and critic read the same observation tensor
+    widths = {sizes[0] for sizes in nets}
+    inputs = {w: torch.randn(seeds, rows, w, generator=generator, dtype=dtype) for w in widths}
     layers = [[w.requires_grad_() for w in weights(sizes)] for sizes in nets]
 
     def step() -> None:
-        total = x.new_zeros(())
-        for net in layers:
-            h = x
+        total = torch.zeros((), dtype=dtype)
+        for sizes, net in zip(nets, layers):
+            h = inputs[sizes[0]]
             for i, w in enumerate(net):
                 h = torch.bmm(h, w)
                 h = torch.tanh(h) if i < len(net) - 1 else h
@@ -161,20 +163,12 @@ def bare_mlp_step(
     return step
 
 
-def cpu_ms(fn: Callable[[], None], repeats: int) -> float:
-    """CPU milliseconds per call of `fn` (after one warm-up call)."""
-    fn()
-    start = time.process_time()
-    for _ in range(repeats):
-        fn()
-    return 1e3 * (time.process_time() - start) / repeats
-
-
 def floor(cfg: Any, spec: Any, seeds: int) -> None:
     """Print one minibatch step's CPU time (from the profile) beside its bare arithmetic."""
     rows = cfg.num_envs * cfg.rollout_len * spec.n_agents // cfg.minibatches
     width = spec.obs_dim + spec.n_agents  # observation + one-hot id (shared network)
-    nets = [[width, *cfg.hidden, int(spec.action_spaces[0].n)], [width, *cfg.hidden, 1]]
+    critic_in = {"local": width, "state": spec.state_dim}.get(cfg.critic, spec.state_dim + width)
+    nets = [[width, *cfg.hidden, int(spec.action_spaces[0].n)], [critic_in, *cfg.hidden, 1]]
     step_ms = 1e3 * TIMES["update"] / CALLS["ppo_loss"]
     print(f"\none minibatch step of the update ({rows} rows, MLPs {nets}, tanh): "
           f"{step_ms:.2f} ms CPU (from the profile above)\n")  # fmt: skip

@@ -27,28 +27,17 @@ import argparse
 import os
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
-from _spread import ENV_ID, ENV_KWARGS, LoadMeter, run_file
+from _spread import ENV_ID, ENV_KWARGS, LoadMeter, cpu_ms, run_file
 from spread_vs_jaxmarl import ROLLOUT, SAME_SETTINGS
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from marl.core.seeding import torch_generator
 from marl.learners.ppo.nets import mlp
-
-
-def cpu_ms(fn: Callable[[], Any], repeats: int) -> float:
-    """CPU milliseconds per call of `fn` (after 10 warm-up calls)."""
-    for _ in range(10):
-        fn()
-    start = time.process_time()
-    for _ in range(repeats):
-        fn()
-    return (time.process_time() - start) / repeats * 1e3
 
 
 def kernel(k: int, repeats: int) -> None:
