@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 from _spread import ENV_ID, ENV_KWARGS, cpu_ms
-from torch import Tensor
+from torch import Tensor, nn
 
 import marl.learners.ppo.learner as learner_mod
 import marl.learners.ppo.loss as loss_mod
@@ -163,12 +163,17 @@ def bare_mlp_step(
     return step
 
 
-def floor(cfg: Any, spec: Any, seeds: int) -> None:
+def widths(*modules: nn.Module) -> list[int]:
+    """Layer widths, input first, of the linear layers in `modules` (in order)."""
+    linears = [m for module in modules for m in module.modules() if isinstance(m, nn.Linear)]
+    return [linears[0].in_features, *(layer.out_features for layer in linears)]
+
+
+def floor(cfg: Any, spec: Any, net: MultiAgentActorCritic, seeds: int) -> None:
     """Print one minibatch step's CPU time (from the profile) beside its bare arithmetic."""
     rows = cfg.num_envs * cfg.rollout_len * spec.n_agents // cfg.minibatches
-    width = spec.obs_dim + spec.n_agents  # observation + one-hot id (shared network)
-    critic_in = {"local": width, "state": spec.state_dim}.get(cfg.critic, spec.state_dim + width)
-    nets = [[width, *cfg.hidden, int(spec.action_spaces[0].n)], [critic_in, *cfg.hidden, 1]]
+    group = net.nets[0]  # the widths as built (agent ids, critic input), not re-derived
+    nets = [widths(group.body, group.head), widths(group.critic)]
     step_ms = 1e3 * TIMES["update"] / CALLS["ppo_loss"]
     print(f"\none minibatch step of the update ({rows} rows, MLPs {nets}, tanh): "
           f"{step_ms:.2f} ms CPU (from the profile above)\n")  # fmt: skip
@@ -213,7 +218,7 @@ def main() -> None:
     print(f"{args.algo} on {ENV_ID} {ENV_KWARGS}, backend {args.backend}, config {config}")
     report(args.iterations, trainer.env_steps - steps0, seconds, load)
     if args.floor:
-        floor(cfg, spec, args.floor)
+        floor(cfg, spec, trainer.learner.net, args.floor)
 
 
 if __name__ == "__main__":
