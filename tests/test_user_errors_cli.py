@@ -20,6 +20,7 @@ from marl.cli import main
 from marl.cli.train import last_returns
 from marl.core import checkpoint as checkpoint_module
 from marl.core.checkpoint import CheckpointError, atomic_write_bytes, load_checkpoint
+from marl.core.dirlock import hold_dir
 from marl.core.trainer import Trainer
 from marl.run import loop
 from marl.run.loop import CheckpointClock, RunSpec, train
@@ -156,6 +157,35 @@ def test_a_killed_write_leaves_no_temporary_behind(world, tmp_path) -> None:
     (run / ".mine.tmp").write_bytes(b"the user's")
     loop.resume(run, progress=False, changes={"steps": 300})
     assert not any(p.exists() for p in stale) and (run / ".mine.tmp").exists()
+
+
+def test_a_folder_a_running_process_writes_is_refused(world, tmp_path, capsys) -> None:
+    """While a process trains in a folder (it holds the folder's lock), a second `train --out`
+    there and a `--resume` of it are refused before either touches a file: the running
+    process's half-written temporary survives. A process that dies drops the lock."""
+    busy, in_flight = tmp_path / "busy", tmp_path / "busy" / ".checkpoint.pt.k1ll3d.tmp"
+    busy.mkdir()
+    in_flight.write_bytes(b"being written")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; "
+         "from marl.core.dirlock import hold_dir\nwith hold_dir(Path(sys.argv[1])):\n"
+         "    print('held', flush=True); time.sleep(60)", str(busy)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        argv = ["train", "qlearning", "--env", TWO_STEP, "--steps", "40", "--out", str(busy)]
+        status, _, err = cli(capsys, *argv, *QUICK)
+        assert status == 2 and f"{busy} is in use by another marl run" in err
+        assert in_flight.read_bytes() == b"being written"
+        with hold_dir(world / "run"):  # a run training there now, as --resume finds it
+            status, _, err = cli(capsys, "train", "--resume", str(world / "run"))
+        assert status == 2 and "is in use by another marl run" in err
+    finally:
+        holder.kill()
+        holder.wait()
+    status, _, _ = cli(capsys, *argv, *QUICK)  # the killed holder's lock went with it
+    assert status == 0 and (busy / "checkpoint.pt").is_file()
 
 
 def shutil_copy(source: Path, target: Path) -> None:

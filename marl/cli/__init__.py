@@ -8,6 +8,8 @@ import os
 import sys
 from collections.abc import Sequence
 
+from marl.core.dirlock import DirInUseError
+
 # Each module has `add_parser(subparsers)`; its parsers set `handler(args) -> int`.
 SUBCOMMANDS = ("envs", "train", "elo", "league", "play", "rlhf")
 
@@ -18,6 +20,7 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     FileNotFoundError,
     FileExistsError,
     NotImplementedError,
+    DirInUseError,
 )
 
 DESCRIPTION = "Train, evaluate and rate multi-agent RL agents on PettingZoo environments."

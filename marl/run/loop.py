@@ -9,6 +9,7 @@ assembled here (learner, workers, backend), then driven by the same loop on ever
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ from marl.core.checkpoint import (
 )
 from marl.core.config import ConfigError, check_fields, config_to_dict
 from marl.core.device import get_device, set_threads
+from marl.core.dirlock import hold_dir
 from marl.core.seeding import EVAL, child_seed
 from marl.core.trainer import Trainer
 from marl.envs.vector import resolve_backend, vec_spec
@@ -191,15 +193,29 @@ def train(spec: RunSpec, config: dict[str, Any] | None = None, *, out: str | Pat
     cfg = make_config(spec.algo, config)
     baseline_evaluation(spec)  # refuses eval_every for an algorithm without a baseline
     out_dir = Path(out) if out is not None else default_out(spec)
-    check_out_dir(out_dir, force)
-    cfg, trainer = assemble(spec, env_backend(spec, cfg, progress))
-    record = {**_spec_record(spec), "config": config_to_dict(cfg)}
-    atomic_write_bytes(out_dir / "config.toml", tomli_w.dumps(record).encode())
-    return _loop(Run(out_dir, spec, cfg, trainer), progress)
+    make_out_dir(out_dir)
+    with hold_dir(out_dir):
+        check_out_dir(out_dir, force)
+        cfg, trainer = assemble(spec, env_backend(spec, cfg, progress))
+        record = {**_spec_record(spec), "config": config_to_dict(cfg)}
+        atomic_write_bytes(out_dir / "config.toml", tomli_w.dumps(record).encode())
+        return _loop(Run(out_dir, spec, cfg, trainer), progress)
+
+
+def make_out_dir(out_dir: Path) -> None:
+    """Make the run directory (if new) and check that it can be written."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = out_dir / f".{CHECKPOINT}.write-test.{os.getpid()}.tmp"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise RunDirError(f"--out {out_dir}: cannot write there: {err.strerror or err}") from None
 
 
 def check_out_dir(out_dir: Path, force: bool = False) -> None:
-    """Refuse a run directory that holds a run to resume, or anything but run files; make it."""
+    """Refuse a run directory that holds a run to resume, or anything but run files (the
+    caller holds it: `make_out_dir`, then `hold_dir`)."""
     if (out_dir / CHECKPOINT).exists() and not force:
         raise FileExistsError(
             f"{out_dir} already holds a run; resume it with --resume {out_dir} "
@@ -211,13 +227,6 @@ def check_out_dir(out_dir: Path, force: bool = False) -> None:
             f"--out {out_dir} is a folder that is not a marl run (it holds {found}); "
             "choose a new folder, or pass --force to write the run's files into it"
         )
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        probe = out_dir / f".{CHECKPOINT}.write-test.tmp"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as err:
-        raise RunDirError(f"--out {out_dir}: cannot write there: {err.strerror or err}") from None
     for name in RUN_FILES:
         remove_stale_temporaries(out_dir / name)
 
@@ -249,6 +258,11 @@ def resume(out: str | Path, *, progress: bool = True,
     out_dir = Path(out)
     if not out_dir.is_dir():
         raise FileNotFoundError(f"no run directory at {out_dir}")
+    with hold_dir(out_dir):
+        return _resume(out_dir, progress, changes or {})
+
+
+def _resume(out_dir: Path, progress: bool, changes: dict[str, Any]) -> Run:
     path = out_dir / CHECKPOINT
     for name in RUN_FILES:
         remove_stale_temporaries(out_dir / name)
