@@ -73,6 +73,48 @@ def test_replay_drops_the_oldest_episodes_and_round_trips():
     assert all(torch.equal(a, b) for a, b in zip(copy.flat().values(), replay.flat().values()))
 
 
+def test_an_episode_cut_by_a_time_limit_bootstraps_from_its_final_value():
+    """Rewards 1, 2, 3, values 10, n = 2, discount 0.5, cut with V(final obs) = 4: the last
+    targets are 2 + 0.5 * 3 + 0.25 * 4 = 4.5 and 3 + 0.5 * 4 = 5 (a terminated episode's
+    are 3.5 and 3); the final value survives a checkpoint, and an older checkpoint without
+    final values loads as terminated episodes."""
+    replay = TrajectoryReplay(capacity=100, td_steps=2, discount=0.5, two_player=False)
+    cut = _episode([1.0, 2.0, 3.0])._replace(
+        final_obs=torch.ones(1, 2), final_value=torch.ones(1) * 4
+    )
+    replay.add(cut)
+    assert replay.targets[0].tolist() == [4.5, 4.5, 5.0] and replay.episodes[0].cut
+    copy = TrajectoryReplay(capacity=100, td_steps=2, discount=0.5, two_player=False)
+    copy.load_state_dict(replay.state_dict())
+    assert copy.targets[0].tolist() == [4.5, 4.5, 5.0]
+    old = {k: v for k, v in replay.state_dict().items() if not k.startswith("final")}
+    copy.load_state_dict(old)
+    assert copy.targets[0].tolist() == [4.5, 3.5, 3.0] and not copy.episodes[0].cut
+
+
+@pytest.mark.parametrize("value_target", ["search", "fresh"])
+def test_self_play_bootstraps_time_limited_episodes_from_the_net(value_target):
+    """CartPole cut at 3 steps never terminates: every stored episode is cut, its final value
+    is the bootstrapping net's value of the final observation, and the last position's
+    target is its reward plus the discounted final value."""
+    overrides = SMALL | {"value_target": value_target, "target_update": 1, "td_steps": 5}
+    config = build_config(MuZeroConfig, overrides)
+    trainer = local_trainer("muzero", vec_spec(CARTPOLE, max_episode_steps=3), config, seed=0)
+    for _ in range(3):
+        trainer.iterate()
+    learner = trainer.learner
+    net = learner.target if value_target == "fresh" else learner.net
+    assert learner.replay.episodes
+    for episode, target in zip(learner.replay.episodes, learner.replay.targets):
+        assert episode.cut and len(episode.actions) == 3
+        if value_target == "fresh":  # the target net re-bootstraps every stored episode
+            with torch.no_grad():
+                assert torch.allclose(episode.final_value, net.value(episode.final_obs))
+        expected = episode.rewards[-1] + config.discount * episode.final_value[0]
+        assert target[-1].item() == pytest.approx(expected.item(), rel=1e-6)
+        assert episode.final_value.abs().item() > 0
+
+
 def test_two_player_targets_flip_sign_each_move():
     """The winner's last move (reward 1) is worth +1 to the side to move two plies earlier and
     -1 one ply earlier (td_steps cover the game)."""

@@ -197,6 +197,10 @@ class BoardEpisodes:
             put(self.states, (finished,), self.rules.initial(finished.numel()))
         return reward, done, returns.float()
 
+    def cut(self) -> tuple[Tensor, Tensor | None]:
+        """Games never hit a time limit: (all False [B], no final observations)."""
+        return torch.zeros(len(self.states), dtype=torch.bool), None
+
 
 class EnvEpisodes:
     """B single-agent episodes on a marl vector env (it restarts them itself)."""
@@ -216,6 +220,13 @@ class EnvEpisodes:
         reward = torch.as_tensor(np.asarray(self.last.reward)[:, 0], dtype=torch.float32)
         done = torch.as_tensor(np.asarray(self.last.terminated | self.last.truncated))
         return reward, done, reward[:, None]
+
+    def cut(self) -> tuple[Tensor, Tensor | None]:
+        """(episodes a time limit cut at the last step [B], the final observations [B, O])."""
+        last = self.last
+        cut = torch.as_tensor(np.asarray(last.truncated & ~np.asarray(last.terminated)))
+        final = torch.as_tensor(np.asarray(last.final_obs)[:, 0], dtype=torch.float32)
+        return cut, final
 
 
 class Carry(NamedTuple):
@@ -338,11 +349,17 @@ class MuZeroLearner:
             reward, done, step_returns = carry.episodes.step(actions)
             carry.totals.add_(step_returns if not self.two_player else 0.0)
             policy, value = result.policy.cpu(), result.root_value.cpu()
+            cut, final_obs = carry.episodes.cut()
+            final_value = self._values(self.net, final_obs) if bool(cut.any()) else None
             for b, moves in enumerate(carry.running):
                 moves.append((obs[b], legal[b], to_play[b], actions[b], reward[b], policy[b],
                                value[b]))  # fmt: skip
                 if bool(done[b]):
-                    finished.append(Episode(*(torch.stack(x) for x in zip(*moves))))
+                    episode = Episode(*(torch.stack(x) for x in zip(*moves)))
+                    if bool(cut[b]):  # a time limit: bootstrap from the final observation
+                        episode = episode._replace(final_obs=final_obs[b : b + 1],
+                                                   final_value=final_value[b : b + 1])  # fmt: skip
+                    finished.append(episode)
                     returns.append(step_returns[b] if self.two_player else carry.totals[b].clone())
                     carry.totals[b] = 0.0
                     moves.clear()
@@ -381,7 +398,7 @@ class MuZeroLearner:
         for part in experience:
             for episode in part.episodes:
                 if fresh:
-                    episode = episode._replace(values=self._target_values(episode.obs))
+                    episode = episode._replace(**self._bootstrap(episode, self.target))
                 self.replay.add(episode)
             self.env_steps += part.env_steps
         returns = torch.cat([e.returns for e in experience]).cpu()
@@ -396,14 +413,22 @@ class MuZeroLearner:
         return stats
 
     @torch.no_grad()
-    def _target_values(self, obs: Tensor) -> Tensor:
-        return self.target.value(obs.to(self.device)).cpu()
+    def _values(self, net: MuZeroModel, obs: Tensor) -> Tensor:
+        """[B] the net's values of observations, on the CPU."""
+        return net.value(obs.to(self.device)).cpu()
+
+    def _bootstrap(self, episode: Episode, net: MuZeroModel) -> dict[str, Tensor]:
+        """New values of every position, and of a cut episode's final observation, by `net`."""
+        fields = {"values": self._values(net, episode.obs)}
+        if episode.cut:
+            fields["final_value"] = self._values(net, episode.final_obs)
+        return fields
 
     def _refresh_target(self) -> None:
         """Copy the net into the target net and re-bootstrap every stored episode from it."""
         self.target.load_state_dict(self.net.state_dict())
         for i, episode in enumerate(self.replay.episodes):
-            self.replay.replace(i, values=self._target_values(episode.obs))
+            self.replay.replace(i, **self._bootstrap(episode, self.target))
 
     def _reanalyse(self) -> None:
         """Re-search a `reanalyse` share of the stored episodes with the current net (one
@@ -428,6 +453,9 @@ class MuZeroLearner:
             fields = {"policies": policy}
             if self.config.value_target == "search":
                 fields["values"] = value
+                episode = self.replay.episodes[i]
+                if episode.cut:  # no search after the last move: the net's own value there
+                    fields["final_value"] = self._values(self.net, episode.final_obs)
             self.replay.replace(i, **fields)
 
     def update(self) -> dict[str, float]:

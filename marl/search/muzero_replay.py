@@ -4,7 +4,9 @@ Episodes are kept whole (newest `capacity` positions), since an unroll from posi
 needs the actions, rewards, policies and value targets of t..t+K. Value targets are the
 n-step returns of `muzero_targets.n_step_values`, bootstrapped from each position's stored
 value (the search's root value, or a "fresh" net value written by `set_values`); they are
-recomputed whenever those values change (reanalyse, a new target net).
+recomputed whenever those values change (reanalyse, a new target net). After the last move
+the bootstrap value is 0 when the episode terminated, and the net's value of the final
+observation when a time limit cut it (`Episode.final_obs`, `final_value`), as in GAE.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from torch import Tensor
 from marl.search.muzero_targets import n_step_values
 
 FIELDS = ("obs", "legal", "to_play", "actions", "rewards", "policies", "values")
+ENDS = ("final_obs", "final_value")
 
 
 class Episode(NamedTuple):
@@ -29,6 +32,19 @@ class Episode(NamedTuple):
     rewards: Tensor  # [T] reward of that move, from the mover's view
     policies: Tensor  # [T, A] search policy (the policy target)
     values: Tensor  # [T] bootstrap value of each position, from the side to move's view
+    final_obs: Tensor | None = None  # [1, *obs_shape] when a time limit cut the episode
+    final_value: Tensor | None = None  # [1] its bootstrap value (None, or [0]: terminated)
+
+    def ended(self) -> Episode:
+        """This episode with empty `final_obs`/`final_value` if it terminated."""
+        if self.final_obs is not None:
+            return self
+        return self._replace(final_obs=self.obs[:0], final_value=self.values[:0])
+
+    @property
+    def cut(self) -> bool:
+        """Whether a time limit cut the episode (its return bootstraps from `final_value`)."""
+        return self.final_obs is not None and len(self.final_obs) > 0
 
 
 class Unroll(NamedTuple):
@@ -59,12 +75,13 @@ class TrajectoryReplay:
         return sum(len(e.actions) for e in self.episodes)
 
     def _target(self, episode: Episode) -> Tensor:
-        values = torch.cat([episode.values, episode.values.new_zeros(1)])  # 0 after the end
+        zero = episode.values.new_zeros(1)  # after the end: 0, or V(final obs) on a cut
+        values = torch.cat([episode.values, episode.final_value, zero])[: len(episode.values) + 1]
         return n_step_values(episode.rewards, values, self.td_steps, self.discount, self.two_player)
 
     def add(self, episode: Episode) -> None:
         """Store a finished episode (dropping the oldest ones beyond capacity)."""
-        episode = Episode(*(t.detach().cpu() for t in episode))
+        episode = Episode(*(t.detach().cpu() for t in episode.ended()))
         self.episodes.append(episode)
         self.targets.append(self._target(episode))
         while self.size > self.capacity and len(self.episodes) > 1:
@@ -117,10 +134,13 @@ class TrajectoryReplay:
 
     def state_dict(self) -> dict[str, Any]:
         """The episodes as lists of tensors (weights_only-safe)."""
-        return {name: [getattr(e, name) for e in self.episodes] for name in FIELDS}
+        return {name: [getattr(e, name) for e in self.episodes] for name in FIELDS + ENDS}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore what `state_dict` returned."""
+        """Restore what `state_dict` returned (a checkpoint from before `ENDS` were stored
+        holds terminated episodes only)."""
         self.episodes, self.targets = [], []
-        for parts in zip(*(state[name] for name in FIELDS)):
+        count = len(state["actions"])
+        ends = [state.get(name, [None] * count) for name in ENDS]
+        for parts in zip(*(state[name] for name in FIELDS), *ends):
             self.add(Episode(*parts))
