@@ -28,6 +28,9 @@ from marl.envs.vector import make_vec
 from marl.learners import ppo
 from marl.learners.ppo.rollout import concat_rollouts, make_batch
 
+pytestmark = pytest.mark.xdist_group("ray")
+"""Under pytest-xdist (`-n`, `--dist loadgroup`) every test here runs on one worker: one Ray
+cluster for the module, not one per worker on the same two cores."""
 CARTPOLE = "gym/CartPole-v1"
 MILESTONE = 150.0
 """CartPole: mean sampled return of the last three iterations' episodes after 20,480 steps
