@@ -50,7 +50,7 @@ def race(backend: str, config: dict, args: argparse.Namespace) -> dict[str, Any]
     learner = local_trainer(args.algo, spec, cfg, args.seed, get_device("cpu"))
     trace: list[tuple[int, float, float]] = []
     seconds, cpu, next_eval = 0.0, 0.0, args.eval_every
-    cap = args.sync_cap if backend != "batched" and args.sync_cap else args.cap
+    cap = args.sync_cap if backend in ("sync", "process") and args.sync_cap else args.cap
     with LoadMeter() as load:
         while learner.env_steps < cap:
             while learner.env_steps < min(next_eval, cap):
@@ -76,7 +76,7 @@ def main() -> None:
     """Race the backends one after the other and print the summary table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", nargs="+", default=["batched", "sync"],
-                        choices=["batched", "sync", "process"])  # fmt: skip
+                        choices=["batched", "compiled", "sync", "process"])  # fmt: skip
     parser.add_argument("--target", type=float, default=-14.0)
     parser.add_argument("--cap", type=int, default=2_000_000, help="env-step cap per backend")
     parser.add_argument("--sync-cap", type=int, default=0, help="lower cap for mpe2 backends")

@@ -1,4 +1,5 @@
-"""Env-steps per second of simple_spread (N=3): mpe2, SuperSuit-vectorized mpe2, and ours.
+"""Env-steps per second of simple_spread (N=3): mpe2, SuperSuit-vectorized mpe2, and ours
+(the batched torch env, eager and with its step through torch.compile).
 
 One env-step is one joint action of all agents in one world. Every backend samples
 uniformly random discrete actions inside the timed loop.
@@ -65,9 +66,10 @@ def mpe2_supersuit(seconds: float, copies: int = 8) -> float:
     return timed(step, seconds)
 
 
-def ours(seconds: float, num_envs: int, device: str) -> float:
-    """The batched torch env with B = num_envs, actions drawn on the same device."""
-    env = make_batched(ENV_ID, num_envs, device=device, seed=0, N=NUM_AGENTS)
+def ours(seconds: float, num_envs: int, device: str, compile: bool = False) -> float:
+    """The batched torch env with B = num_envs, actions drawn on the same device (`compile`:
+    its step through torch.compile, compiled by the warm-up step, which is not timed)."""
+    env = make_batched(ENV_ID, num_envs, device=device, seed=0, N=NUM_AGENTS, compile=compile)
     env.reset()
     gen = torch.Generator(device=device).manual_seed(0)
     shape = (num_envs, NUM_AGENTS)
@@ -95,6 +97,9 @@ def main() -> None:
     for device in devices:
         for b in args.sizes:
             rows.append((f"marl batched ({device})", b, ours(args.seconds, b, device)))
+        for b in args.sizes:
+            rate = ours(args.seconds, b, device, compile=True)
+            rows.append((f"marl compiled ({device})", b, rate))
     base = rows[0][2]
     print(f"simple_spread N={NUM_AGENTS}, torch threads={args.threads}, {args.seconds}s each")
     print(f"| {'backend':26s} | {'B':>5s} | {'env-steps/s':>12s} | {'x mpe2':>7s} |")

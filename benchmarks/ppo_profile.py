@@ -190,7 +190,7 @@ def main() -> None:
     """Build the trainer, warm up one iteration, then time `--iterations`."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--algo", default="ippo", choices=["ippo", "mappo"])
-    parser.add_argument("--backend", default="batched", choices=["batched", "sync"])
+    parser.add_argument("--backend", default="batched", choices=["batched", "compiled", "sync"])
     parser.add_argument("--iterations", type=int, default=20)
     parser.add_argument(
         "--floor",

@@ -324,3 +324,23 @@ def test_nan_actions_are_refused_unless_the_check_is_off():
     fast = marl.make_vec("mpe/simple_spread-v3", 3, seed=0, backend="batched",
                          continuous_actions=True, check_actions=False)  # fmt: skip
     assert np.isnan(np.asarray(fast.step(actions).obs)).any()  # unchecked: NaN flows through
+
+
+@pytest.mark.parametrize("env_id", ["mpe/simple_spread-v3", "mpe/collect_treasure-v1"])
+def test_the_compiled_backend_steps_like_the_eager_one(env_id: str) -> None:
+    """backend="compiled" (the step through torch.compile: one graph, or two around
+    collect_treasure's eager post-step) gives the eager step's observations, rewards and
+    episode ends to float32 rounding, across autoresets."""
+    from marl.envs.vector import make_vec
+
+    eager, compiled = (
+        make_vec(env_id, 4, seed=3, backend=b, max_cycles=10) for b in ("batched", "compiled")
+    )
+    gen = torch.Generator().manual_seed(0)
+    n, size = len(eager.agents), int(eager.action_sizes.max())
+    for _ in range(25):
+        act = torch.randint(size, (4, n), generator=gen) % eager.action_sizes
+        a, b = eager.step(act), compiled.step(act)
+        for field in ("obs", "state", "reward", "final_obs"):
+            torch.testing.assert_close(getattr(b, field), getattr(a, field))
+        assert torch.equal(a.terminated, b.terminated) and torch.equal(a.truncated, b.truncated)

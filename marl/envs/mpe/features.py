@@ -18,8 +18,8 @@ def relative(points: torch.Tensor, origins: torch.Tensor) -> torch.Tensor:
     Subtracting as complex numbers broadcasts over [B, n, K] instead of [B, n, K, 2],
     which torch runs about three times faster on the CPU (the inner axis is no longer 2).
     """
-    if points.dtype not in (torch.float32, torch.float64):
-        return points.unsqueeze(1) - origins.unsqueeze(2)
+    if points.dtype not in (torch.float32, torch.float64) or torch.compiler.is_compiling():
+        return points.unsqueeze(1) - origins.unsqueeze(2)  # (inductor has no complex views)
     diff = as_complex(points).unsqueeze(1) - as_complex(origins).unsqueeze(2)
     return torch.view_as_real(diff)
 

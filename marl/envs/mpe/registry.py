@@ -84,9 +84,11 @@ def make_batched(
     seed: int | Sequence[int] | None = None,
     dtype: torch.dtype = torch.float32,
     check_actions: bool = True,
+    compile: bool = False,
     **kwargs: Any,
 ) -> BatchedMPE:
-    """`num_envs` copies of an MPE scenario as one tensor env (kwargs as mpe2 takes them)."""
+    """`num_envs` copies of an MPE scenario as one tensor env (kwargs as mpe2 takes them;
+    `compile`: the step through `torch.compile`, see `BatchedMPE`)."""
     if env_id not in SCENARIOS:
         near = closest(env_id, BATCHED_IDS)
         which = f"closest supported ids: {', '.join(near)}" if near else f"supported: {BATCHED_IDS}"
@@ -99,6 +101,7 @@ def make_batched(
         max_cycles=kwargs.get("max_cycles", 25),
         continuous_actions=kwargs.get("continuous_actions", False),
         check_actions=check_actions,
+        compile=compile,
         device=device,
         dtype=dtype,
         seed=seed,

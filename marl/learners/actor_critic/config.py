@@ -37,8 +37,9 @@ class ActorCriticConfig:
     num_envs: int = 1
     """Environments stepped together (B)."""
     backend: str = "auto"
-    """Vector-env backend passed to marl.make_vec (auto, sync, process, batched); auto is
-    the batched torch MPE for mpe/ ids whose kwargs it takes, else sync."""
+    """Vector-env backend passed to marl.make_vec (auto, sync, process, batched, compiled);
+    auto is the batched torch MPE for mpe/ ids whose kwargs it takes, else sync; compiled
+    is the batched MPE stepped through torch.compile."""
     rollout_steps: int = 50
     """Vector steps per iteration (each is num_envs env steps)."""
     updates_per_step: float = 1.0

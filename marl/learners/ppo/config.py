@@ -54,8 +54,9 @@ class PPOConfig:
     recurrent: bool = False
     """GRU actor (the critic stays feedforward); minibatches are whole env sequences."""
     backend: str = "auto"
-    """Vector-env backend passed to marl.make_vec (auto, sync, process, batched); auto is
-    the batched torch MPE for mpe/ ids whose kwargs it takes, else sync."""
+    """Vector-env backend passed to marl.make_vec (auto, sync, process, batched, compiled);
+    auto is the batched torch MPE for mpe/ ids whose kwargs it takes, else sync; compiled
+    is the batched MPE stepped through torch.compile."""
 
     def validate(self) -> None:
         """Raise ConfigError naming the first out-of-range hyperparameter."""
@@ -116,8 +117,9 @@ class OnPolicyConfig:
     hidden: tuple[int, ...] = (64, 64)
     """Hidden layer sizes of actor and critic MLPs."""
     backend: str = "auto"
-    """Vector-env backend passed to marl.make_vec (auto, sync, process, batched); auto is
-    the batched torch MPE for mpe/ ids whose kwargs it takes, else sync."""
+    """Vector-env backend passed to marl.make_vec (auto, sync, process, batched, compiled);
+    auto is the batched torch MPE for mpe/ ids whose kwargs it takes, else sync; compiled
+    is the batched MPE stepped through torch.compile."""
 
     def _checks(self) -> list[tuple[str, bool, str]]:
         return [

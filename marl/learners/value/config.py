@@ -42,7 +42,7 @@ class ValueConfig:
     """TD loss: 0.5 * squared error, or Huber (smooth L1, delta 1)."""
     num_envs: int = 8
     """Environments stepped together."""
-    backend: Literal["auto", "sync", "process", "batched"] = "auto"
+    backend: Literal["auto", "sync", "process", "batched", "compiled"] = "auto"
     """Vector-env backend passed to marl.make_vec (batched: natively batched MPE; auto: it
     for mpe/ ids whose kwargs it takes, else sync)."""
     rollout_steps: int = 25
