@@ -9,9 +9,12 @@ CPU time is the difference, and its compile time (JAX_LOG_COMPILES) is printed a
 
 marl's IPPO then trains with the same settings (16 envs x 128 steps, 4 epochs x 4
 minibatches, 64-unit tanh MLPs, lr 2.5e-4 annealed, clip 0.2, entropy 0.01, one network
-shared by the agents) on the batched MPE in this process, one torch thread, through
-`marl train`'s loop (metrics, checkpoints included); then its greedy per-agent return over
-100 mpe2 episodes. Needs the bench extra (`pip install -e '.[bench]'`: jaxmarl[algs]).
+shared by the agents), once per `--backends` entry (batched: the eager torch MPE;
+compiled: its step through torch.compile), measured the same way: `marl train` in a fresh
+process pinned to one core with one torch thread, for one update (the fixed cost: imports,
+building, and compiling for `compiled`) and for the whole budget; then the greedy
+per-agent return of the whole run over 100 mpe2 episodes. Needs the bench extra (`pip
+install -e '.[bench]'`: jaxmarl[algs]).
 
 Conventions: an env step is one joint step of all agents in one world, for both. JaxMARL's
 spread episodes are 26 steps (done when step >= 25 after the increment) and its log
@@ -34,7 +37,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from _spread import ENV_KWARGS, LoadMeter, train_marl
+import tomli_w
+from _spread import ENV_ID, ENV_KWARGS, LoadMeter, evaluate_greedy
 
 SCRIPT = "baselines/IPPO/ippo_ff_mpe.py"
 ROLLOUT = 16 * 128  # JaxMARL's NUM_ENVS x NUM_STEPS: env steps per update
@@ -43,6 +47,38 @@ SAME_SETTINGS = {
     "hidden": [64, 64], "lr": 2.5e-4, "anneal_lr": True, "clip": 0.2, "ent_coef": 0.01,
     "vf_coef": 0.5, "max_grad_norm": 0.5, "gamma": 0.99, "gae_lambda": 0.95,
 }  # fmt: skip
+
+
+def timed_child(
+    command: list[str], env: dict[str, str], cwd: str
+) -> tuple[subprocess.CompletedProcess, float, float]:
+    """Run `command` on core 0 (where taskset exists); (result, CPU seconds, wall seconds)."""
+    if shutil.which("taskset"):
+        command = ["taskset", "-c", "0", *command]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command[:4])} failed:\n{done.stderr[-3000:]}")
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return done, cpu, wall
+
+
+def marl_run(backend: str, steps: int, seed: int, out: Path) -> dict[str, float]:
+    """`marl train` of IPPO with JaxMARL's settings in a fresh process; CPU and wall seconds."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    run_file = out.parent / f"{out.name}.toml"
+    config = {**SAME_SETTINGS, "backend": backend}
+    record = {"algo": "ippo", "env": ENV_ID, "steps": steps, "seed": seed,
+              "env_kwargs": ENV_KWARGS, "config": config}  # fmt: skip
+    run_file.write_bytes(tomli_w.dumps(record).encode())
+    command = [sys.executable, "-m", "marl", "train", "--config", str(run_file), "--out",
+               str(out), "--force", "--threads", "1", "--no-progress"]  # fmt: skip
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    _, cpu, wall = timed_child(command, env, os.getcwd())
+    return {"cpu_s": cpu, "wall_s": wall, "env_steps": steps // ROLLOUT * ROLLOUT}
 
 
 def jaxmarl_run(clone: Path, steps: int, seed: int) -> dict[str, float]:
@@ -58,21 +94,28 @@ def jaxmarl_run(clone: Path, steps: int, seed: int) -> dict[str, float]:
             f"+ENV_KWARGS.local_ratio={ENV_KWARGS['local_ratio']}",
             f"+ENV_KWARGS.max_steps={ENV_KWARGS['max_cycles']}",
         ]  # fmt: skip
-        if shutil.which("taskset"):
-            command = ["taskset", "-c", "0", *command]
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        start = time.perf_counter()
-        done = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True)
-        wall = time.perf_counter() - start
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if done.returncode != 0:
-        raise RuntimeError(f"JaxMARL's baseline failed:\n{done.stderr[-3000:]}")
+        done, cpu, wall = timed_child(command, env, work)
     log = done.stdout + done.stderr
     found = re.findall(r"Finished (?:XLA compilation|jaxpr to MLIR module conversion) of "
                        r"jit\(train\) in ([0-9.]+) sec", log)  # fmt: skip
-    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     return {"cpu_s": cpu, "wall_s": wall, "compile_s": sum(map(float, found)),
             "env_steps": steps // ROLLOUT * ROLLOUT}  # fmt: skip
+
+
+def marl_row(backend: str, steps: int, seed: int, out: Path) -> tuple:
+    """marl's fixed cost (one update), then its whole budget, then the greedy return."""
+    with LoadMeter() as load:
+        fixed = marl_run(backend, ROLLOUT, seed, out / f"{backend}-fixed")
+        full = marl_run(backend, steps, seed, out / f"{backend}-full")
+    train_cpu = full["cpu_s"] - fixed["cpu_s"]
+    trained = full["env_steps"] - fixed["env_steps"]
+    print(f"marl {backend}: fixed cost (imports, building, compiling, 1 update) "
+          f"{fixed['cpu_s']:.1f} s CPU; whole run {full['cpu_s']:.1f} s CPU, "
+          f"{full['wall_s']:.1f} s wall", flush=True)  # fmt: skip
+    ret = evaluate_greedy(out / f"{backend}-full")
+    what = {"batched": "eager torch MPE", "compiled": "MPE step compiled"}[backend]
+    return (f"marl IPPO ({what})", full["env_steps"], full["wall_s"], full["cpu_s"],
+            trained / train_cpu, full["env_steps"] / full["cpu_s"], ret, load.mean)  # fmt: skip
 
 
 def main() -> None:
@@ -83,6 +126,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("runs/bench_jaxmarl"))
     parser.add_argument("--skip-jaxmarl", action="store_true")
+    parser.add_argument("--backends", nargs="+", default=["batched", "compiled"],
+                        choices=["batched", "compiled"], help="marl's env backends")  # fmt: skip
     args = parser.parse_args()
     rows = []
     if not args.skip_jaxmarl:
@@ -99,11 +144,8 @@ def main() -> None:
         rows.append(("JaxMARL IPPO (ippo_ff_mpe.py)", full["env_steps"], full["wall_s"],
                      full["cpu_s"], steps / train_cpu, full["env_steps"] / full["cpu_s"],
                      float("nan"), load.mean))  # fmt: skip
-    result = train_marl("ippo", args.steps, args.seed, args.out, SAME_SETTINGS, "marl-ippo-16x128")
-    print(result.describe(), flush=True)
-    rows.append(("marl IPPO (batched MPE, torch eager)", result.steps, result.seconds,
-                 result.cpu_s, result.steps / result.cpu_s, result.steps / result.cpu_s,
-                 result.ret, result.load))  # fmt: skip
+    for backend in args.backends:
+        rows.append(marl_row(backend, args.steps, args.seed, args.out))
     print(f"\nsimple_spread {ENV_KWARGS}, 16 envs x 128 steps, 4 epochs x 4 minibatches, "
           f"64-unit tanh MLPs, seed {args.seed}, one CPU thread each\n")  # fmt: skip
     print(

@@ -48,10 +48,10 @@ class BatchedMPE:
         infinite continuous actions (mpe2 raises on them) and discrete actions out of range
         (a learner's hot path turns it off: its masked policy only picks legal ones).
 
-        `compile` runs the physics and the observations and rewards through `torch.compile`
-        (inductor): a few fused kernels instead of ~200 small tensor ops a step, compiled on
-        the first steps (seconds); float rounding differs from the eager step in the last
-        bits. Resets stay eager.
+        `compile` runs a step's physics, observations, rewards and episode ends through
+        `torch.compile` (inductor) as one graph: a few fused kernels instead of ~200 small
+        tensor ops, compiled on the first step (seconds); float rounding differs from the
+        eager step in the last bits. Resets stay eager (`docs/speed.md`).
 
         A sequence of K seeds splits the worlds into K equal blocks side by side, each drawing
         its resets from its own generator: block k is then the env a run of `num_envs / K`
