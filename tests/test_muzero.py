@@ -54,6 +54,7 @@ def test_replay_unrolls_stop_at_the_episode_end():
     assert batch.values[from_last].tolist()[0] == [3.0, 0.0, 0.0]
     assert batch.rewards[from_last].tolist()[0] == [3.0, 0.0]
     assert batch.policy_mask[from_last].tolist()[0] == [1.0, 0.0, 0.0]
+    assert batch.value_mask.all()  # terminated: the zeros past the end are targets (absorbing)
     from_first = batch.obs[:, 0] == 0.0
     assert batch.values[from_first].tolist()[0] == [4.5, 3.5, 3.0]
     assert batch.actions[from_first].tolist()[0] == [0, 1]
@@ -76,14 +77,19 @@ def test_replay_drops_the_oldest_episodes_and_round_trips():
 def test_an_episode_cut_by_a_time_limit_bootstraps_from_its_final_value():
     """Rewards 1, 2, 3, values 10, n = 2, discount 0.5, cut with V(final obs) = 4: the last
     targets are 2 + 0.5 * 3 + 0.25 * 4 = 4.5 and 3 + 0.5 * 4 = 5 (a terminated episode's
-    are 3.5 and 3); the final value survives a checkpoint, and an older checkpoint without
-    final values loads as terminated episodes."""
+    are 3.5 and 3), and an unroll past the cut has no value target; the final value
+    survives a checkpoint, and an older checkpoint without final values loads as
+    terminated episodes."""
     replay = TrajectoryReplay(capacity=100, td_steps=2, discount=0.5, two_player=False)
     cut = _episode([1.0, 2.0, 3.0])._replace(
         final_obs=torch.ones(1, 2), final_value=torch.ones(1) * 4
     )
     replay.add(cut)
     assert replay.targets[0].tolist() == [4.5, 4.5, 5.0] and replay.episodes[0].cut
+    batch = replay.sample(64, unroll=2, gen=torch_generator(0))
+    from_last = batch.obs[:, 0] == 2.0
+    assert batch.values[from_last].tolist()[0] == [5.0, 0.0, 0.0]
+    assert batch.value_mask[from_last].tolist()[0] == [1.0, 0.0, 0.0]  # no target past a cut
     copy = TrajectoryReplay(capacity=100, td_steps=2, discount=0.5, two_player=False)
     copy.load_state_dict(replay.state_dict())
     assert copy.targets[0].tolist() == [4.5, 4.5, 5.0]

@@ -6,7 +6,9 @@ Each test names the item it covers (docs/errors.md has the table of old and new 
 
 from __future__ import annotations
 
+import errno
 import importlib.util
+import os
 import subprocess
 import sys
 import time
@@ -186,6 +188,22 @@ def test_a_folder_a_running_process_writes_is_refused(world, tmp_path, capsys) -
         holder.wait()
     status, _, _ = cli(capsys, *argv, *QUICK)  # the killed holder's lock went with it
     assert status == 0 and (busy / "checkpoint.pt").is_file()
+
+
+def test_a_filesystem_that_cannot_lock_a_folder_warns_and_the_run_goes_on(tmp_path, monkeypatch):
+    """NFS and some other filesystems refuse `flock` on a folder: a warning, no lock, no
+    traceback; any other error from the lock is not swallowed."""
+    from marl.core import dirlock
+
+    def refuse(fd: int, operation: int, code: int = errno.ENOLCK) -> None:
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(dirlock.fcntl, "flock", refuse)
+    with pytest.warns(UserWarning, match="cannot lock a folder"), hold_dir(tmp_path):
+        pass
+    monkeypatch.setattr(dirlock.fcntl, "flock", lambda fd, op: refuse(fd, op, errno.EIO))
+    with pytest.raises(OSError, match="Input/output error"), hold_dir(tmp_path):
+        pass
 
 
 def shutil_copy(source: Path, target: Path) -> None:

@@ -9,7 +9,6 @@ assembled here (learner, workers, backend), then driven by the same loop on ever
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -203,30 +202,33 @@ def train(spec: RunSpec, config: dict[str, Any] | None = None, *, out: str | Pat
 
 
 def make_out_dir(out_dir: Path) -> None:
-    """Make the run directory (if new) and check that it can be written."""
+    """Make the run directory if it is new (before `hold_dir` can lock it)."""
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        probe = out_dir / f".{CHECKPOINT}.write-test.{os.getpid()}.tmp"
-        probe.write_bytes(b"")
-        probe.unlink()
     except OSError as err:
         raise RunDirError(f"--out {out_dir}: cannot write there: {err.strerror or err}") from None
 
 
 def check_out_dir(out_dir: Path, force: bool = False) -> None:
-    """Refuse a run directory that holds a run to resume, or anything but run files (the
-    caller holds it: `make_out_dir`, then `hold_dir`)."""
+    """Refuse a run directory that holds a run to resume, or anything but run files, or
+    cannot be written; clear killed writes' temporaries (the caller holds it: `hold_dir`)."""
     if (out_dir / CHECKPOINT).exists() and not force:
         raise FileExistsError(
             f"{out_dir} already holds a run; resume it with --resume {out_dir} "
             "(or --force to start again there)"
         )
-    if out_dir.is_dir() and not force and not _is_run_dir(out_dir):
+    if not force and not _is_run_dir(out_dir):
         found = ", ".join(sorted(p.name for p in out_dir.iterdir())[:5])
         raise FileExistsError(
             f"--out {out_dir} is a folder that is not a marl run (it holds {found}); "
             "choose a new folder, or pass --force to write the run's files into it"
         )
+    try:
+        probe = out_dir / f".{CHECKPOINT}.write-test.tmp"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise RunDirError(f"--out {out_dir}: cannot write there: {err.strerror or err}") from None
     for name in RUN_FILES:
         remove_stale_temporaries(out_dir / name)
 
@@ -267,13 +269,13 @@ def _resume(out_dir: Path, progress: bool, changes: dict[str, Any]) -> Run:
     for name in RUN_FILES:
         remove_stale_temporaries(out_dir / name)
     record = load_checkpoint(path, needs=("run", "learner", "progress"))
-    spec = _resumed_spec(record, changes or {})
+    spec = _resumed_spec(record, changes)
     config = env_backend(spec, make_config(spec.algo, record["config"]), say=False)
     cfg, trainer = assemble(spec, config)
     built_for = f"{spec.algo} on {spec.env_id} {spec.env_kwargs or '(default kwargs)'}"
     state = {"learner": record["learner"], **record["progress"]}
     load_state(trainer.load_state_dict, state, path, built_for)
-    if "steps" in (changes or {}):
+    if "steps" in changes:
         if spec.steps <= trainer.env_steps:
             trainer.close()
             raise ConfigError(

@@ -224,7 +224,7 @@ class EnvEpisodes:
     def cut(self) -> tuple[Tensor, Tensor | None]:
         """(episodes a time limit cut at the last step [B], the final observations [B, O])."""
         last = self.last
-        cut = torch.as_tensor(np.asarray(last.truncated & ~np.asarray(last.terminated)))
+        cut = torch.as_tensor(np.asarray(last.truncated) & ~np.asarray(last.terminated))
         final = torch.as_tensor(np.asarray(last.final_obs)[:, 0], dtype=torch.float32)
         return cut, final
 
@@ -259,7 +259,8 @@ def unroll_loss(net: MuZeroModel, batch: Unroll, config: MuZeroConfig) -> tuple[
         scale = 1.0 if k == 0 else 1.0 / k_steps
         logits, value_logits = net.predict(hidden)
         value_target = to_support(batch.values[:, k], net.support)
-        value_loss = value_loss + scale * _cross_entropy(value_logits, value_target).mean()
+        value_ce = _cross_entropy(value_logits, value_target) * batch.value_mask[:, k]
+        value_loss = value_loss + scale * value_ce.mean()
         per_sample = _cross_entropy(logits, batch.policies[:, k]) * batch.policy_mask[:, k]
         policy_loss = policy_loss + scale * per_sample.mean()
         if k < k_steps:
@@ -349,17 +350,13 @@ class MuZeroLearner:
             reward, done, step_returns = carry.episodes.step(actions)
             carry.totals.add_(step_returns if not self.two_player else 0.0)
             policy, value = result.policy.cpu(), result.root_value.cpu()
-            cut, final_obs = carry.episodes.cut()
-            final_value = self._values(self.net, final_obs) if bool(cut.any()) else None
+            ends = self._time_limit_ends(*carry.episodes.cut())
             for b, moves in enumerate(carry.running):
                 moves.append((obs[b], legal[b], to_play[b], actions[b], reward[b], policy[b],
                                value[b]))  # fmt: skip
                 if bool(done[b]):
-                    episode = Episode(*(torch.stack(x) for x in zip(*moves)))
-                    if bool(cut[b]):  # a time limit: bootstrap from the final observation
-                        episode = episode._replace(final_obs=final_obs[b : b + 1],
-                                                   final_value=final_value[b : b + 1])  # fmt: skip
-                    finished.append(episode)
+                    fields = [torch.stack(x) for x in zip(*moves)]
+                    finished.append(Episode(*fields, *ends.get(b, ())))
                     returns.append(step_returns[b] if self.two_player else carry.totals[b].clone())
                     carry.totals[b] = 0.0
                     moves.clear()
@@ -368,6 +365,18 @@ class MuZeroLearner:
         stacked = torch.stack(returns) if returns else torch.zeros(0, width)
         lengths = torch.tensor([len(e.actions) for e in finished], dtype=torch.long)
         return Experience(finished, stacked, lengths, steps), carry
+
+    def _time_limit_ends(
+        self, cut: Tensor, final_obs: Tensor | None
+    ) -> dict[int, tuple[Tensor, Tensor]]:
+        """For each episode a time limit cut at this step: (its final observation [1, O], the
+        net's value of it [1]), what its value targets bootstrap from."""
+        rows = cut.nonzero()[:, 0].tolist()
+        if not rows or final_obs is None:
+            return {}
+        last = final_obs[rows]  # a copy: the episode keeps only its own rows
+        values = self._values(self.net, last)
+        return {b: (last[i : i + 1], values[i : i + 1]) for i, b in enumerate(rows)}
 
     def weights(self) -> dict[str, Tensor]:
         """The networks' weights, on the CPU."""

@@ -33,10 +33,10 @@ class Episode(NamedTuple):
     policies: Tensor  # [T, A] search policy (the policy target)
     values: Tensor  # [T] bootstrap value of each position, from the side to move's view
     final_obs: Tensor | None = None  # [1, *obs_shape] when a time limit cut the episode
-    final_value: Tensor | None = None  # [1] its bootstrap value (None, or [0]: terminated)
+    final_value: Tensor | None = None  # [1] its bootstrap value; None or empty: terminated
 
-    def ended(self) -> Episode:
-        """This episode with empty `final_obs`/`final_value` if it terminated."""
+    def with_ends(self) -> Episode:
+        """This episode with empty (shape [0, ...]) `final_obs`/`final_value` for None."""
         if self.final_obs is not None:
             return self
         return self._replace(final_obs=self.obs[:0], final_value=self.values[:0])
@@ -56,6 +56,7 @@ class Unroll(NamedTuple):
     values: Tensor  # [M, K + 1] value targets (0 past the end: absorbing)
     policies: Tensor  # [M, K + 1, A] policy targets
     policy_mask: Tensor  # [M, K + 1] 1 where the position exists (policy loss counts)
+    value_mask: Tensor  # [M, K + 1] 1 where the value loss counts: all but past a cut
     later_obs: Tensor | None = None  # [M, K, *obs_shape] after each move (first's past the end)
 
 
@@ -75,13 +76,13 @@ class TrajectoryReplay:
         return sum(len(e.actions) for e in self.episodes)
 
     def _target(self, episode: Episode) -> Tensor:
-        zero = episode.values.new_zeros(1)  # after the end: 0, or V(final obs) on a cut
-        values = torch.cat([episode.values, episode.final_value, zero])[: len(episode.values) + 1]
+        after = episode.final_value if episode.cut else episode.values.new_zeros(1)
+        values = torch.cat([episode.values, after])  # after the end: 0, or V(final obs) on a cut
         return n_step_values(episode.rewards, values, self.td_steps, self.discount, self.two_player)
 
     def add(self, episode: Episode) -> None:
         """Store a finished episode (dropping the oldest ones beyond capacity)."""
-        episode = Episode(*(t.detach().cpu() for t in episode.ended()))
+        episode = Episode(*(t.detach().cpu() for t in episode.with_ends()))
         self.episodes.append(episode)
         self.targets.append(self._target(episode))
         while self.size > self.capacity and len(self.episodes) > 1:
@@ -97,12 +98,15 @@ class TrajectoryReplay:
         self._flat = None
 
     def flat(self) -> dict[str, Tensor]:
-        """All episodes concatenated, plus `end` (one past each position's episode end)."""
+        """All episodes concatenated, plus `end` (one past each position's episode end) and
+        `cut` (whether its episode was cut by a time limit)."""
         if self._flat is None:
             flat = {name: torch.cat([getattr(e, name) for e in self.episodes]) for name in FIELDS}
             flat["targets"] = torch.cat(self.targets)
             lengths = torch.tensor([len(e.actions) for e in self.episodes])
             flat["end"] = torch.repeat_interleave(lengths.cumsum(0), lengths)
+            cut = torch.tensor([e.cut for e in self.episodes])
+            flat["cut"] = torch.repeat_interleave(cut, lengths)
             self._flat = flat
         return self._flat
 
@@ -110,7 +114,9 @@ class TrajectoryReplay:
         self, batch: int, unroll: int, gen: torch.Generator, later_obs: bool = False
     ) -> Unroll:
         """`batch` unrolls of `unroll` moves from positions drawn uniformly; with `later_obs`,
-        also the observation after each move (the consistency loss's targets)."""
+        also the observation after each move (the consistency loss's targets). Past the end
+        of a terminated episode the value target is 0 (absorbing); past a time limit's cut
+        the world went on, so no value target is set there (`value_mask` 0)."""
         flat = self.flat()
         total = len(flat["actions"])
         if total == 0:
@@ -129,6 +135,7 @@ class TrajectoryReplay:
             values=flat["targets"][index] * inside,
             policies=flat["policies"][index] * inside[..., None],
             policy_mask=inside.float(),
+            value_mask=(inside | ~flat["cut"][start][:, None]).float(),
             later_obs=flat["obs"][index[:, 1:]].float() if later_obs else None,
         )
 

@@ -51,7 +51,9 @@ class BatchedMPE:
         `compile` runs a step's physics, observations, rewards and episode ends through
         `torch.compile` (inductor) as one graph: a few fused kernels instead of ~200 small
         tensor ops, compiled on the first step (seconds); float rounding differs from the
-        eager step in the last bits. Resets stay eager (`docs/speed.md`).
+        eager step in the last bits. Resets stay eager (`docs/speed.md`). Each batch size,
+        scenario and dtype compiles its own graph; torch keeps a few per function (8 in
+        torch 2.13) and steps eagerly, with a warning, past that.
 
         A sequence of K seeds splits the worlds into K equal blocks side by side, each drawing
         its resets from its own generator: block k is then the env a run of `num_envs / K`
@@ -122,8 +124,9 @@ class BatchedMPE:
     def set_state(self, state: WorldState, steps: torch.Tensor | int = 0) -> VecStep:
         """Replace the world state (and the step counters); returns the new observations."""
         self._state = WorldState(*(x.to(self.device) for x in state))
-        self._t = torch.zeros_like(self._t) + torch.as_tensor(steps, device=self.device)
-        return self._observe_step(self._no, self._no, reward=None)
+        steps = torch.as_tensor(steps, device=self.device).to(self._t.dtype)
+        self._t = torch.zeros_like(self._t) + steps
+        return self._start_step()
 
     def _seed(self, seed: int | Sequence[int]) -> None:
         """Reseed the generators: one seed per block of worlds."""
@@ -163,7 +166,7 @@ class BatchedMPE:
             self._seed(seed)
         self._state = self._fresh_states()
         self._t.zero_()
-        return self._observe_step(self._no, self._no, reward=None)
+        return self._start_step()
 
     def _pack(self, blocks: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Observation blocks -> padded obs [B, N, O] and state [B, S] (all obs in a row)."""
@@ -179,16 +182,17 @@ class BatchedMPE:
         obs = padded[0] if len(padded) == 1 else torch.cat(padded, 1)
         return obs, state
 
-    def _observe_step(
-        self, terminated: torch.Tensor, truncated: torch.Tensor, reward: torch.Tensor | None
-    ) -> VecStep:
-        """The VecStep of the current state (no episode ended)."""
+    def _start_step(self) -> VecStep:
+        """The VecStep of episodes starting at the current state (no reward, none ended)."""
         obs, state = self._pack(self.scenario.observe(self._state))
-        if reward is None:
-            reward = obs.new_zeros(self.num_envs, len(self.agents))
-        return VecStep(
-            obs, state, self._action_mask, reward, self._alive, terminated, truncated, obs, state
-        )
+        reward = obs.new_zeros(self.num_envs, len(self.agents))
+        return self._vec_step(obs, state, reward, self._no, self._no)
+
+    def _vec_step(self, obs: torch.Tensor, state: torch.Tensor, reward: torch.Tensor,
+                  terminated: torch.Tensor, truncated: torch.Tensor) -> VecStep:  # fmt: skip
+        """A VecStep whose final obs/state are its obs/state (no autoreset in it)."""
+        mask, alive = self._action_mask, self._alive
+        return VecStep(obs, state, mask, reward, alive, terminated, truncated, obs, state)
 
     def _controls(self, actions: Any) -> tuple[torch.Tensor, torch.Tensor]:
         """Forces and messages from a batch of actions, after checking their shape and range."""
@@ -258,9 +262,7 @@ class BatchedMPE:
             outcome = self._finish(s, self._t)
         obs, state, reward, terminated, truncated, self._t, ended = outcome
         self._state = s
-        out = VecStep(
-            obs, state, self._action_mask, reward, self._alive, terminated, truncated, obs, state
-        )
+        out = self._vec_step(obs, state, reward, terminated, truncated)
         if not bool(ended):
             return out
         done = terminated | truncated

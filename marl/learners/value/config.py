@@ -43,8 +43,9 @@ class ValueConfig:
     num_envs: int = 8
     """Environments stepped together."""
     backend: Literal["auto", "sync", "process", "batched", "compiled"] = "auto"
-    """Vector-env backend passed to marl.make_vec (batched: natively batched MPE; auto: it
-    for mpe/ ids whose kwargs it takes, else sync)."""
+    """Vector-env backend passed to marl.make_vec (batched: natively batched MPE; compiled:
+    it with its step through torch.compile; auto: batched for mpe/ ids whose kwargs it
+    takes, else sync)."""
     rollout_steps: int = 25
     """Vector-env steps per iteration (each is num_envs env steps)."""
     updates_per_iterate: int = 1
