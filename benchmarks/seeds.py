@@ -13,6 +13,10 @@ one torch thread, CPU time of this process beside wall time and the load average
   (the issue's goal: K=8 takes at most 2x the wall clock of one seed).
 - `--drift N`: a 2-seed run against the two separate runs, iteration by iteration: the
   largest absolute weight difference (the batched matmuls sum in another order).
+- `--split G`: K seeds as G groups of K/G (each one `--seeds`-style trainer) trained at the
+  same time in G Python threads, then in G processes, `--steps` env steps per seed each
+  (building and a warm-up iteration included), against one seed's wall clock (two cores:
+  can the groups overlap?).
 
 The config is JaxMARL's IPPO settings (16 envs x 128 steps, 4 epochs x 4 minibatches,
 64-64 tanh; `spread_vs_jaxmarl.SAME_SETTINGS`) or a run file's `[config]` (`--config`).
@@ -144,6 +148,43 @@ def drift(algo: str, iterations: int, config: dict[str, Any]) -> None:
             print(f"| {it} | {diff:.2e} | {'yes' if all(same) else 'no'} |", flush=True)
 
 
+def _iterate_group(algo: str, seeds: list[int], config: dict[str, Any], iterations: int) -> None:
+    """Build one trainer of `seeds` and run `iterations` iterations after a warm-up one."""
+    from marl.algorithms import make_config, seeds_trainer
+    from marl.envs.vector import vec_spec
+
+    torch.set_num_threads(1)
+    cfg = make_config(algo, {**config, "total_steps": 10**9})
+    trainer = seeds_trainer(algo, vec_spec(ENV_ID, backend=cfg.backend, **ENV_KWARGS), cfg, seeds)
+    trainer.iterate()
+    for _ in range(iterations):
+        trainer.iterate()
+
+
+def split(algo: str, k: int, groups: int, config: dict[str, Any], iterations: int) -> None:
+    """One seed alone, then K seeds as `groups` groups at once in threads, then processes."""
+    import concurrent.futures as cf
+    import multiprocessing
+
+    size = k // groups
+    parts = [list(range(g * size, (g + 1) * size)) for g in range(groups)]
+    jobs = [(algo, part, config, iterations) for part in parts]
+    executors = {"threads": lambda: cf.ThreadPoolExecutor(groups),
+                 "processes": lambda: cf.ProcessPoolExecutor(
+                     groups, mp_context=multiprocessing.get_context("spawn"))}  # fmt: skip
+    start = time.perf_counter()
+    _iterate_group(algo, [0], config, iterations)
+    one = time.perf_counter() - start
+    print(f"\nsplit: {algo}, {iterations} iterations; 1 seed: {one:.2f} s wall", flush=True)
+    for name, make in executors.items():
+        with make() as pool:
+            start = time.perf_counter()
+            list(pool.map(_iterate_group, *zip(*jobs)))  # includes each group's build
+            wall = time.perf_counter() - start
+        print(f"{k} seeds as {groups} x {size} in {groups} {name}: {wall:.2f} s wall "
+              f"({wall / one:.2f}x one seed)", flush=True)  # fmt: skip
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--algo", default="ippo", choices=("ppo", "ippo", "mappo"))
@@ -155,6 +196,7 @@ def main() -> None:
     p.add_argument("--train", action="store_true", help="time 1 seed against --seeds")
     p.add_argument("--steps", type=int, default=204_800, help="env steps per seed")
     p.add_argument("--drift", type=int, default=0, metavar="N", help="iterations of drift")
+    p.add_argument("--split", type=int, default=0, metavar="G", help="groups at once")
     args = p.parse_args()
     config = run_file(args.config, ("mappo", "ippo")) if args.config else dict(SAME_SETTINGS)
     omp = os.environ.get("OMP_NUM_THREADS")
@@ -166,6 +208,8 @@ def main() -> None:
         train_pair(args.algo, args.steps, args.seeds, config, args.threads)
     if args.drift:
         drift(args.algo, args.drift, config)
+    if args.split:
+        split(args.algo, args.seeds, args.split, config, args.steps // ROLLOUT)
 
 
 if __name__ == "__main__":
