@@ -344,3 +344,21 @@ def test_the_compiled_backend_steps_like_the_eager_one(env_id: str) -> None:
         for field in ("obs", "state", "reward", "final_obs"):
             torch.testing.assert_close(getattr(b, field), getattr(a, field))
         assert torch.equal(a.terminated, b.terminated) and torch.equal(a.truncated, b.truncated)
+
+
+def test_a_compiled_step_that_cannot_be_built_names_the_eager_backend(monkeypatch) -> None:
+    """No working C++ compiler (say): one clear error naming backend=batched, not
+    inductor's traceback."""
+    from torch._dynamo.exc import BackendCompilerFailed
+
+    from marl.envs.mpe.env import CompileFailedError
+
+    env = make_batched("mpe/simple_spread-v3", 2, seed=0, compile=True)
+
+    def fail(*args):
+        cause = RuntimeError("InvalidCxxCompiler: No working C++ compiler found")
+        raise BackendCompilerFailed(None, cause, None)
+
+    monkeypatch.setattr(env, "_transition", fail)
+    with pytest.raises(CompileFailedError, match="No working C.. compiler.*backend=batched"):
+        env.step(torch.zeros(2, 3, dtype=torch.long))

@@ -9,10 +9,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from gymnasium import spaces
+from torch._dynamo.exc import BackendCompilerFailed
 
 from marl.envs.mpe.scenario import Scenario
 from marl.envs.mpe.world import MOVE_DIM, Physics, WorldSpec, WorldState, merge_states
 from marl.envs.types import VecStep
+
+
+class CompileFailedError(ValueError):
+    """`compile=True` (backend "compiled") where torch.compile cannot build the step (no
+    working C++ compiler, say)."""
 
 
 def team_of(agent_name: str) -> str:
@@ -250,16 +256,26 @@ class BatchedMPE:
         s = self.physics.step(s, force, said)
         return (s, *self._outcome(s, t))
 
-    def step(self, actions: Any) -> VecStep:
-        """Apply actions ([B, N] ints or [B, N, action_dim] floats); autoreset ended episodes."""
-        force, said = self._controls(actions)
-        if self._post_step is None:
-            s, *outcome = self._transition(self._state, force, said, self._t)
-        else:
+    def _advance(self, force: torch.Tensor, said: torch.Tensor) -> tuple[Any, ...]:
+        """(new state, *outcome) of a step from the current state, compiled or eager."""
+        try:
+            if self._post_step is None:
+                return self._transition(self._state, force, said, self._t)
             s = self._physics(self._state, force, said)
             post = self._post_step
             s = self._per_block(lambda g, _, block: post(block, g), s)
-            outcome = self._finish(s, self._t)
+            return (s, *self._finish(s, self._t))
+        except BackendCompilerFailed as err:  # only a compiled step gets here
+            cause = getattr(err, "inner_exception", None) or err
+            reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+            raise CompileFailedError(
+                f"backend=compiled: torch.compile could not build the MPE step ({reason}); "
+                "backend=batched runs the same env without compiling"
+            ) from err
+
+    def step(self, actions: Any) -> VecStep:
+        """Apply actions ([B, N] ints or [B, N, action_dim] floats); autoreset ended episodes."""
+        s, *outcome = self._advance(*self._controls(actions))
         obs, state, reward, terminated, truncated, self._t, ended = outcome
         self._state = s
         out = self._vec_step(obs, state, reward, terminated, truncated)
