@@ -200,6 +200,8 @@ def test_auto_backend_is_batched_for_mpe_ids_it_supports_else_sync() -> None:
     assert backend == "sync" and "benchmark_data" in why
     assert resolve_backend("gym/CartPole-v1", "auto", {})[0] == "sync"
     assert resolve_backend("mpe/simple_tag-v3", "sync", {}) == ("sync", "sync (as asked)")
+    backend, why = resolve_backend("mpe/simple_tag-v3", "compiled", {})
+    assert backend == "compiled" and "its first step compiles" in why  # a pause is expected
     with pytest.raises(ValueError, match="expected one of auto, sync"):
         resolve_backend("mpe/simple_tag-v3", "fast", {})
 

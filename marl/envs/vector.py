@@ -265,6 +265,8 @@ def resolve_backend(env_id: str, backend: str, kwargs: dict[str, Any]) -> tuple[
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend={backend!r}: expected one of {', '.join(BACKENDS)}")
+    if backend == "compiled":
+        return backend, "compiled (as asked: the batched torch MPE; its first step compiles)"
     if backend != "auto":
         return backend, f"{backend} (as asked)"
     from marl.envs.registry import registration
