@@ -222,11 +222,13 @@ class EnvEpisodes:
         return reward, done, reward[:, None]
 
     def cut(self) -> tuple[Tensor, Tensor | None]:
-        """(episodes a time limit cut at the last step [B], the final observations [B, O])."""
+        """(episodes a time limit cut at the last step [B], the final observations [B, O],
+        None when no episode was cut)."""
         last = self.last
         cut = torch.as_tensor(np.asarray(last.truncated) & ~np.asarray(last.terminated))
-        final = torch.as_tensor(np.asarray(last.final_obs)[:, 0], dtype=torch.float32)
-        return cut, final
+        if not bool(cut.any()):  # the usual step: no copy of the final observations
+            return cut, None
+        return cut, torch.as_tensor(np.asarray(last.final_obs)[:, 0], dtype=torch.float32)
 
 
 class Carry(NamedTuple):
