@@ -197,8 +197,11 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=204_800, help="env steps per seed")
     p.add_argument("--drift", type=int, default=0, metavar="N", help="iterations of drift")
     p.add_argument("--split", type=int, default=0, metavar="G", help="groups at once")
+    p.add_argument("--backend", choices=("batched", "compiled"), help="the env backend")
     args = p.parse_args()
     config = run_file(args.config, ("mappo", "ippo")) if args.config else dict(SAME_SETTINGS)
+    if args.backend:
+        config["backend"] = args.backend
     omp = os.environ.get("OMP_NUM_THREADS")
     print(f"threads: {torch.get_num_threads()}, OMP_NUM_THREADS={omp}, "
           f"load average at start {os.getloadavg()[0]:.1f}", flush=True)  # fmt: skip
