@@ -78,7 +78,8 @@ def marl_run(backend: str, steps: int, seed: int, out: Path) -> dict[str, float]
                str(out), "--force", "--threads", "1", "--no-progress"]  # fmt: skip
     env = dict(os.environ, OMP_NUM_THREADS="1")
     _, cpu, wall = timed_child(command, env, os.getcwd())
-    return {"cpu_s": cpu, "wall_s": wall, "env_steps": steps // ROLLOUT * ROLLOUT}
+    # marl's loop runs whole iterations until the budget is reached (JaxMARL's stops below it)
+    return {"cpu_s": cpu, "wall_s": wall, "env_steps": -(-steps // ROLLOUT) * ROLLOUT}
 
 
 def jaxmarl_run(clone: Path, steps: int, seed: int) -> dict[str, float]:
