@@ -122,13 +122,20 @@ def train_pair(algo: str, steps: int, k: int, config: dict[str, Any], threads: i
     )
 
 
-def drift(algo: str, iterations: int, config: dict[str, Any]) -> None:
-    """Largest |weight difference| between a 2-seed run and the separate runs, by iteration."""
-    from marl.algorithms import local_trainer, make_config, seeds_trainer
+def spec_and_config(algo: str, config: dict[str, Any]) -> tuple[Any, Any]:
+    """The protocol env's VecSpec and `algo`'s config (no LR-annealing horizon)."""
+    from marl.algorithms import make_config
     from marl.envs.vector import vec_spec
 
     cfg = make_config(algo, {**config, "total_steps": 10**9})
-    spec = vec_spec(ENV_ID, backend=cfg.backend, **ENV_KWARGS)
+    return vec_spec(ENV_ID, backend=cfg.backend, **ENV_KWARGS), cfg
+
+
+def drift(algo: str, iterations: int, config: dict[str, Any]) -> None:
+    """Largest |weight difference| between a 2-seed run and the separate runs, by iteration."""
+    from marl.algorithms import local_trainer, seeds_trainer
+
+    spec, cfg = spec_and_config(algo, config)
     together = seeds_trainer(algo, spec, cfg, [0, 1])
     alone = [local_trainer(algo, spec, cfg, s) for s in (0, 1)]
     print(f"\ndrift: {algo}, 2 seeds together against 2 separate runs")
@@ -150,12 +157,10 @@ def drift(algo: str, iterations: int, config: dict[str, Any]) -> None:
 
 def _iterate_group(algo: str, seeds: list[int], config: dict[str, Any], iterations: int) -> None:
     """Build one trainer of `seeds` and run `iterations` iterations after a warm-up one."""
-    from marl.algorithms import make_config, seeds_trainer
-    from marl.envs.vector import vec_spec
+    from marl.algorithms import seeds_trainer
 
     torch.set_num_threads(1)
-    cfg = make_config(algo, {**config, "total_steps": 10**9})
-    trainer = seeds_trainer(algo, vec_spec(ENV_ID, backend=cfg.backend, **ENV_KWARGS), cfg, seeds)
+    trainer = seeds_trainer(algo, *spec_and_config(algo, config), seeds)
     trainer.iterate()
     for _ in range(iterations):
         trainer.iterate()

@@ -206,7 +206,7 @@ def make_out_dir(out_dir: Path) -> None:
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise RunDirError(f"--out {out_dir}: cannot write there: {err.strerror or err}") from None
+        raise unwritable(out_dir, err) from None
 
 
 def check_out_dir(out_dir: Path, force: bool = False) -> None:
@@ -228,13 +228,18 @@ def check_out_dir(out_dir: Path, force: bool = False) -> None:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as err:
-        raise RunDirError(f"--out {out_dir}: cannot write there: {err.strerror or err}") from None
+        raise unwritable(out_dir, err) from None
     for name in RUN_FILES:
         remove_stale_temporaries(out_dir / name)
 
 
 class RunDirError(ValueError):
     """A run directory that cannot be written."""
+
+
+def unwritable(out_dir: Path, err: OSError) -> RunDirError:
+    """The error for a run directory that `err` says cannot be made or written."""
+    return RunDirError(f"--out {out_dir}: cannot write there: {err.strerror or err}")
 
 
 def _is_run_dir(out_dir: Path) -> bool:
