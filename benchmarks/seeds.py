@@ -9,8 +9,12 @@ one torch thread, CPU time of this process beside wall time and the load average
   out]` weights) and against K separate modules called in a loop.
 - `--train`: the same config trained with one seed, then with `--seeds K`, through
   `marl.run.loop.train` (metrics and checkpoints included), one after the other in this
-  run: wall, CPU, env steps per CPU-second (all seeds' env steps), and the wall ratio
-  (the issue's goal: K=8 takes at most 2x the wall clock of one seed).
+  run: wall, CPU (the seed processes' included), env steps per CPU-second (all seeds' env
+  steps), and the wall ratio (the issue's goal: K=8 takes at most 2x the wall clock of one
+  seed). The K seeds train in as many processes as `marl train` chooses (one per core,
+  two seeds or more each), or `--procs P` (1: all in this process).
+- `--commands`: `marl train` with one seed, then `--seeds K` (`--procs`), each timed as a
+  fresh command (imports, spawning and building included), JaxMARL's settings.
 - `--drift N`: a 2-seed run against the two separate runs, iteration by iteration: the
   largest absolute weight difference (the batched matmuls sum in another order).
 - `--split G`: K seeds as G groups of K/G (each one `--seeds`-style trainer) trained at the
@@ -29,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -36,7 +41,7 @@ from typing import Any
 
 import torch
 from _spread import ENV_ID, ENV_KWARGS, LoadMeter, cpu_ms, run_file
-from spread_vs_jaxmarl import ROLLOUT, SAME_SETTINGS
+from spread_vs_jaxmarl import ROLLOUT, SAME_SETTINGS, marl_run
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
@@ -79,40 +84,48 @@ def kernel(k: int, repeats: int) -> None:
         print(f"| {rows} | {times[0]:.3f} | {times[1]:.3f} | {times[2]:.3f} |", flush=True)
 
 
-def timed_train(
-    algo: str, steps: int, seeds: int, config: dict[str, Any], out: Path, threads: int = 1
-) -> dict:
-    """Train through the run loop; wall, CPU and load of the run."""
+def cpu_seconds() -> float:
+    """CPU time of this process and of its children that have ended (seed processes)."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
+def timed_train(algo: str, steps: int, seeds: int, config: dict[str, Any], out: Path,
+                threads: int = 1, procs: int = 0) -> dict:  # fmt: skip
+    """Train through the run loop; wall, CPU (seed processes included) and load of the run."""
     from marl.run.loop import RunSpec, train
 
     spec = RunSpec(algo, ENV_ID, steps=steps, seed=0, seeds=seeds, env_kwargs=ENV_KWARGS,
-                   device="cpu", threads=threads)  # fmt: skip
+                   device="cpu", threads=threads, procs=procs)  # fmt: skip
     with LoadMeter() as load:
-        wall, cpu = time.perf_counter(), time.process_time()
+        wall, cpu = time.perf_counter(), cpu_seconds()
         run = train(spec, config, out=out / f"{algo}-x{seeds}", progress=False)
-        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        wall, cpu = time.perf_counter() - wall, cpu_seconds() - cpu
+    blocks = getattr(run.trainer, "blocks", [run.spec.run_seeds])
     total = run.learner.env_steps * seeds
     return {"seeds": seeds, "steps": total, "wall": wall, "cpu": cpu, "load": load.mean,
-            "rows": run.rows}  # fmt: skip
+            "rows": run.rows, "procs": len(blocks)}  # fmt: skip
 
 
-def train_pair(algo: str, steps: int, k: int, config: dict[str, Any], threads: int = 1) -> None:
-    """One seed, then K seeds, same config and per-seed budget, in this process."""
+def train_pair(algo: str, steps: int, k: int, config: dict[str, Any], threads: int = 1,
+               procs: int = 0) -> None:  # fmt: skip
+    """One seed, then K seeds (in `procs` processes, 0: as `marl train` chooses), same
+    config and per-seed budget, one after the other."""
     with tempfile.TemporaryDirectory() as tmp:
         timed_train(algo, 2 * ROLLOUT, k, config, Path(tmp) / "warm-up", threads)  # lazy inits
-        results = [timed_train(algo, steps, n, config, Path(tmp), threads) for n in (1, k)]
+        results = [timed_train(algo, steps, n, config, Path(tmp), threads, procs * (n > 1))
+                   for n in (1, k)]  # fmt: skip
     print(f"\ntrain: {algo}, {steps:,} env steps per seed, config {config}")
-    threads = torch.get_num_threads()
     print(
-        f"| seeds | env steps (all seeds) | wall | CPU ({threads} torch threads) | "
-        "env steps / CPU-s | env steps / wall-s | load avg | collect / learn (wall) |"
+        f"| seeds | processes | env steps (all seeds) | wall | CPU ({threads} torch threads "
+        "a process) | env steps / CPU-s | env steps / wall-s | load avg | collect / learn |"
     )
-    print("|--:|--:|--:|--:|--:|--:|--:|--:|")
+    print("|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
     for r in results:
         phases = {p: sum(row[f"time/{p}_s"] for row in r["rows"]) for p in ("collect", "learn")}
         split = f"{phases['collect']:.1f} s / {phases['learn']:.1f} s"
-        print(f"| {r['seeds']} | {r['steps']:,} | {r['wall']:.1f} s | {r['cpu']:.1f} s | "
-              f"{r['steps'] / r['cpu']:,.0f} | {r['steps'] / r['wall']:,.0f} | "
+        print(f"| {r['seeds']} | {r['procs']} | {r['steps']:,} | {r['wall']:.1f} s | "
+              f"{r['cpu']:.1f} s | {r['steps'] / r['cpu']:,.0f} | {r['steps'] / r['wall']:,.0f} | "
               f"{r['load']:.1f} | {split} |")  # fmt: skip
     one, many = results
     print(
@@ -120,6 +133,22 @@ def train_pair(algo: str, steps: int, k: int, config: dict[str, Any], threads: i
         f"(CPU: {many['cpu'] / one['cpu']:.2f}); goal <= 2",
         flush=True,
     )
+
+
+def commands(k: int, steps: int, backend: str, procs: int) -> None:
+    """`marl train` with one seed, then with `--seeds K`, each a fresh command as a user
+    types it (imports, spawning, building and checkpoints inside the wall clock)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = {n: marl_run(backend, steps, 0, Path(tmp) / f"x{n}", pin=False,
+                            args=("--seeds", str(n), "--procs", str(procs)) if n > 1 else ())
+                for n in (1, k)}  # fmt: skip
+    print(f"\ncommands: marl train ippo, {steps:,} env steps per seed, backend {backend}, "
+          f"--procs {procs}")  # fmt: skip
+    print("| seeds | wall | CPU (all processes) |\n|--:|--:|--:|")
+    for n, r in runs.items():
+        print(f"| {n} | {r['wall_s']:.1f} s | {r['cpu_s']:.1f} s |")
+    ratio = runs[k]["wall_s"] / runs[1]["wall_s"]
+    print(f"wall of {k} seeds / wall of 1 seed: {ratio:.2f}; goal <= 2", flush=True)
 
 
 def spec_and_config(algo: str, config: dict[str, Any]) -> tuple[Any, Any]:
@@ -196,10 +225,21 @@ def main() -> None:
     p.add_argument("--config", type=Path, help="a run file's [config] (default: JaxMARL's)")
     p.add_argument("--seeds", type=int, default=8)
     p.add_argument("--threads", type=int, default=1, help="torch threads of both runs")
+    p.add_argument(
+        "--procs",
+        type=int,
+        default=0,
+        help="--train: processes of the K seeds (default 0: as marl train chooses)",
+    )
     p.add_argument("--kernel", action="store_true", help="time vmap against baddbmm")
     p.add_argument("--repeats", type=int, default=200)
     p.add_argument("--train", action="store_true", help="time 1 seed against --seeds")
     p.add_argument("--steps", type=int, default=204_800, help="env steps per seed")
+    p.add_argument(
+        "--commands",
+        action="store_true",
+        help="time `marl train` for 1 seed against --seeds, as fresh commands",
+    )
     p.add_argument("--drift", type=int, default=0, metavar="N", help="iterations of drift")
     p.add_argument("--split", type=int, default=0, metavar="G", help="groups at once")
     p.add_argument("--backend", choices=("batched", "compiled"), help="the env backend")
@@ -213,7 +253,9 @@ def main() -> None:
     if args.kernel:
         kernel(args.seeds, args.repeats)
     if args.train:
-        train_pair(args.algo, args.steps, args.seeds, config, args.threads)
+        train_pair(args.algo, args.steps, args.seeds, config, args.threads, args.procs)
+    if args.commands:
+        commands(args.seeds, args.steps, config.get("backend", "batched"), args.procs)
     if args.drift:
         drift(args.algo, args.drift, config)
     if args.split:

@@ -50,10 +50,11 @@ SAME_SETTINGS = {
 
 
 def timed_child(
-    command: list[str], env: dict[str, str], cwd: str
+    command: list[str], env: dict[str, str], cwd: str, pin: bool = True
 ) -> tuple[subprocess.CompletedProcess, float, float]:
-    """Run `command` on core 0 (where taskset exists); (result, CPU seconds, wall seconds)."""
-    if shutil.which("taskset"):
+    """Run `command` on core 0 (`pin`, where taskset exists); (result, CPU seconds of it and
+    the processes it waited for, wall seconds)."""
+    if pin and shutil.which("taskset"):
         command = ["taskset", "-c", "0", *command]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
@@ -66,8 +67,10 @@ def timed_child(
     return done, cpu, wall
 
 
-def marl_run(backend: str, steps: int, seed: int, out: Path) -> dict[str, float]:
-    """`marl train` of IPPO with JaxMARL's settings in a fresh process; CPU and wall seconds."""
+def marl_run(backend: str, steps: int, seed: int, out: Path, args: tuple[str, ...] = (),
+             pin: bool = True) -> dict[str, float]:  # fmt: skip
+    """`marl train` of IPPO with JaxMARL's settings (and `args`) in a fresh process, on core 0
+    if `pin`; CPU and wall seconds."""
     out.parent.mkdir(parents=True, exist_ok=True)
     run_file = out.parent / f"{out.name}.toml"
     config = {**SAME_SETTINGS, "backend": backend}
@@ -75,9 +78,9 @@ def marl_run(backend: str, steps: int, seed: int, out: Path) -> dict[str, float]
               "env_kwargs": ENV_KWARGS, "config": config}  # fmt: skip
     run_file.write_bytes(tomli_w.dumps(record).encode())
     command = [sys.executable, "-m", "marl", "train", "--config", str(run_file), "--out",
-               str(out), "--force", "--threads", "1", "--no-progress"]  # fmt: skip
+               str(out), "--force", "--threads", "1", "--no-progress", *args]  # fmt: skip
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    _, cpu, wall = timed_child(command, env, os.getcwd())
+    _, cpu, wall = timed_child(command, env, os.getcwd(), pin)
     # marl's loop runs whole iterations until the budget is reached (JaxMARL's stops below it)
     return {"cpu_s": cpu, "wall_s": wall, "env_steps": -(-steps // ROLLOUT) * ROLLOUT}
 

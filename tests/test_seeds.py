@@ -1,5 +1,6 @@
 """`--seeds K`: K PPO-family runs as one batched computation equal K separate runs."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -15,6 +16,7 @@ from marl.envs.vector import make_vec, vec_spec
 from marl.learners.ppo import PPOLearner, SeedsLearner
 from marl.run.loop import RunSpec, default_out, resume, train
 from marl.run.metrics import read_metrics, seed_band
+from marl.run.seed_procs import SeedProcessError, SeedProcesses, merge_stats, seed_blocks
 
 SPREAD = "mpe/simple_spread-v3"
 SMALL = {"num_envs": 2, "rollout_len": 32, "minibatches": 2, "epochs": 2, "total_steps": 4096}
@@ -110,6 +112,63 @@ def test_seeds_refused_for_other_algorithms():
         RunSpec("mappo", SPREAD, steps=100, seeds=2, backend="threads").validate()
     with pytest.raises(ConfigError, match="recurrent"):
         SeedsLearner(vec_spec(SPREAD, backend="batched"), small("ppo", recurrent=True), [0, 1])
+    with pytest.raises(ConfigError, match=r"procs=3: expected 0 \(auto\) to seeds=2"):
+        RunSpec("mappo", SPREAD, steps=100, seeds=2, procs=3).validate()
+
+
+def same_state(a, b) -> bool:
+    """Nested dicts / lists of tensors and values equal to the bit."""
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same_state(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple):
+        return len(a) == len(b) and all(same_state(x, y) for x, y in zip(a, b))
+    return torch.equal(a, b) if isinstance(a, torch.Tensor) else a == b
+
+
+def untimed(rows: list[dict]) -> list[dict]:
+    return [{k: v for k, v in r.items() if not k.startswith("time/")} for r in rows]
+
+
+def test_seeds_split_over_processes_are_the_runs_of_one_process(tmp_path):
+    """procs=2 trains seeds 0-1 and 2-3 in two processes: the same runs to the bit as one
+    process of the 4 (per-seed metrics, means, checkpoint), resumed in one process or two."""
+    spec = RunSpec("mappo", SPREAD, steps=256, seeds=4, procs=2, checkpoint_every=128)
+    config = {**SMALL, "total_steps": 256}
+    split = train(spec, config, out=tmp_path / "split", progress=False)
+    one = train(dataclasses.replace(spec, procs=1), config, out=tmp_path / "one", progress=False)
+    assert isinstance(split.trainer, SeedProcesses) and split.trainer.blocks == [[0, 1], [2, 3]]
+    assert {"seed3/return/agent", "return/agent"} <= set(split.rows[-1])
+    assert untimed(split.rows) == untimed(one.rows) and len(split.rows) == 4
+    states = [torch.load(r.checkpoint, weights_only=True)["learner"] for r in (split, one)]
+    assert same_state(*states)
+    assert same_state(split.learner.state_dict(), states[1])  # the parent's view of the runs
+    longer = [resume(r.out_dir, progress=False, changes={"steps": 384, "procs": procs})
+              for r, procs in ((split, 1), (one, 2))]  # fmt: skip
+    assert untimed(longer[0].rows) == untimed(longer[1].rows) and len(longer[0].rows) == 6
+    assert same_state(*(torch.load(r.checkpoint, weights_only=True)["learner"] for r in longer))
+
+
+def test_a_seed_process_that_dies_is_named():
+    spec = vec_spec(SPREAD, backend="batched")
+    trainer = SeedProcesses("ippo", spec, small("ippo"), [0, 1, 2, 3], procs=2)
+    try:
+        trainer._procs[1].kill()
+        with pytest.raises(SeedProcessError, match=r"seeds \[2, 3\] died .* --resume"):
+            trainer.iterate()
+    finally:
+        trainer.close()
+
+
+def test_blocks_stats_merge_as_one_runs():
+    merged = merge_stats(
+        [
+            {"lr": 1.0, "seed0/x": 1.0, "seed1/x": 2.0, "x": 1.5},
+            {"lr": 1.0, "seed0/x": 6.0, "x": 6.0},
+        ],
+        [2, 1],
+    )
+    assert merged == {"lr": 1.0, "x": 3.0, "seed0/x": 1.0, "seed1/x": 2.0, "seed2/x": 6.0}
+    assert seed_blocks([4, 5, 6, 7, 8], 2) == [[4, 5, 6], [7, 8]]
 
 
 def test_interval95_by_hand():

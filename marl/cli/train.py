@@ -56,6 +56,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seeds", type=at_least(1), metavar="K",
                    help="train K runs (seeds SEED..SEED+K-1) as one batched computation "
                         "(ppo, ippo, mappo; default 1)")  # fmt: skip
+    p.add_argument("--procs", type=at_least(0), metavar="P",
+                   help="--seeds K: processes the seeds split over, each a block of seeds "
+                        "(default 0: one per --threads cores, each with two seeds or more; "
+                        "the runs are the same whatever such split)")  # fmt: skip
     p.add_argument("--out", type=Path, help="run directory (default runs/ALGO-ENV-sSEED)")
     p.add_argument("--force", action="store_true", help="write into --out whatever it holds")
     p.add_argument("--device", help="auto (default) | cpu | cuda")
@@ -172,7 +176,8 @@ def train_command(args: argparse.Namespace) -> int:
     if args.resume is not None:
         _refuse_run_options(args)
         out = args.resume
-        changes = {"steps": args.steps, "device": args.device, "threads": args.threads}
+        changes = {"steps": args.steps, "device": args.device, "threads": args.threads,
+                   "procs": args.procs}  # fmt: skip
         if args.backend is not None:
             changes |= {"backend": args.backend, **backend_options(args)}
         changes = {k: v for k, v in changes.items() if v is not None}
@@ -187,7 +192,7 @@ def train_command(args: argparse.Namespace) -> int:
             seed=_given(args.seed, spec.get("seed"), 0),
             seeds=_given(args.seeds, spec.get("seeds"), 1),
             env_kwargs={**spec.get("env_kwargs", {}), **parse_overrides(args.env_kwargs)},
-            device=args.device or "auto", threads=args.threads or 1,
+            device=args.device or "auto", threads=args.threads or 1, procs=args.procs or 0,
             backend=args.backend or "local", eval_every=args.eval_every,
             **backend_options(args),
         )  # fmt: skip
@@ -220,7 +225,7 @@ def _refuse_run_options(args: argparse.Namespace) -> None:
         raise ValueError(
             f"{', '.join(given)} cannot be given with --resume: the run in {args.resume} keeps "
             f"its own (see {args.resume / 'config.toml'}); only --steps (to extend it), "
-            "--device, --threads and the backend options apply"
+            "--device, --threads, --procs and the backend options apply"
         )
 
 

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import tomli_w
 import tomllib
+from torch import device as torch_device
 
 from marl.algorithms import (
     EVALUATIONS,
@@ -42,6 +43,7 @@ from marl.core.trainer import Trainer
 from marl.envs.vector import resolve_backend, vec_spec
 from marl.run.metrics import MetricsLog, plot_learning_curve
 from marl.run.progress import TrainProgress
+from marl.run.seed_procs import SeedProcesses, auto_procs
 
 CHECKPOINT = "checkpoint.pt"
 RUN_FILES = ("config.toml", "metrics.csv", "tb", CHECKPOINT, "learning_curve.png")
@@ -64,6 +66,11 @@ class RunSpec:
     """K > 1: K independent runs, seeded seed, seed+1, ..., seed+K-1, trained in this
     process as one batched computation (PPO, IPPO, MAPPO: `marl.algorithms.SEEDED`);
     `steps` is each run's budget."""
+    procs: int = 0
+    """With `seeds` K > 1: processes the K seeds split over (each a block of seeds trained
+    as one computation, `threads` torch threads each; the runs are the same whatever the
+    split into blocks of two or more); 0: one per `threads` cores this process may use,
+    each with at least two seeds."""
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     """Kwargs of the env."""
     device: str = "auto"
@@ -92,6 +99,7 @@ class RunSpec:
             ("steps", self.steps > 0, "a positive number of env steps"),
             ("seed", self.seed >= 0, "a seed >= 0"),
             ("seeds", self.seeds >= 1, ">= 1 (how many seeds train together)"),
+            ("procs", 0 <= self.procs <= self.seeds, f"0 (auto) to seeds={self.seeds}"),
             ("threads", self.threads >= 1, ">= 1"),
             ("checkpoint_every", self.checkpoint_every >= 0, ">= 0"),
             ("checkpoint_minutes", self.checkpoint_minutes > 0, "> 0"),
@@ -131,7 +139,7 @@ class Run:
     out_dir: Path
     spec: RunSpec
     config: Any
-    trainer: Trainer
+    trainer: Trainer | SeedProcesses
     rows: list[dict[str, float]] = field(default_factory=list)
 
     @property
@@ -156,7 +164,7 @@ def env_backend(spec: RunSpec, config: Any, say: bool) -> Any:
     return dataclasses.replace(config, backend=backend)
 
 
-def assemble(spec: RunSpec, config: Any) -> tuple[Any, Trainer]:
+def assemble(spec: RunSpec, config: Any) -> tuple[Any, Trainer | SeedProcesses]:
     """The learner for `spec` with its workers on the spec's backend (the one place that
     chooses local or Ray); returns the config as run (with its step budget) and the trainer."""
     set_threads(spec.threads)
@@ -165,6 +173,10 @@ def assemble(spec: RunSpec, config: Any) -> tuple[Any, Trainer]:
     env = vec_spec(spec.env_id, backend=getattr(config, "backend", "auto"), **spec.env_kwargs)
     device = get_device(spec.device)
     if spec.seeds > 1:
+        procs = seed_procs(spec, device)
+        if procs > 1:
+            trainer = SeedProcesses(spec.algo, env, config, spec.run_seeds, procs, spec.threads)
+            return config, trainer
         return config, seeds_trainer(spec.algo, env, config, spec.run_seeds, device)
     if spec.backend == "ray":
         from marl.distributed import RayConfig, ray_trainer
@@ -173,6 +185,21 @@ def assemble(spec: RunSpec, config: Any) -> tuple[Any, Trainer]:
     if spec.backend == "threads":
         return config, threaded_trainer(spec.algo, env, config, spec.seed, device, spec.workers)
     return config, local_trainer(spec.algo, env, config, spec.seed, device)
+
+
+def seed_procs(spec: RunSpec, device: Any) -> int:
+    """How many processes `spec`'s seeds train in (`procs`, 0: as many as the cores allow;
+    one off the CPU, where the K seeds are one larger kernel)."""
+    if torch_device(device).type != "cpu":
+        if spec.procs > 1:
+            raise ConfigError(
+                f"procs={spec.procs} splits seeds over CPU processes; on {device} the "
+                f"{spec.seeds} seeds train in one (procs=1)"
+            )
+        return 1
+    if spec.procs:
+        return spec.procs
+    return auto_procs(spec.seeds, spec.threads)
 
 
 def default_out(spec: RunSpec) -> Path:
@@ -196,6 +223,8 @@ def train(spec: RunSpec, config: dict[str, Any] | None = None, *, out: str | Pat
     with hold_dir(out_dir):
         check_out_dir(out_dir, force)
         cfg, trainer = assemble(spec, env_backend(spec, cfg, progress))
+        if progress and isinstance(trainer, SeedProcesses):
+            print(trainer.describe(), flush=True)
         record = {**_spec_record(spec), "config": config_to_dict(cfg)}
         atomic_write_bytes(out_dir / "config.toml", tomli_w.dumps(record).encode())
         return _loop(Run(out_dir, spec, cfg, trainer), progress)
@@ -294,7 +323,7 @@ def _resume(out_dir: Path, progress: bool, changes: dict[str, Any]) -> Run:
 
 def _resumed_spec(record: dict[str, Any], changes: dict[str, Any]) -> RunSpec:
     """The spec the checkpoint was written with, with `changes` (where and how long) made."""
-    allowed = ("steps", "device", "threads", "backend", "ray", "workers")
+    allowed = ("steps", "device", "threads", "procs", "backend", "ray", "workers")
     if set(changes) - set(allowed):
         raise ConfigError(f"a resumed run can change only {', '.join(allowed)}: {sorted(changes)}")
     try:
@@ -309,12 +338,12 @@ def _resumed_spec(record: dict[str, Any], changes: dict[str, Any]) -> RunSpec:
 
 
 def _spec_record(spec: RunSpec) -> dict[str, Any]:
-    """The spec as config.toml records it (no empty tables, no `seeds` for one seed)."""
+    """The spec as config.toml records it (no empty tables, no `seeds`/`procs` for one seed)."""
     record = dataclasses.asdict(spec)
     return {
         k: v
         for k, v in record.items()
-        if (v != {} or k == "env_kwargs") and not (k == "seeds" and v == 1)
+        if (v != {} or k == "env_kwargs") and not (k in ("seeds", "procs") and spec.seeds == 1)
     }
 
 

@@ -1,0 +1,226 @@
+"""`--seeds K` over P processes: the K seeds split into P blocks, each block a `--seeds`
+computation (`seeds_trainer`) in a process of its own, driven together as one trainer.
+
+One process of K stacked seeds does its update arithmetic on one core; P processes put
+P cores on it. A seed's run is the same bit for bit whichever block of two or more seeds it
+is in (MKL's batched `gemm` computes each seed's product alone; tested), so the split
+`auto_procs` chooses does not change a run; a block of one seed runs through the plain
+`gemm` and differs in float32 rounding (2e-8 in the weights after 3 iterations). The
+checkpoint is the one-process run's (each seed's state, in seed order) and resumes with
+any number of processes.
+
+Children are spawned (not forked: torch's thread pools do not survive a fork), so a script
+that trains with `procs > 1` needs the usual `if __name__ == "__main__":` guard. They ignore
+Ctrl-C: the parent stops them when its loop ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import multiprocessing
+import os
+import signal
+import traceback
+from collections import defaultdict
+from multiprocessing.connection import Connection
+from typing import Any
+
+import numpy as np
+import torch
+
+from marl.algorithms import learner_module, seeds_trainer
+from marl.core.device import set_threads
+from marl.learners.ppo.seeds import across_seeds
+
+
+def usable_cores() -> int:
+    """How many cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def auto_procs(seeds: int, threads: int) -> int:
+    """Processes for `seeds` seeds at `threads` torch threads each: one per `threads` cores,
+    each with at least two seeds (a block of one seed takes MKL's plain `gemm`, not its
+    batched one, and so differs from the one-process run in float32 rounding)."""
+    return max(1, min(seeds // 2, usable_cores() // threads))
+
+
+def seed_blocks(seeds: list[int], procs: int) -> list[list[int]]:
+    """`seeds` in `procs` consecutive blocks whose sizes differ by at most one."""
+    return [list(map(int, b)) for b in np.array_split(np.asarray(seeds), procs)]
+
+
+class SeedProcessError(RuntimeError):
+    """A seed process failed or died; the message names its seeds and what went wrong."""
+
+
+class SeedProcesses:
+    """K seeds' runs in P processes (blocks of `seed_blocks`), driven as one `Trainer`.
+
+    `learner` is a `--seeds K` learner in this process that holds the runs' state as of the
+    last `state_dict()` (every checkpoint, and the end of a run): what `Run.learner` and
+    `policy()` give.
+    """
+
+    def __init__(self, algo: str, spec: Any, config: Any, seeds: list[int], procs: int,
+                 threads: int = 1) -> None:  # fmt: skip
+        self.blocks, self.threads = seed_blocks(seeds, procs), threads
+        self.learner = learner_module(algo).make_seeds_learner(spec, config, seeds, "cpu")
+        self.iteration = 0
+        ctx = multiprocessing.get_context("spawn")
+        self._conns: list[Connection] = []
+        self._procs: list[Any] = []
+        for block in self.blocks:
+            parent, child = ctx.Pipe()
+            name = f"marl-seeds-{block[0]}-{block[-1]}"
+            args = (child, algo, spec, config, block, threads)
+            proc = ctx.Process(target=_serve, args=args, name=name, daemon=True)
+            proc.start()
+            child.close()
+            self._conns.append(parent)
+            self._procs.append(proc)
+        try:
+            self._call("ready")
+        except BaseException:
+            self.close()
+            raise
+
+    def describe(self) -> str:
+        """Which process trains which seeds (one line)."""
+        blocks = ", ".join(f"{b[0]}-{b[-1]}" if len(b) > 1 else str(b[0]) for b in self.blocks)
+        return (f"seeds: {len(self.blocks)} processes (seeds {blocks}), "
+                f"{self.threads} torch thread{'s' * (self.threads > 1)} each")  # fmt: skip
+
+    @property
+    def env_steps(self) -> int:
+        """Env steps each seed has learned from."""
+        return self.learner.env_steps
+
+    def iterate(self) -> dict[str, float]:
+        """One iteration of every block; each seed's stats under `seed{k}/` (k: its place
+        among all K seeds) and each stat's mean across the K seeds under its own name."""
+        replies = self._call("iterate")
+        self.learner.env_steps = replies[0][1]
+        self.iteration += 1
+        return merge_stats([stats for stats, _ in replies], [len(b) for b in self.blocks])
+
+    def state_dict(self) -> dict[str, Any]:
+        """The one-process `--seeds K` trainer's state (every block starts fresh episodes
+        next, as a one-process trainer does after `state_dict()`)."""
+        parts = self._call("state_dict")
+        learners = [p["learner"] for p in parts]
+        learner = {**learners[0], "seeds": [s for p in learners for s in p["seeds"]],
+                   "runs": [r for p in learners for r in p["runs"]]}  # fmt: skip
+        self.learner.load_state_dict(learner)
+        return {"learner": learner, "iteration": parts[0]["iteration"]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore `state_dict()` (also a one-process `--seeds K` trainer's)."""
+        self.learner.load_state_dict(state["learner"])  # checks the seeds and shapes here
+        runs, start, parts = state["learner"]["runs"], 0, []
+        for block in self.blocks:
+            learner = {**state["learner"], "seeds": block, "runs": runs[start : start + len(block)]}
+            parts.append({**state, "learner": learner})
+            start += len(block)
+        self._call("load_state_dict", parts)
+        self.iteration = int(state["iteration"])
+
+    def policy(self) -> Any:
+        """The first seed's policy as of the last `state_dict()`."""
+        return self.learner.policy()
+
+    def close(self) -> None:
+        """Stop the processes (a process that does not stop within 30 s is terminated)."""
+        for conn in self._conns:
+            with contextlib.suppress(OSError, ValueError):
+                conn.send(("close", None))
+        for proc in self._procs:
+            proc.join(timeout=30)
+            if proc.is_alive():
+                proc.terminate()
+                proc.join()
+        for conn in self._conns:
+            conn.close()
+        self._conns, self._procs = [], []
+        self.learner.close()
+
+    def _call(self, command: str, args: list[Any] | None = None) -> list[Any]:
+        """Send `command` (block i's argument `args[i]`) to every process; their replies."""
+        for i, conn in enumerate(self._conns):
+            conn.send((command, None if args is None else _pack(args[i])))
+        return [self._reply(i) for i in range(len(self._conns))]
+
+    def _reply(self, i: int) -> Any:
+        block, proc = self.blocks[i], self._procs[i]
+        try:
+            status, payload = self._conns[i].recv()
+        except (EOFError, OSError):
+            proc.join(timeout=5)
+            raise SeedProcessError(
+                f"the process of seeds {block} died (exit code {proc.exitcode}); "
+                "resume the run from its last checkpoint with --resume"
+            ) from None
+        if status == "error":
+            raise SeedProcessError(f"seeds {block}: {payload}")
+        return _unpack(payload)
+
+
+def merge_stats(parts: list[dict[str, float]], sizes: list[int]) -> dict[str, float]:
+    """Blocks' `--seeds` stats as one K-seed run's: block i's `seed{j}/x` becomes
+    `seed{offset+j}/x`, per-seed stats are averaged over all K seeds, the rest (`lr`, times)
+    over the blocks."""
+    per_seed: list[dict[str, float]] = []
+    shared: dict[str, list[float]] = defaultdict(list)
+    for part, size in zip(parts, sizes):
+        seeds: list[dict[str, float]] = [{} for _ in range(size)]
+        for key, value in part.items():
+            head, _, rest = key.partition("/")
+            if head.startswith("seed") and head[4:].isdigit() and rest:
+                seeds[int(head[4:])][rest] = value
+            else:
+                shared[key].append(value)
+        per_seed += seeds
+    return {key: float(np.mean(values)) for key, values in shared.items()} | across_seeds(per_seed)
+
+
+def _pack(value: Any) -> bytes:
+    """Tensors cross the pipe as `torch.save` bytes (not shared-memory handles)."""
+    buffer = io.BytesIO()
+    torch.save(value, buffer)
+    return buffer.getvalue()
+
+
+def _unpack(data: bytes) -> Any:
+    return torch.load(io.BytesIO(data), weights_only=True)
+
+
+def _serve(conn: Connection, algo: str, spec: Any, config: Any, seeds: list[int],
+           threads: int) -> None:  # fmt: skip
+    """A seed process: build the block's trainer, then answer commands until "close"."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    trainer = None
+    try:
+        set_threads(threads)
+        trainer = seeds_trainer(algo, spec, config, seeds)
+        commands = {
+            "ready": lambda: None,
+            "iterate": lambda: (trainer.iterate(), trainer.env_steps),
+            "state_dict": trainer.state_dict,
+            "load_state_dict": lambda state: trainer.load_state_dict(_unpack(state)),
+        }
+        while True:
+            command, arg = conn.recv()
+            if command == "close":
+                return
+            result = commands[command](*([] if arg is None else [arg]))
+            conn.send(("ok", _pack(result)))
+    except EOFError:  # the parent is gone
+        return
+    except Exception as err:
+        with contextlib.suppress(OSError):
+            conn.send(("error", f"{type(err).__name__}: {err}\n{traceback.format_exc()}"))
+    finally:
+        if trainer is not None:
+            trainer.close()
+        conn.close()
