@@ -2,6 +2,8 @@
 
 import dataclasses
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -157,6 +159,17 @@ def test_a_seed_process_that_dies_is_named():
             trainer.iterate()
     finally:
         trainer.close()
+
+
+def test_a_seed_process_that_cannot_start_names_the_guard(tmp_path):
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "from marl.run.loop import RunSpec, train\n"
+        f"train(RunSpec('ippo', '{SPREAD}', steps=64, seeds=2, procs=2), {SMALL!r}, "
+        f"out={str(tmp_path / 'run')!r}, force=True, progress=False)\n"
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True)
+    assert done.returncode != 0 and "if __name__ ==" in done.stderr.splitlines()[-1]
 
 
 def test_blocks_stats_merge_as_one_runs():

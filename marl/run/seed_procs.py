@@ -82,6 +82,15 @@ class SeedProcesses:
             self._procs.append(proc)
         try:
             self._call("ready")
+        except SeedProcessError as err:
+            self.close()
+            if "died" not in str(err):
+                raise
+            raise SeedProcessError(
+                f"{str(err).partition(';')[0]} before it was ready (its error is above); a "
+                "script that trains with procs > 1 needs its code under `if __name__ == "
+                "'__main__':` (the processes are spawned and import it), or use procs=1"
+            ) from None
         except BaseException:
             self.close()
             raise
