@@ -55,6 +55,14 @@ class SeedProcessError(RuntimeError):
     """A seed process failed or died; the message names its seeds and what went wrong."""
 
 
+class SeedProcessDied(SeedProcessError):
+    """A seed process ended without answering (`who` it was, its `exitcode`)."""
+
+    def __init__(self, message: str, who: str = "", exitcode: int | None = None) -> None:
+        super().__init__(message)
+        self.who, self.exitcode = who, exitcode
+
+
 class SeedProcesses:
     """K seeds' runs in P processes (blocks of `seed_blocks`), driven as one `Trainer`.
 
@@ -82,14 +90,12 @@ class SeedProcesses:
             self._procs.append(proc)
         try:
             self._call("ready")
-        except SeedProcessError as err:
+        except SeedProcessDied as err:
             self.close()
-            if "died" not in str(err):
-                raise
-            raise SeedProcessError(
-                f"{str(err).partition(';')[0]} before it was ready (its error is above); a "
-                "script that trains with procs > 1 needs its code under `if __name__ == "
-                "'__main__':` (the processes are spawned and import it), or use procs=1"
+            raise SeedProcessDied(
+                f"{err.who} died before it was ready (exit code {err.exitcode}; its error is "
+                "above): a script that trains with procs > 1 needs its code under `if "
+                "__name__ == '__main__':` (the processes are spawned and import it), or procs=1"
             ) from None
         except BaseException:
             self.close()
@@ -166,9 +172,12 @@ class SeedProcesses:
             status, payload = self._conns[i].recv()
         except (EOFError, OSError):
             proc.join(timeout=5)
-            raise SeedProcessError(
-                f"the process of seeds {block} died (exit code {proc.exitcode}); "
-                "resume the run from its last checkpoint with --resume"
+            who = f"the process of seeds {block}"
+            raise SeedProcessDied(
+                f"{who} died (exit code {proc.exitcode}); resume the run from its last "
+                "checkpoint with --resume",
+                who,
+                proc.exitcode,
             ) from None
         if status == "error":
             raise SeedProcessError(f"seeds {block}: {payload}")
