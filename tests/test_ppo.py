@@ -16,7 +16,7 @@ from marl.envs import vec_spec
 from marl.envs.types import VecStep
 from marl.learners import ppo
 from marl.learners.ppo import rollout as rollout_mod
-from marl.learners.ppo.nets import AgentGroups
+from marl.learners.ppo.nets import AgentGroups, DivergedError, mask_logits, sample_categorical
 
 torch.set_num_threads(1)
 
@@ -171,6 +171,26 @@ def test_masked_action_never_sampled_and_has_zero_probability():
     logp, entropy = net.log_prob_entropy(out, mask[None], illegal)
     assert torch.exp(logp[..., 0]).max().item() == 0.0
     assert torch.isfinite(entropy).all() and (entropy[..., 0] <= np.log(2) + 1e-6).all()
+
+
+def test_sampled_actions_are_torch_multinomials_draw_to_the_bit():
+    """The exponential race replaces torch.multinomial (whose input checks cost a third of
+    an acting step) and draws the same actions from the same generator state."""
+    for trial in range(200):
+        logits = mask_logits(torch.randn(16, 3, 5) * (trial % 5), torch.rand(16, 3, 5) > 0.3)
+        ours, theirs = torch_generator(trial), torch_generator(trial)
+        drawn = sample_categorical(logits, ours)
+        probs = torch.softmax(logits, -1).reshape(-1, 5)
+        expected = torch.multinomial(probs, 1, generator=theirs).reshape(16, 3)
+        assert torch.equal(drawn, expected) and torch.equal(ours.get_state(), theirs.get_state())
+
+
+def test_a_diverged_policy_is_named_once_per_rollout():
+    trainer = _learner()
+    with torch.no_grad():
+        next(trainer.learner.net.parameters()).fill_(float("nan"))
+    with pytest.raises(DivergedError, match="training diverged .* lower lr"):
+        trainer.iterate()
 
 
 def test_continuous_actions_are_clipped_for_env_but_logprob_is_of_the_sample():

@@ -16,7 +16,7 @@ from torch import Tensor
 
 from marl.envs.types import VecEnv, VecStep
 from marl.learners.ppo import numerics as nx
-from marl.learners.ppo.nets import AgentGroups, MultiAgentActorCritic
+from marl.learners.ppo.nets import AgentGroups, MultiAgentActorCritic, check_finite
 
 
 class Batch(NamedTuple):
@@ -86,19 +86,19 @@ def _env_step(
     env: VecEnv,
     carry: Carry,
 ) -> tuple[dict[str, Tensor], Carry, Tensor]:
-    """Act once in every env: (the step's record, the new carry, finished returns [k, N])."""
+    """Act once in every env: (the step's record, the new carry, the returns [B, N] of the
+    episodes so far, whole where the step ended one)."""
     device = carry.hidden.device
     obs, state, mask, alive = _inputs(carry.step, device)
     actions, env_actions, log_probs, hidden = net.act(
         obs, mask, carry.hidden, carry.starts, carry.generator, greedy=False
     )
-    values = net.values(obs, state)
     native = isinstance(carry.step.obs, Tensor)  # a torch env takes tensors where they are
     step = env.step(env_actions if native else env_actions.cpu().numpy())
     reward = torch.as_tensor(step.reward, dtype=torch.float32, device=device)
     terminated = torch.as_tensor(step.terminated, dtype=torch.bool, device=device)
     truncated = torch.as_tensor(step.truncated, dtype=torch.bool, device=device)
-    final_values = torch.zeros_like(values)
+    final_values = reward.new_zeros(reward.shape)
     if truncated.any():
         final_obs, final_state = _inputs(
             step._replace(obs=step.final_obs, state=step.final_state), device
@@ -108,12 +108,18 @@ def _env_step(
     returns = carry.episode_returns + reward
     record = dict(
         obs=obs, state=state, action_mask=mask, actions=actions, log_probs=log_probs,
-        values=values, alive=alive, starts=carry.starts, rewards=reward,
+        alive=alive, starts=carry.starts, rewards=reward,
         terminated=terminated, truncated=truncated, final_values=final_values,
         next_alive=torch.as_tensor(step.alive, dtype=torch.bool, device=device),
     )  # fmt: skip
     carry = Carry(step, hidden, done, returns * ~done[:, None], carry.generator)
-    return record, carry, returns[done]
+    return record, carry, returns
+
+
+def _values(net: MultiAgentActorCritic, obs: Tensor, state: Tensor) -> Tensor:
+    """The critic's values `[T, B, N]` of a rollout's obs `[T, B, N, O]` and states `[T, B, S]`
+    in one forward (env-major inside, as `--seeds`' stacked net takes its blocks)."""
+    return net.values(obs.transpose(0, 1), state.transpose(0, 1)).transpose(0, 1)
 
 
 def collect(
@@ -130,12 +136,16 @@ def collect(
     hidden0, records, finished = carry.hidden, [], []
     with torch.no_grad():
         for _ in range(rollout_len):
-            record, carry, done_returns = _env_step(net, env, carry)
+            record, carry, returns = _env_step(net, env, carry)
             records.append(record)
-            finished.append(done_returns)
+            finished.append(returns)
         obs, state = _inputs(carry.step, carry.hidden.device)[:2]
-        last_values = net.values(obs, state)
-    cols = {key: torch.stack([r[key] for r in records]) for key in records[0]}
+        cols = {key: torch.stack([r[key] for r in records]) for key in records[0]}
+        check_finite(cols["log_probs"])
+        values = _values(
+            net, torch.cat([cols["obs"], obs[None]]), torch.cat([cols["state"], state[None]])
+        )
+    cols["values"], last_values = values[:-1], values[-1]
     zeros = torch.zeros_like(cols["values"])
     batch = Batch(
         **{k: cols[k] for k in Batch._fields if k in cols},
@@ -145,7 +155,8 @@ def collect(
         batch, cols["rewards"], cols["terminated"], cols["truncated"],
         cols["next_alive"], cols["final_values"], last_values,
     )  # fmt: skip
-    return rollout, carry, torch.cat(finished)
+    ended = cols["terminated"] | cols["truncated"]  # rows in (t, env) order
+    return rollout, carry, torch.stack(finished)[ended]
 
 
 def per_group(groups: AgentGroups, x: Tensor, fn: Any, moments: list[nx.Moments]) -> Tensor:

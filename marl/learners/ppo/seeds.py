@@ -40,8 +40,10 @@ from marl.learners.ppo.nets import (
     MultiAgentActorCritic,
     categorical_log_prob,
     categorical_log_prob_entropy,
+    exponential_like,
     gaussian_log_prob_entropy,
     mask_logits,
+    race,
 )
 from marl.learners.ppo.rollout import (
     Batch,
@@ -194,11 +196,8 @@ def _draw(logits: Tensor, generators: Sequence[torch.Generator]) -> Tensor:
     """One action per row of each block's logits `[K, E, N, A]`, block k drawn by generator
     k: `sample_categorical`'s draw, so block k gets the actions run k would."""
     probs = torch.softmax(logits, dim=-1)
-    rows = [
-        torch.multinomial(p.reshape(-1, p.shape[-1]), 1, generator=g)
-        for p, g in zip(probs, generators)
-    ]
-    return torch.stack(rows).reshape(logits.shape[:-1])
+    exponentials = [exponential_like(p, g) for p, g in zip(probs, generators)]
+    return race(probs, torch.stack(exponentials))
 
 
 def stack_moments(moments: Sequence[nx.Moments], dims: int) -> nx.Moments:

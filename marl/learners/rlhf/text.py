@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from marl.core.seeding import seeded_init
-from marl.learners.ppo.nets import sample_categorical
+from marl.learners.ppo.nets import check_finite, sample_categorical
 from marl.learners.rlhf.fitting import fit_minibatches
 
 CORPUS = Path(__file__).with_name("data") / "qa.txt"
@@ -141,6 +141,7 @@ def sample(
         finished |= free & ((drawn == END) | (t + 2 - lengths >= max_new))
         if finished.all():
             break
+    check_finite(log_probs, "the language model")
     answers = [decode(row[n:].tolist()) for row, n in zip(tokens, lengths.tolist())]
     return Samples(tokens, generated, log_probs, answers)
 
