@@ -63,9 +63,9 @@ class RunSpec:
     seed: int = 0
     """The run's one seed: every random stream of the run is derived from it."""
     seeds: int = 1
-    """K > 1: K independent runs, seeded seed, seed+1, ..., seed+K-1, trained in this
-    process as one batched computation (PPO, IPPO, MAPPO: `marl.algorithms.SEEDED`);
-    `steps` is each run's budget."""
+    """K > 1: K independent runs, seeded seed, seed+1, ..., seed+K-1, trained as one
+    batched computation in each of `procs` processes (PPO, IPPO, MAPPO:
+    `marl.algorithms.SEEDED`); `steps` is each run's budget."""
     procs: int = 0
     """With `seeds` K > 1: processes the K seeds split over (each a block of seeds trained
     as one computation, `threads` torch threads each; the runs are the same whatever the
