@@ -144,8 +144,8 @@ def seeds_trainer(
     side by side in one in-process worker (`--seeds K`)."""
     if algo not in SEEDED:
         raise ConfigError(
-            f"--seeds {len(seeds)}: {algo} trains one seed per process; "
-            f"--seeds K works with {', '.join(SEEDED)}"
+            f"{algo} has no batched --seeds learner (batched: {', '.join(SEEDED)}); "
+            "marl.run.seed_runs.RunsTrainer trains its seeds side by side"
         )
     module = learner_module(algo)
     learner = module.make_seeds_learner(spec, config, seeds, device)

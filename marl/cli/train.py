@@ -54,12 +54,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=at_least(1), help="env-step budget (--resume: a new total)")
     p.add_argument("--seed", type=at_least(0), help="seed (default 0)")
     p.add_argument("--seeds", type=at_least(1), metavar="K",
-                   help="train K runs (seeds SEED..SEED+K-1) as one batched computation "
-                        "(ppo, ippo, mappo; default 1)")  # fmt: skip
+                   help="train K runs (seeds SEED..SEED+K-1; default 1): ppo, ippo and "
+                        "mappo as one batched computation, other algorithms side by side, "
+                        "each the run its seed trains alone")  # fmt: skip
     p.add_argument("--procs", type=at_least(0), metavar="P",
                    help="--seeds K: processes the seeds split over, each a block of seeds "
-                        "(default 0: one per --threads cores, each with two seeds or more; "
-                        "the runs are the same whatever such split)")  # fmt: skip
+                        "(default 0: one per --threads cores, at most one a seed; ppo, ippo, "
+                        "mappo: two seeds or more a process, so the runs are the same "
+                        "whatever the split)")  # fmt: skip
     p.add_argument("--out", type=Path, help="run directory (default runs/ALGO-ENV-sSEED)")
     p.add_argument("--force", action="store_true", help="write into --out whatever it holds")
     p.add_argument("--device", help="auto (default) | cpu | cuda")

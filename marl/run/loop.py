@@ -21,11 +21,9 @@ from torch import device as torch_device
 
 from marl.algorithms import (
     EVALUATIONS,
-    SEEDED,
     evaluation_module,
     local_trainer,
     make_config,
-    seeds_trainer,
     threaded_trainer,
 )
 from marl.core.checkpoint import (
@@ -44,6 +42,7 @@ from marl.envs.vector import resolve_backend, vec_spec
 from marl.run.metrics import MetricsLog, plot_learning_curve
 from marl.run.progress import TrainProgress
 from marl.run.seed_procs import SeedProcesses, auto_procs
+from marl.run.seed_runs import RunsTrainer, batched, block_trainer, check_seedable
 
 CHECKPOINT = "checkpoint.pt"
 RUN_FILES = ("config.toml", "metrics.csv", "tb", CHECKPOINT, "learning_curve.png")
@@ -63,14 +62,15 @@ class RunSpec:
     seed: int = 0
     """The run's one seed: every random stream of the run is derived from it."""
     seeds: int = 1
-    """K > 1: K independent runs, seeded seed, seed+1, ..., seed+K-1, trained as one
-    batched computation in each of `procs` processes (PPO, IPPO, MAPPO:
-    `marl.algorithms.SEEDED`); `steps` is each run's budget."""
+    """K > 1: K independent runs, seeded seed, seed+1, ..., seed+K-1, in `procs`
+    processes: PPO, IPPO and MAPPO as one batched computation a process
+    (`marl.algorithms.SEEDED`), the other algorithms as runs side by side, each the run its
+    seed trains alone (`marl.run.seed_runs`); `steps` is each run's budget."""
     procs: int = 0
     """With `seeds` K > 1: processes the K seeds split over (each a block of seeds trained
     as one computation, `threads` torch threads each; the runs are the same whatever the
     split into blocks of two or more); 0: one per `threads` cores this process may use,
-    each with at least two seeds."""
+    at most one a seed (PPO, IPPO, MAPPO: two seeds or more a process)."""
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     """Kwargs of the env."""
     device: str = "auto"
@@ -110,11 +110,7 @@ class RunSpec:
         check_fields(self, checks)
         if self.ray and self.backend != "ray":
             raise ConfigError(f"ray options {sorted(self.ray)} only apply with backend='ray'")
-        if self.seeds > 1 and self.algo not in SEEDED:
-            raise ConfigError(
-                f"seeds={self.seeds}: {self.algo} trains one seed per process; "
-                f"--seeds K works with {', '.join(SEEDED)}"
-            )
+        check_seedable(self.algo, self.seeds)
         if self.seeds > 1 and self.backend != "local":
             raise ConfigError(
                 f"seeds={self.seeds} trains its runs as one computation in this process: "
@@ -139,7 +135,7 @@ class Run:
     out_dir: Path
     spec: RunSpec
     config: Any
-    trainer: Trainer | SeedProcesses
+    trainer: Trainer | RunsTrainer | SeedProcesses
     rows: list[dict[str, float]] = field(default_factory=list)
 
     @property
@@ -164,7 +160,7 @@ def env_backend(spec: RunSpec, config: Any, say: bool) -> Any:
     return dataclasses.replace(config, backend=backend)
 
 
-def assemble(spec: RunSpec, config: Any) -> tuple[Any, Trainer | SeedProcesses]:
+def assemble(spec: RunSpec, config: Any) -> tuple[Any, Trainer | RunsTrainer | SeedProcesses]:
     """The learner for `spec` with its workers on the spec's backend (the one place that
     chooses local or Ray); returns the config as run (with its step budget) and the trainer."""
     set_threads(spec.threads)
@@ -173,11 +169,11 @@ def assemble(spec: RunSpec, config: Any) -> tuple[Any, Trainer | SeedProcesses]:
     env = vec_spec(spec.env_id, backend=getattr(config, "backend", "auto"), **spec.env_kwargs)
     device = get_device(spec.device)
     if spec.seeds > 1:
-        procs = seed_procs(spec, device)
+        procs = seed_procs(spec, device, batched(spec.algo, config))
         if procs > 1:
             trainer = SeedProcesses(spec.algo, env, config, spec.run_seeds, procs, spec.threads)
             return config, trainer
-        return config, seeds_trainer(spec.algo, env, config, spec.run_seeds, device)
+        return config, block_trainer(spec.algo, env, config, spec.run_seeds, device)
     if spec.backend == "ray":
         from marl.distributed import RayConfig, ray_trainer
 
@@ -187,7 +183,7 @@ def assemble(spec: RunSpec, config: Any) -> tuple[Any, Trainer | SeedProcesses]:
     return config, local_trainer(spec.algo, env, config, spec.seed, device)
 
 
-def seed_procs(spec: RunSpec, device: Any) -> int:
+def seed_procs(spec: RunSpec, device: Any, is_batched: bool) -> int:
     """How many processes `spec`'s seeds train in (`procs`, 0: as many as the cores allow;
     one off the CPU, where the K seeds are one larger kernel)."""
     if torch_device(device).type != "cpu":
@@ -199,7 +195,7 @@ def seed_procs(spec: RunSpec, device: Any) -> int:
         return 1
     if spec.procs:
         return spec.procs
-    return auto_procs(spec.seeds, spec.threads)
+    return auto_procs(spec.seeds, spec.threads, is_batched)
 
 
 def default_out(spec: RunSpec) -> Path:

@@ -1,5 +1,6 @@
 """`--seeds K` over P processes: the K seeds split into P blocks, each block a `--seeds`
-computation (`seeds_trainer`) in a process of its own, driven together as one trainer.
+trainer (`seed_runs.block_trainer`: batched for PPO/IPPO/MAPPO, runs side by side for the
+others) in a process of its own, driven together as one trainer.
 
 One process of K stacked seeds does its update arithmetic on one core; P processes put
 P cores on it. A seed's run is the same bit for bit whichever block of two or more seeds it
@@ -29,9 +30,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from marl.algorithms import learner_module, seeds_trainer
 from marl.core.device import set_threads
 from marl.learners.ppo.seeds import across_seeds
+from marl.run.seed_runs import block_trainer, seeds_view
 
 
 def usable_cores() -> int:
@@ -39,11 +40,13 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def auto_procs(seeds: int, threads: int) -> int:
-    """Processes for `seeds` seeds at `threads` torch threads each: one per `threads` cores,
-    each with at least two seeds (a block of one seed takes MKL's plain `gemm`, not its
-    batched one, and so differs from the one-process run in float32 rounding)."""
-    return max(1, min(seeds // 2, usable_cores() // threads))
+def auto_procs(seeds: int, threads: int, batched: bool) -> int:
+    """Processes for `seeds` seeds at `threads` torch threads each: one per `threads`
+    cores, at most one per seed; for `batched` seeds (feedforward PPO, IPPO, MAPPO) each
+    with at least two seeds (a block of one seed takes MKL's plain `gemm`, not its batched
+    one, and so differs from the one-process run in float32 rounding)."""
+    most = seeds // 2 if batched else seeds
+    return max(1, min(most, usable_cores() // threads))
 
 
 def seed_blocks(seeds: list[int], procs: int) -> list[list[int]]:
@@ -74,7 +77,7 @@ class SeedProcesses:
     def __init__(self, algo: str, spec: Any, config: Any, seeds: list[int], procs: int,
                  threads: int = 1) -> None:  # fmt: skip
         self.blocks, self.threads = seed_blocks(seeds, procs), threads
-        self.learner = learner_module(algo).make_seeds_learner(spec, config, seeds, "cpu")
+        self.learner = seeds_view(algo, spec, config, seeds)
         self.iteration = 0
         ctx = multiprocessing.get_context("spawn")
         self._conns: list[Connection] = []
@@ -220,7 +223,7 @@ def _serve(conn: Connection, algo: str, spec: Any, config: Any, seeds: list[int]
     trainer = None
     try:
         set_threads(threads)
-        trainer = seeds_trainer(algo, spec, config, seeds)
+        trainer = block_trainer(algo, spec, config, seeds)
         commands = {
             "ready": lambda: None,
             "iterate": lambda: (trainer.iterate(), trainer.env_steps),
