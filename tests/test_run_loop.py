@@ -14,7 +14,7 @@ from marl.cli import main
 from marl.core.checkpoint import CheckpointError, load_checkpoint
 from marl.core.config import ConfigError
 from marl.run.loop import RunSpec, resume, train
-from marl.run.metrics import read_metrics
+from marl.run.metrics import MetricsLog, read_metrics
 
 CRASH_AT: list[int] = []  # env-step counts at which the fake learner "is killed"
 
@@ -169,3 +169,19 @@ def test_cli_one_line_errors(tmp_path, capsys) -> None:
     assert "did you mean 'steps'" in capsys.readouterr().err
     assert main(["eval", str(tmp_path / "nothing.pt")]) == 2
     assert "no checkpoint" in capsys.readouterr().err
+
+
+def test_metrics_csv_grows_by_appending_and_skips_a_line_cut_short(tmp_path):
+    log = MetricsLog(tmp_path, tensorboard=False)
+    log.log(10, {"loss": 1.0})
+    log.log(20, {"loss": 0.5})
+    before = (tmp_path / "metrics.csv").stat().st_ino
+    log.log(30, {"loss": 0.25, "return/agent": 3.0})  # a new column: the file is rewritten
+    log.log(40, {"loss": 0.125})
+    assert (tmp_path / "metrics.csv").stat().st_ino != before
+    lines = (tmp_path / "metrics.csv").read_text().splitlines()
+    assert lines[0] == "env_steps,loss,return/agent" and lines[-1] == "40.0,0.125,"
+    with open(tmp_path / "metrics.csv", "a") as f:
+        f.write("50.0,0.0")  # killed while appending: the return cell is missing
+    rows = read_metrics(tmp_path / "metrics.csv")
+    assert [r["env_steps"] for r in rows] == [10, 20, 30, 40] and rows[2]["return/agent"] == 3.0

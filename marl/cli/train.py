@@ -242,7 +242,9 @@ def last_returns(rows: list[dict[str, float]]) -> str:
     """Each team's most recent return (the last iteration may have finished no episode)."""
     last: dict[str, float] = {}
     for row in rows:
-        last |= {k[len("return/") :]: v for k, v in row.items() if k.startswith("return/")}
+        last |= {
+            k[len("return/") :]: v for k, v in row.items() if k.startswith("return/") and v == v
+        }  # fmt: skip  (v == v: not NaN)
     if not last:
         return "none (no episode finished)"
     return ", ".join(f"{team} {value:.3f}" for team, value in last.items())

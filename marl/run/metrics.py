@@ -1,4 +1,9 @@
-"""Metrics of a run: `metrics.csv` (rewritten atomically), TensorBoard events, and a PNG."""
+"""Metrics of a run: `metrics.csv`, TensorBoard events, and a PNG.
+
+`metrics.csv` grows by one appended line a row; it is rewritten whole (atomically) only
+when a row brings a column the header lacks, so logging costs the same at row 10 and at
+row 100,000. A line cut short by a kill is skipped when the file is read back.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ class MetricsLog:
         self.out_dir = Path(out_dir)
         self.path = self.out_dir / "metrics.csv"
         self.rows: list[dict[str, float]] = []
+        self._keys: list[str] = []
         if resume_at and self.path.is_file():
             # rows past the checkpoint were not saved by it: the resumed run redoes them
             self.rows = [r for r in read_metrics(self.path) if r["env_steps"] <= resume_at]
@@ -36,10 +42,19 @@ class MetricsLog:
             for key, value in stats.items():
                 if math.isfinite(value):
                     self._writer.add_scalar(key, value, env_steps)
-        self.flush()
+        if len(self.rows) > 1 and self._keys and set(row) <= set(self._keys):
+            self._append(row)
+        else:
+            self.flush()
+
+    def _append(self, row: dict[str, float]) -> None:
+        text = io.StringIO()
+        csv.DictWriter(text, fieldnames=self._keys, restval="").writerow(row)
+        with open(self.path, "a", newline="") as f:
+            f.write(text.getvalue())
 
     def flush(self) -> None:
-        """Atomically rewrite metrics.csv with every row so far."""
+        """Atomically rewrite metrics.csv with every row so far (the header: every column)."""
         keys: list[str] = []
         for row in self.rows:
             keys.extend(k for k in row if k not in keys)
@@ -48,6 +63,7 @@ class MetricsLog:
         writer.writeheader()
         writer.writerows(self.rows)
         atomic_write_bytes(self.path, text.getvalue().encode())
+        self._keys = keys
 
     def close(self) -> None:
         """Flush TensorBoard."""
@@ -56,9 +72,15 @@ class MetricsLog:
 
 
 def read_metrics(path: str | Path) -> list[dict[str, float]]:
-    """Rows of a metrics.csv (empty cells dropped)."""
+    """Rows of a metrics.csv (empty cells dropped; a line cut short by a kill skipped)."""
+    rows = []
     with open(path, newline="") as f:
-        return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(f)]
+        for row in csv.DictReader(f):
+            try:
+                rows.append({k: float(v) for k, v in row.items() if v != ""})
+            except (TypeError, ValueError):  # a short line: missing cells are None
+                continue
+    return rows
 
 
 SELF_PLAY_LOSSES = ("loss", "policy_loss", "value_loss")
