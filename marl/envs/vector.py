@@ -8,7 +8,6 @@ episode through `alive`, and are seeded: env b gets `seed + b`.
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing as mp
 import numbers
 from collections.abc import Callable, Sequence
@@ -20,6 +19,7 @@ import numpy as np
 from gymnasium.spaces import flatdim, flatten
 from pettingzoo import ParallelEnv
 
+from marl.core.children import stop_children
 from marl.core.spec import VecSpec
 from marl.envs.types import VecStep
 
@@ -242,12 +242,9 @@ class ProcVecEnv:
         return self._gather()
 
     def close(self) -> None:
-        """Stop the workers."""
-        for conn in self._conns:
-            with contextlib.suppress(BrokenPipeError, OSError):
-                conn.send(("close", None))
-        for proc in self._procs:
-            proc.join(timeout=5)
+        """Stop the workers (one still running after 5 s is terminated)."""
+        stop_children(self._conns, self._procs, timeout=5)
+        self._conns, self._procs = [], []
 
 
 BACKENDS = ("auto", "sync", "process", "batched", "compiled")

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from marl.core.children import stop_children
 from marl.core.device import set_threads
 from marl.learners.ppo.seeds import across_seeds
 from marl.run.seed_runs import block_trainer, seeds_view
@@ -150,16 +151,7 @@ class SeedProcesses:
 
     def close(self) -> None:
         """Stop the processes (a process that does not stop within 30 s is terminated)."""
-        for conn in self._conns:
-            with contextlib.suppress(OSError, ValueError):
-                conn.send(("close", None))
-        for proc in self._procs:
-            proc.join(timeout=30)
-            if proc.is_alive():
-                proc.terminate()
-                proc.join()
-        for conn in self._conns:
-            conn.close()
+        stop_children(self._conns, self._procs, timeout=30)
         self._conns, self._procs = [], []
         self.learner.close()
 
