@@ -181,7 +181,7 @@ def test_metrics_csv_grows_by_appending_and_skips_a_line_cut_short(tmp_path):
     assert (tmp_path / "metrics.csv").stat().st_ino != before
     lines = (tmp_path / "metrics.csv").read_text().splitlines()
     assert lines[0] == "env_steps,loss,return/agent" and lines[-1] == "40.0,0.125,"
-    with open(tmp_path / "metrics.csv", "a") as f:
-        f.write("50.0,0.0")  # killed while appending: the return cell is missing
-    rows = read_metrics(tmp_path / "metrics.csv")
-    assert [r["env_steps"] for r in rows] == [10, 20, 30, 40] and rows[2]["return/agent"] == 3.0
+    for cut in ("50.0,0.0", "50.0,0.0,1"):  # killed while appending: no end of line
+        (tmp_path / "cut.csv").write_text("\n".join(lines) + "\n" + cut)
+        rows = read_metrics(tmp_path / "cut.csv")
+        assert [r["env_steps"] for r in rows] == [10, 20, 30, 40] and rows[2]["return/agent"] == 3.0

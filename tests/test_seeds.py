@@ -154,11 +154,18 @@ def test_seeds_split_over_processes_are_the_runs_of_one_process(tmp_path):
     assert same_state(*(torch.load(r.checkpoint, weights_only=True)["learner"] for r in longer))
 
 
-def test_a_seed_process_that_dies_is_named():
+def test_a_seed_process_that_fails_or_dies_is_named():
+    """A user error in a seed process comes back as a one-line ConfigError naming its
+    seeds; the process then ends, and the next call says it died and how to go on."""
     spec = vec_spec(SPREAD, backend="batched")
     trainer = SeedProcesses("ippo", spec, small("ippo"), [0, 1, 2, 3], procs=2)
     try:
-        trainer._procs[1].kill()
+        state = trainer.state_dict()
+        learner, runs = state["learner"], state["learner"]["runs"]
+        right = {**state, "learner": {**learner, "seeds": [0, 1], "runs": runs[:2]}}
+        wrong = {**state, "learner": {**learner, "seeds": [0, 1], "runs": runs[:2]}}
+        with pytest.raises(ConfigError, match=r"seeds \[2, 3\]: the state is of seeds \[0, 1\]"):
+            trainer._call("load_state_dict", [right, wrong])
         with pytest.raises(SeedProcessError, match=r"seeds \[2, 3\] died .* --resume"):
             trainer.iterate()
     finally:
@@ -172,7 +179,8 @@ def test_a_seed_process_that_cannot_start_names_the_guard(tmp_path):
         f"train(RunSpec('ippo', '{SPREAD}', steps=64, seeds=2, procs=2), {SMALL!r}, "
         f"out={str(tmp_path / 'run')!r}, force=True, progress=False)\n"
     )
-    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
     assert done.returncode != 0 and "if __name__ ==" in done.stderr.splitlines()[-1]
 
 
@@ -211,6 +219,21 @@ def test_seeds_that_drift_apart_are_stopped():
     with pytest.raises(ConfigError, match="different env steps"):
         trainer.iterate()
     trainer.close()
+
+
+def test_seed_processes_import_the_users_env_modules(tmp_path, capsys, monkeypatch):
+    """An env registered by `--import MODULE` is there in the seed processes too."""
+    (tmp_path / "seed_proc_envs.py").write_text(
+        "import marl\nfrom marl.envs.registry import make\n\n\ndef spread(**kwargs):\n"
+        "    return make('mpe/simple_spread-v3', parallel=True, **kwargs)\n\n\n"
+        "marl.register('seedprocs/spread-v0', spread)\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    args = ["train", "ippo", "--import", "seed_proc_envs", "--env", "seedprocs/spread-v0",
+            "--seeds", "2", "--procs", "2", "--steps", "64", "--set", "num_envs=2",
+            "--set", "rollout_len=32", "--no-progress"]  # fmt: skip
+    status, _, err = cli(capsys, *args, "--out", str(tmp_path / "run"))
+    assert status == 0 and (tmp_path / "run" / "checkpoint.pt").is_file(), err
 
 
 def test_blocks_stats_merge_as_one_runs():

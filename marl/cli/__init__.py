@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from marl.core.dirlock import DirInUseError
+from marl.envs.registry import import_user_modules
 
 # Each module has `add_parser(subparsers)`; its parsers set `handler(args) -> int`.
 SUBCOMMANDS = ("envs", "train", "elo", "league", "play", "rlhf")
@@ -50,14 +51,9 @@ def add_import_argument(p: argparse.ArgumentParser) -> None:
 
 
 def import_modules(names: Sequence[str]) -> None:
-    """Import the `--import` modules (from the current folder too), one line if one fails."""
-    if names and os.getcwd() not in sys.path and "" not in sys.path:
-        sys.path.insert(0, os.getcwd())  # the `marl` script, unlike `python -m`, omits it
-    for name in names:
-        try:
-            importlib.import_module(name)
-        except ImportError as err:
-            raise ValueError(f"--import {name}: {err}") from None
+    """Import the `--import` modules (from the current folder too), one line if one fails;
+    processes marl spawns (`--seeds` over `--procs`) import them too."""
+    import_user_modules(names)
 
 
 def build_parser() -> argparse.ArgumentParser:

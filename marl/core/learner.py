@@ -101,6 +101,12 @@ T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2
 """Student's t 0.975 quantiles for 1..30 degrees of freedom (two-sided 95%)."""
 
 
+def check_seeds(state: dict[str, Any], seeds: Sequence[int]) -> None:
+    """Refuse a `--seeds` state (`state["seeds"]`) saved for other seeds than `seeds`."""
+    if list(state["seeds"]) != list(seeds):
+        raise ValueError(f"the state is of seeds {state['seeds']}, this run trains {list(seeds)}")
+
+
 def interval95(values: Sequence[float]) -> tuple[float, float]:
     """Mean and half-width of the 95% t-interval of the mean across seeds (NaNs dropped;
     half-width NaN with fewer than 2 values)."""

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import importlib
+import os
 import re
+import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any, Literal
@@ -165,6 +168,28 @@ def load_plugins() -> list[str]:
         else:
             loaded.append(ep.name)
     return loaded
+
+
+_USER_MODULES: list[str] = []
+
+
+def import_user_modules(names: Sequence[str]) -> None:
+    """Import modules that register envs (`marl train --import`; from the current folder
+    too), and remember them: processes marl spawns import them again (`user_modules`)."""
+    if names and os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())  # the `marl` script, unlike `python -m`, omits it
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError as err:
+            raise ValueError(f"--import {name}: {err}") from None
+        if name not in _USER_MODULES:
+            _USER_MODULES.append(name)
+
+
+def user_modules() -> list[str]:
+    """The modules `import_user_modules` imported in this process, in order."""
+    return list(_USER_MODULES)
 
 
 def ensure_loaded() -> None:

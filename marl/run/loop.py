@@ -285,7 +285,8 @@ def resume(out: str | Path, *, progress: bool = True,
     """Continue the run in `out` from its last checkpoint to its planned step count.
 
     `changes` replaces RunSpec fields that say where and how long it runs, not what it is:
-    `steps` (more than the run has done: extends it), `device`, `threads`, `backend`, `ray`.
+    `steps` (more than the run has done: extends it), `device`, `threads`, `procs`,
+    `backend`, `ray`, `workers`.
     """
     out_dir = Path(out)
     if not out_dir.is_dir():
@@ -304,7 +305,11 @@ def _resume(out_dir: Path, progress: bool, changes: dict[str, Any]) -> Run:
     cfg, trainer = assemble(spec, config)
     built_for = f"{spec.algo} on {spec.env_id} {spec.env_kwargs or '(default kwargs)'}"
     state = {"learner": record["learner"], **record["progress"]}
-    load_state(trainer.load_state_dict, state, path, built_for)
+    try:
+        load_state(trainer.load_state_dict, state, path, built_for)
+    except BaseException:
+        trainer.close()  # its workers or seed processes too
+        raise
     if "steps" in changes:
         if spec.steps <= trainer.env_steps:
             trainer.close()

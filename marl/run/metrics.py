@@ -73,13 +73,15 @@ class MetricsLog:
 
 def read_metrics(path: str | Path) -> list[dict[str, float]]:
     """Rows of a metrics.csv (empty cells dropped; a line cut short by a kill skipped)."""
+    text = Path(path).read_text()
+    if text and not text.endswith("\n"):  # the last line was being appended
+        text = text[: text.rfind("\n") + 1]
     rows = []
-    with open(path, newline="") as f:
-        for row in csv.DictReader(f):
-            try:
-                rows.append({k: float(v) for k, v in row.items() if v != ""})
-            except (TypeError, ValueError):  # a short line: missing cells are None
-                continue
+    for row in csv.DictReader(io.StringIO(text, newline="")):
+        try:
+            rows.append({k: float(v) for k, v in row.items() if v != ""})
+        except (TypeError, ValueError):  # a short line (missing cells are None)
+            continue
     return rows
 
 

@@ -25,13 +25,15 @@ import signal
 import traceback
 from collections import defaultdict
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import torch
 
 from marl.core.children import stop_children
+from marl.core.config import ConfigError
 from marl.core.device import set_threads
+from marl.envs.registry import import_user_modules, user_modules
 from marl.learners.ppo.seeds import across_seeds
 from marl.run.seed_runs import block_trainer, seeds_view
 
@@ -55,8 +57,9 @@ def seed_blocks(seeds: list[int], procs: int) -> list[list[int]]:
     return [list(map(int, b)) for b in np.array_split(np.asarray(seeds), procs)]
 
 
-class SeedProcessError(RuntimeError):
-    """A seed process failed or died; the message names its seeds and what went wrong."""
+class SeedProcessError(ChildProcessError):
+    """A seed process crashed or died; the message names its seeds and what went wrong.
+    (A user error in a process, e.g. a bad setting, is raised as a `ConfigError`.)"""
 
 
 class SeedProcessDied(SeedProcessError):
@@ -80,19 +83,10 @@ class SeedProcesses:
         self.blocks, self.threads = seed_blocks(seeds, procs), threads
         self.learner = seeds_view(algo, spec, config, seeds)
         self.iteration = 0
-        ctx = multiprocessing.get_context("spawn")
         self._conns: list[Connection] = []
         self._procs: list[Any] = []
-        for block in self.blocks:
-            parent, child = ctx.Pipe()
-            name = f"marl-seeds-{block[0]}-{block[-1]}"
-            args = (child, algo, spec, config, block, threads)
-            proc = ctx.Process(target=_serve, args=args, name=name, daemon=True)
-            proc.start()
-            child.close()
-            self._conns.append(parent)
-            self._procs.append(proc)
         try:
+            self._start(algo, spec, config, threads)
             self._call("ready")
         except SeedProcessDied as err:
             self.close()
@@ -104,6 +98,21 @@ class SeedProcesses:
         except BaseException:
             self.close()
             raise
+
+    def _start(self, algo: str, spec: Any, config: Any, threads: int) -> None:
+        """Spawn one process a block (not daemonic: a block's env may start processes)."""
+        ctx = multiprocessing.get_context("spawn")
+        modules = user_modules()
+        for block in self.blocks:
+            parent, child = ctx.Pipe()
+            args = (child, algo, spec, config, block, threads, modules)
+            proc = ctx.Process(target=_serve, args=args, name=f"marl-seeds-{block[0]}-{block[-1]}")
+            try:
+                proc.start()
+            finally:
+                child.close()
+            self._conns.append(parent)
+            self._procs.append(proc)
 
     def describe(self) -> str:
         """Which process trains which seeds (one line)."""
@@ -120,7 +129,14 @@ class SeedProcesses:
         """One iteration of every block; each seed's stats under `seed{k}/` (k: its place
         among all K seeds) and each stat's mean across the K seeds under its own name."""
         replies = self._call("iterate")
-        self.learner.env_steps = replies[0][1]
+        steps = sorted({int(s) for _, s in replies})
+        if len(steps) > 1:
+            raise ConfigError(
+                f"--seeds: the seed processes are at different env steps after an iteration "
+                f"({steps}), so their seeds cannot share one metrics row; train them as "
+                "separate runs (`marl train --seed S`)"
+            )
+        self.learner.env_steps = steps[0]
         self.iteration += 1
         return merge_stats([stats for stats, _ in replies], [len(b) for b in self.blocks])
 
@@ -151,32 +167,40 @@ class SeedProcesses:
 
     def close(self) -> None:
         """Stop the processes (a process that does not stop within 30 s is terminated)."""
-        stop_children(self._conns, self._procs, timeout=30)
+        stop_children(self._conns, self._procs, timeout=30, drain=True)
         self._conns, self._procs = [], []
         self.learner.close()
 
     def _call(self, command: str, args: list[Any] | None = None) -> list[Any]:
         """Send `command` (block i's argument `args[i]`) to every process; their replies."""
         for i, conn in enumerate(self._conns):
-            conn.send((command, None if args is None else _pack(args[i])))
+            try:
+                conn.send((command, None if args is None else _pack(args[i])))
+            except (OSError, ValueError):  # its end of the pipe is gone: it died
+                self._died(i)
         return [self._reply(i) for i in range(len(self._conns))]
 
     def _reply(self, i: int) -> Any:
-        block, proc = self.blocks[i], self._procs[i]
         try:
             status, payload = self._conns[i].recv()
         except (EOFError, OSError):
-            proc.join(timeout=5)
-            who = f"the process of seeds {block}"
-            raise SeedProcessDied(
-                f"{who} died (exit code {proc.exitcode}); resume the run from its last "
-                "checkpoint with --resume",
-                who,
-                proc.exitcode,
-            ) from None
+            self._died(i)
+        if status == "user error":
+            raise ConfigError(f"seeds {self.blocks[i]}: {payload}")
         if status == "error":
-            raise SeedProcessError(f"seeds {block}: {payload}")
+            raise SeedProcessError(f"seeds {self.blocks[i]}: {payload}")
         return _unpack(payload)
+
+    def _died(self, i: int) -> NoReturn:
+        proc = self._procs[i]
+        proc.join(timeout=5)
+        who = f"the process of seeds {self.blocks[i]}"
+        raise SeedProcessDied(
+            f"{who} died (exit code {proc.exitcode}); resume the run from its last "
+            "checkpoint with --resume",
+            who,
+            proc.exitcode,
+        ) from None
 
 
 def merge_stats(parts: list[dict[str, float]], sizes: list[int]) -> dict[str, float]:
@@ -209,12 +233,14 @@ def _unpack(data: bytes) -> Any:
 
 
 def _serve(conn: Connection, algo: str, spec: Any, config: Any, seeds: list[int],
-           threads: int) -> None:  # fmt: skip
-    """A seed process: build the block's trainer, then answer commands until "close"."""
+           threads: int, modules: list[str]) -> None:  # fmt: skip
+    """A seed process: import the user's env modules, build the block's trainer, then
+    answer commands until "close"."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     trainer = None
     try:
         set_threads(threads)
+        import_user_modules(modules)
         trainer = block_trainer(algo, spec, config, seeds)
         commands = {
             "ready": lambda: None,
@@ -230,6 +256,9 @@ def _serve(conn: Connection, algo: str, spec: Any, config: Any, seeds: list[int]
             conn.send(("ok", _pack(result)))
     except EOFError:  # the parent is gone
         return
+    except ValueError as err:  # a user error (ConfigError and friends): one line
+        with contextlib.suppress(OSError):
+            conn.send(("user error", str(err.args[0]) if err.args else type(err).__name__))
     except Exception as err:
         with contextlib.suppress(OSError):
             conn.send(("error", f"{type(err).__name__}: {err}\n{traceback.format_exc()}"))

@@ -20,6 +20,7 @@ from typing import Any
 
 from marl.algorithms import SEEDED, learner_module, local_trainer, seeds_trainer
 from marl.core.config import ConfigError, config_to_dict
+from marl.core.learner import check_seeds
 from marl.learners.ppo.seeds import across_seeds
 
 UNALIGNED = ("reinforce", "alphazero", "muzero", "rlhf_ppo")
@@ -75,10 +76,7 @@ class SeedRuns:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore `state_dict()`'s output."""
-        if list(state["seeds"]) != self.seeds:
-            raise ValueError(
-                f"the state is of seeds {state['seeds']}, this learner trains {self.seeds}"
-            )
+        check_seeds(state, self.seeds)
         for run, run_state in zip(self.runs, state["runs"], strict=True):
             run.load_state_dict(run_state)
         self.env_steps = int(state["env_steps"])
@@ -138,10 +136,7 @@ class RunsTrainer:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore `state_dict()`."""
         learner = state["learner"]
-        if list(learner["seeds"]) != self.learner.seeds:
-            raise ValueError(
-                f"the state is of seeds {learner['seeds']}, this run trains {self.learner.seeds}"
-            )
+        check_seeds(learner, self.learner.seeds)
         for trainer, run in zip(self.trainers, learner["runs"], strict=True):
             trainer.load_state_dict({"learner": run, "iteration": state["iteration"]})
         self.learner.env_steps = int(learner["env_steps"])

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from torch.func import vmap
 
 from marl.core.config import ConfigError, config_to_dict
-from marl.core.learner import interval95, mean_returns
+from marl.core.learner import check_seeds, interval95, mean_returns
 from marl.core.seeding import torch_generator
 from marl.core.spec import VecSpec
 from marl.learners.ppo import numerics as nx
@@ -153,7 +153,8 @@ class StackedNet:
         return actions, env_actions, log_probs
 
     def values(self, obs: Tensor, state: Tensor) -> Tensor:
-        """Values `[K*E, N]` of the K blocks' obs `[K*E, N, O]` and states `[K*E, S]`."""
+        """Values `[K*E, ..., N]` of the K blocks' obs `[K*E, ..., N, O]` and states
+        `[K*E, ..., S]` (a rollout's: `[K*E, T+1, ...]`)."""
         return self.net.values(self.blocks(obs), self.blocks(state)).flatten(0, 1)
 
     def loss(self, batch: Batch, cfg: PPOConfig) -> tuple[Tensor, dict[str, Tensor]]:
@@ -345,10 +346,7 @@ class SeedsLearner:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore `state_dict()`'s output."""
-        if list(state["seeds"]) != self.seeds:
-            raise ValueError(
-                f"the state is of seeds {state['seeds']}, this learner trains {self.seeds}"
-            )
+        check_seeds(state, self.seeds)
         for run, run_state in zip(self.runs, state["runs"]):
             run.load_state_dict(run_state)
         self.net.load_from([r.net for r in self.runs])
