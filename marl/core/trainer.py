@@ -9,11 +9,32 @@ pool acts, so a local run and a Ray run of one learner have the same metric name
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from marl.core.learner import Learner
+
+
+class Driven(Protocol):
+    """What the run loop drives: a `Trainer`, or K seeds' runs (`marl.run.seed_runs`,
+    `marl.run.seed_procs`) with the same verbs."""
+
+    learner: Any
+    iteration: int
+
+    @property
+    def env_steps(self) -> int: ...
+
+    def iterate(self) -> dict[str, float]: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+    def policy(self) -> Any: ...
+
+    def close(self) -> None: ...
 
 
 class Trainer:

@@ -37,12 +37,12 @@ from marl.core.config import ConfigError, check_fields, config_to_dict
 from marl.core.device import get_device, set_threads
 from marl.core.dirlock import hold_dir
 from marl.core.seeding import EVAL, child_seed
-from marl.core.trainer import Trainer
+from marl.core.trainer import Driven
 from marl.envs.vector import resolve_backend, vec_spec
 from marl.run.metrics import MetricsLog, plot_learning_curve
 from marl.run.progress import TrainProgress
 from marl.run.seed_procs import SeedProcesses, auto_procs
-from marl.run.seed_runs import RunsTrainer, batched, block_trainer, check_seedable
+from marl.run.seed_runs import batched, block_trainer, check_seedable
 
 CHECKPOINT = "checkpoint.pt"
 RUN_FILES = ("config.toml", "metrics.csv", "tb", CHECKPOINT, "learning_curve.png")
@@ -135,7 +135,7 @@ class Run:
     out_dir: Path
     spec: RunSpec
     config: Any
-    trainer: Trainer | RunsTrainer | SeedProcesses
+    trainer: Driven
     rows: list[dict[str, float]] = field(default_factory=list)
 
     @property
@@ -160,7 +160,7 @@ def env_backend(spec: RunSpec, config: Any, say: bool) -> Any:
     return dataclasses.replace(config, backend=backend)
 
 
-def assemble(spec: RunSpec, config: Any) -> tuple[Any, Trainer | RunsTrainer | SeedProcesses]:
+def assemble(spec: RunSpec, config: Any) -> tuple[Any, Driven]:
     """The learner for `spec` with its workers on the spec's backend (the one place that
     chooses local or Ray); returns the config as run (with its step budget) and the trainer."""
     set_threads(spec.threads)
