@@ -18,6 +18,7 @@ Ctrl-C: the parent stops them when its loop ends.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import multiprocessing
 import os
@@ -33,6 +34,7 @@ import torch
 from marl.core.children import stop_children
 from marl.core.config import ConfigError
 from marl.core.device import set_threads
+from marl.core.learner import check_seeds
 from marl.envs.registry import import_user_modules, user_modules
 from marl.learners.ppo.seeds import across_seeds
 from marl.run.seed_runs import block_trainer, seeds_view
@@ -73,16 +75,20 @@ class SeedProcessDied(SeedProcessError):
 class SeedProcesses:
     """K seeds' runs in P processes (blocks of `seed_blocks`), driven as one `Trainer`.
 
-    `learner` is a `--seeds K` learner in this process that holds the runs' state as of the
-    last `state_dict()` (every checkpoint, and the end of a run): what `Run.learner` and
-    `policy()` give.
+    `learner` is a `--seeds K` learner in this process, built when first asked for, that
+    holds the runs' state as the processes have it (fetched when they stop, for
+    `Run.learner` after a run): no copy of the runs' state (replay buffers included) is kept
+    here while they train.
     """
 
     def __init__(self, algo: str, spec: Any, config: Any, seeds: list[int], procs: int,
                  threads: int = 1) -> None:  # fmt: skip
         self.blocks, self.threads = seed_blocks(seeds, procs), threads
-        self.learner = seeds_view(algo, spec, config, seeds)
-        self.iteration = 0
+        self._make_view = functools.partial(seeds_view, algo, spec, config, seeds)
+        self._view: Any = None
+        self._final: dict[str, Any] | None = None  # the learners' state as the processes ended
+        self._in_step = True  # a call is under way or was cut short: replies may be pending
+        self.iteration, self._env_steps = 0, 0
         self._conns: list[Connection] = []
         self._procs: list[Any] = []
         try:
@@ -123,7 +129,20 @@ class SeedProcesses:
     @property
     def env_steps(self) -> int:
         """Env steps each seed has learned from."""
-        return self.learner.env_steps
+        return self._env_steps
+
+    @property
+    def learner(self) -> Any:
+        """A `--seeds K` learner holding the runs' state now (or as the processes ended)."""
+        if self._procs:
+            self._final = self._learners("learner_state")
+        if self._final is not None:
+            self._view = self._view or self._make_view()
+            self._view.load_state_dict(self._final)
+            self._final = None
+        if self._view is None:
+            raise SeedProcessError("the seed processes ended without handing back their runs")
+        return self._view
 
     def iterate(self) -> dict[str, float]:
         """One iteration of every block; each seed's stats under `seed{k}/` (k: its place
@@ -136,7 +155,7 @@ class SeedProcesses:
                 f"({steps}), so their seeds cannot share one metrics row; train them as "
                 "separate runs (`marl train --seed S`)"
             )
-        self.learner.env_steps = steps[0]
+        self._env_steps = steps[0]
         self.iteration += 1
         return merge_stats([stats for stats, _ in replies], [len(b) for b in self.blocks])
 
@@ -144,41 +163,53 @@ class SeedProcesses:
         """The one-process `--seeds K` trainer's state (every block starts fresh episodes
         next, as a one-process trainer does after `state_dict()`)."""
         parts = self._call("state_dict")
-        learners = [p["learner"] for p in parts]
-        learner = {**learners[0], "seeds": [s for p in learners for s in p["seeds"]],
-                   "runs": [r for p in learners for r in p["runs"]]}  # fmt: skip
-        self.learner.load_state_dict(learner)
+        learner = merge_learners([p["learner"] for p in parts])
         return {"learner": learner, "iteration": parts[0]["iteration"]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore `state_dict()` (also a one-process `--seeds K` trainer's)."""
-        self.learner.load_state_dict(state["learner"])  # checks the seeds and shapes here
+        check_seeds(state["learner"], [s for b in self.blocks for s in b])
         runs, start, parts = state["learner"]["runs"], 0, []
         for block in self.blocks:
             learner = {**state["learner"], "seeds": block, "runs": runs[start : start + len(block)]}
             parts.append({**state, "learner": learner})
             start += len(block)
         self._call("load_state_dict", parts)
-        self.iteration = int(state["iteration"])
+        self.iteration, self._env_steps = (
+            int(state["iteration"]),
+            int(state["learner"]["env_steps"]),
+        )
 
     def policy(self) -> Any:
-        """The first seed's policy as of the last `state_dict()`."""
+        """The first seed's current policy."""
         return self.learner.policy()
 
     def close(self) -> None:
-        """Stop the processes (a process that does not stop within 30 s is terminated)."""
+        """Keep the runs' state (unless a call was cut short), then stop the processes (one
+        that does not stop within 30 s is terminated)."""
+        if self._procs and not self._in_step:
+            with contextlib.suppress(SeedProcessError, ConfigError):
+                self._final = self._learners("learner_state")
         stop_children(self._conns, self._procs, timeout=30, drain=True)
         self._conns, self._procs = [], []
-        self.learner.close()
+        if self._view is not None:
+            self._view.close()
+
+    def _learners(self, command: str) -> dict[str, Any]:
+        """Every block's learner state (`command`'s reply), merged in seed order."""
+        return merge_learners(self._call(command))
 
     def _call(self, command: str, args: list[Any] | None = None) -> list[Any]:
         """Send `command` (block i's argument `args[i]`) to every process; their replies."""
+        self._in_step = True
         for i, conn in enumerate(self._conns):
             try:
                 conn.send((command, None if args is None else _pack(args[i])))
             except (OSError, ValueError):  # its end of the pipe is gone: it died
                 self._died(i)
-        return [self._reply(i) for i in range(len(self._conns))]
+        replies = [self._reply(i) for i in range(len(self._conns))]
+        self._in_step = False
+        return replies
 
     def _reply(self, i: int) -> Any:
         try:
@@ -221,6 +252,12 @@ def merge_stats(parts: list[dict[str, float]], sizes: list[int]) -> dict[str, fl
     return {key: float(np.mean(values)) for key, values in shared.items()} | across_seeds(per_seed)
 
 
+def merge_learners(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Blocks' `--seeds` learner states as one: seeds and runs concatenated in order."""
+    return {**parts[0], "seeds": [s for p in parts for s in p["seeds"]],
+            "runs": [r for p in parts for r in p["runs"]]}  # fmt: skip
+
+
 def _pack(value: Any) -> bytes:
     """Tensors cross the pipe as `torch.save` bytes (not shared-memory handles)."""
     buffer = io.BytesIO()
@@ -246,6 +283,7 @@ def _serve(conn: Connection, algo: str, spec: Any, config: Any, seeds: list[int]
             "ready": lambda: None,
             "iterate": lambda: (trainer.iterate(), trainer.env_steps),
             "state_dict": trainer.state_dict,
+            "learner_state": trainer.learner.state_dict,
             "load_state_dict": lambda state: trainer.load_state_dict(_unpack(state)),
         }
         while True:
