@@ -8,7 +8,8 @@ is in (MKL's batched `gemm` computes each seed's product alone; tested), so the 
 `auto_procs` chooses does not change a run; a block of one seed runs through the plain
 `gemm` and differs in float32 rounding (2e-8 in the weights after 3 iterations). The
 checkpoint is the one-process run's (each seed's state, in seed order) and resumes with
-any number of processes.
+any number of processes. Seeds run side by side (the other algorithms) are each their
+single run, whatever the split.
 
 Children are spawned (not forked: torch's thread pools do not survive a fork), so a script
 that trains with `procs > 1` needs the usual `if __name__ == "__main__":` guard. They ignore
