@@ -185,3 +185,16 @@ def test_metrics_csv_grows_by_appending_and_skips_a_line_cut_short(tmp_path):
         (tmp_path / "cut.csv").write_text("\n".join(lines) + "\n" + cut)
         rows = read_metrics(tmp_path / "cut.csv")
         assert [r["env_steps"] for r in rows] == [10, 20, 30, 40] and rows[2]["return/agent"] == 3.0
+
+
+def test_tensorboard_gets_a_row_at_most_every_interval_and_the_last(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    log = MetricsLog(tmp_path, tensorboard_every_s=3600.0)
+    for step in range(1, 6):
+        log.log(step * 10, {"loss": 1.0 / step})
+    log.close()
+    events = EventAccumulator(str(tmp_path / "tb"))
+    events.Reload()
+    assert [e.step for e in events.Scalars("loss")] == [10, 50]  # the first, and the last
+    assert [r["env_steps"] for r in read_metrics(tmp_path / "metrics.csv")] == [10, 20, 30, 40, 50]
