@@ -50,12 +50,6 @@ def add_import_argument(p: argparse.ArgumentParser) -> None:
                    help="import MODULE first (one calling marl.register); repeatable")  # fmt: skip
 
 
-def import_modules(names: Sequence[str]) -> None:
-    """Import the `--import` modules (from the current folder too), one line if one fails;
-    processes marl spawns (`--seeds` over `--procs`) import them too."""
-    import_user_modules(names)
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser, one subcommand module at a time."""
     parser = argparse.ArgumentParser(
@@ -85,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the `marl` command line; returns the exit status."""
     args = build_parser().parse_args(argv)
     try:
-        import_modules(getattr(args, "imports", []))
+        import_user_modules(getattr(args, "imports", []))  # spawned processes too
         status = int(args.handler(args) or 0)
         sys.stdout.flush()  # a reader that left (`| head -1`) shows up here, inside the try
         return status

@@ -121,6 +121,19 @@ def interval95(values: Sequence[float]) -> tuple[float, float]:
     return mean, t * sd / math.sqrt(len(xs))
 
 
+def across_seeds(per_seed: Sequence[dict[str, float]]) -> dict[str, float]:
+    """`seed{k}/{stat}` for every seed, and each stat's mean across seeds under its own name
+    (NaNs, e.g. a seed with no finished episode, and seeds without the stat left out of the
+    mean)."""
+    keys = list(dict.fromkeys(key for stats in per_seed for key in stats))
+    out: dict[str, float] = {}
+    for key in keys:
+        out[key] = interval95([s.get(key, float("nan")) for s in per_seed])[0]
+    for i, stats in enumerate(per_seed):
+        out |= {f"seed{i}/{key}": value for key, value in stats.items()}
+    return out
+
+
 def _width(teams: dict[str, Sequence[int]]) -> int:
     return 1 + max(i for members in teams.values() for i in members)
 

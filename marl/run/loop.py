@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import tomli_w
 import tomllib
-from torch import device as torch_device
+import torch
 
 from marl.algorithms import (
     EVALUATIONS,
@@ -113,8 +113,8 @@ class RunSpec:
         check_seedable(self.algo, self.seeds)
         if self.seeds > 1 and self.backend != "local":
             raise ConfigError(
-                f"seeds={self.seeds} trains its runs as one computation in this process: "
-                f"use backend='local', not {self.backend!r}"
+                f"seeds={self.seeds} trains its runs in processes of this machine "
+                f"(procs): use backend='local', not {self.backend!r}"
             )
 
     @property
@@ -183,10 +183,10 @@ def assemble(spec: RunSpec, config: Any) -> tuple[Any, Driven]:
     return config, local_trainer(spec.algo, env, config, spec.seed, device)
 
 
-def seed_procs(spec: RunSpec, device: Any, is_batched: bool) -> int:
+def seed_procs(spec: RunSpec, device: torch.device, is_batched: bool) -> int:
     """How many processes `spec`'s seeds train in (`procs`, 0: as many as the cores allow;
     one off the CPU, where the K seeds are one larger kernel)."""
-    if torch_device(device).type != "cpu":
+    if device.type != "cpu":
         if spec.procs > 1:
             raise ConfigError(
                 f"procs={spec.procs} splits seeds over CPU processes; on {device} the "

@@ -2,7 +2,7 @@
 
 `metrics.csv` grows by one appended line a row; it is rewritten whole (atomically) only
 when a row brings a column the header lacks, so logging costs the same at row 10 and at
-row 100,000. A line cut short by a kill is skipped when the file is read back.
+row 100,000. A last line cut short by a kill is dropped when the file is read back.
 
 TensorBoard gets a row at most every `tensorboard_every_s` seconds of wall time (and the
 last row): a scalar costs about 50 us there (its writer thread's queue), which made
@@ -31,7 +31,7 @@ class MetricsLog:
         self.out_dir = Path(out_dir)
         self.tensorboard_every_s = tensorboard_every_s
         self._tb_last = -math.inf
-        self._tb_pending: tuple[int, dict[str, float]] | None = None
+        self._tb_pending: dict[str, float] | None = None  # a row TensorBoard has not had
         self.path = self.out_dir / "metrics.csv"
         self.rows: list[dict[str, float]] = []
         self._keys: list[str] = []
@@ -49,10 +49,10 @@ class MetricsLog:
         row = {"env_steps": float(env_steps), **{k: float(v) for k, v in stats.items()}}
         self.rows.append(row)
         if self._writer is not None:
-            self._tb_pending = (env_steps, row)
+            self._tb_pending = row
             if time.monotonic() - self._tb_last >= self.tensorboard_every_s:
                 self._write_tensorboard()
-        if len(self.rows) > 1 and self._keys and set(row) <= set(self._keys):
+        if self._keys and set(row) <= set(self._keys):  # no new column: append the line
             self._append(row)
         else:
             self.flush()
@@ -79,10 +79,10 @@ class MetricsLog:
         """The latest row's finite stats as TensorBoard scalars."""
         if self._tb_pending is None:
             return
-        env_steps, row = self._tb_pending
+        row = self._tb_pending
         for key, value in row.items():
             if key != "env_steps" and math.isfinite(value):
-                self._writer.add_scalar(key, value, env_steps)
+                self._writer.add_scalar(key, value, int(row["env_steps"]))
         self._tb_pending, self._tb_last = None, time.monotonic()
 
     def close(self) -> None:
@@ -93,17 +93,12 @@ class MetricsLog:
 
 
 def read_metrics(path: str | Path) -> list[dict[str, float]]:
-    """Rows of a metrics.csv (empty cells dropped; a line cut short by a kill skipped)."""
+    """Rows of a metrics.csv (empty cells dropped; a last line a kill cut short dropped)."""
     text = Path(path).read_text()
     if text and not text.endswith("\n"):  # the last line was being appended
         text = text[: text.rfind("\n") + 1]
-    rows = []
-    for row in csv.DictReader(io.StringIO(text, newline="")):
-        try:
-            rows.append({k: float(v) for k, v in row.items() if v != ""})
-        except (TypeError, ValueError):  # a short line (missing cells are None)
-            continue
-    return rows
+    rows = csv.DictReader(io.StringIO(text, newline=""))
+    return [{k: float(v) for k, v in row.items() if v != ""} for row in rows]
 
 
 SELF_PLAY_LOSSES = ("loss", "policy_loss", "value_loss")

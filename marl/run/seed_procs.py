@@ -35,9 +35,8 @@ import torch
 from marl.core.children import stop_children
 from marl.core.config import ConfigError
 from marl.core.device import set_threads
-from marl.core.learner import check_seeds
+from marl.core.learner import across_seeds, check_seeds
 from marl.envs.registry import import_user_modules, user_modules
-from marl.learners.ppo.seeds import across_seeds
 from marl.run.seed_runs import block_trainer, seeds_view
 
 

@@ -20,8 +20,7 @@ from typing import Any
 
 from marl.algorithms import SEEDED, learner_module, local_trainer, seeds_trainer
 from marl.core.config import ConfigError, config_to_dict
-from marl.core.learner import check_seeds
-from marl.learners.ppo.seeds import across_seeds
+from marl.core.learner import across_seeds, check_seeds
 
 UNALIGNED = ("reinforce", "alphazero", "muzero", "rlhf_ppo")
 """Algorithms whose iterations take a varying number of env steps (whole episodes, games)

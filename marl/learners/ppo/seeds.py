@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from torch.func import vmap
 
 from marl.core.config import ConfigError, config_to_dict
-from marl.core.learner import check_seeds, interval95, mean_returns
+from marl.core.learner import across_seeds, check_seeds, mean_returns
 from marl.core.seeding import torch_generator
 from marl.core.spec import VecSpec
 from marl.learners.ppo import numerics as nx
@@ -443,19 +443,6 @@ def clip_per_seed(params: Sequence[Tensor], max_norm: float) -> Tensor:
     for g in grads:
         g.mul_(coef.reshape(k, *([1] * (g.dim() - 1))))
     return norms
-
-
-def across_seeds(per_seed: Sequence[dict[str, float]]) -> dict[str, float]:
-    """`seed{k}/{stat}` for every seed, and each stat's mean across seeds under its own name
-    (NaNs, e.g. a seed with no finished episode, and seeds without the stat left out of the
-    mean)."""
-    keys = list(dict.fromkeys(key for stats in per_seed for key in stats))
-    out: dict[str, float] = {}
-    for key in keys:
-        out[key] = interval95([s.get(key, float("nan")) for s in per_seed])[0]
-    for i, stats in enumerate(per_seed):
-        out |= {f"seed{i}/{key}": value for key, value in stats.items()}
-    return out
 
 
 def make_seeds_learner(spec: VecSpec, config: PPOConfig, seeds: Sequence[int],
