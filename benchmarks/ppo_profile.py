@@ -35,6 +35,7 @@ import marl.learners.ppo.loss as loss_mod
 import marl.learners.ppo.rollout as rollout_mod
 from marl.algorithms import local_trainer, make_config
 from marl.envs import vec_spec
+from marl.learners.ppo import analytic
 from marl.learners.ppo.nets import MultiAgentActorCritic
 
 TIMES: dict[str, float] = defaultdict(float)
@@ -49,8 +50,9 @@ TREE: dict[str, tuple[str | None, str]] = {
     "learn": ("iteration", "GAE + update + stats"),
     "make_batch": ("learn", "bootstrap targets + GAE"),
     "update": ("learn", "epochs x minibatches of SGD"),
-    "ppo_loss": ("update", "forward of actor and critic + loss"),
-    "backward": ("update", "autograd backward"),
+    "gradients": ("update", "a minibatch's gradient (analytic, or autograd below)"),
+    "ppo_loss": ("gradients", "autograd: forward of actor and critic + loss"),
+    "backward": ("gradients", "autograd: backward"),
     "clip_grad_norm": ("update", "global grad-norm clip"),
     "adam.step": ("update", "optimizer step"),
 }
@@ -99,6 +101,8 @@ def instrument(trainer: Any) -> None:
     learner_mod.make_batch = timer("make_batch", learner_mod.make_batch)
     learner_mod.update = timer("update", learner_mod.update)
     loss_mod.ppo_loss = timer("ppo_loss", loss_mod.ppo_loss)
+    loss_mod.autograd = timer("gradients", loss_mod.autograd)
+    analytic.minibatch_gradients = timer("gradients", analytic.minibatch_gradients)
     clip = loss_mod.torch.nn.utils.clip_grad_norm_
     loss_mod.torch.nn.utils.clip_grad_norm_ = timer("clip_grad_norm", clip)
     opt = trainer.learner.optimizer
@@ -118,6 +122,8 @@ def report(iterations: int, env_steps: int, seconds: float, load: float) -> None
     print("| phase | CPU ms / iteration | share | calls / iteration | what |")
     print("|---|---:|---:|---:|---|")
     for label, (parent, what) in TREE.items():
+        if not CALLS[label]:
+            continue  # a path not taken: the autograd phases when gradients are analytic
         depth = 0
         p = parent
         while p is not None:
@@ -126,7 +132,7 @@ def report(iterations: int, env_steps: int, seconds: float, load: float) -> None
         calls = CALLS[label] / iterations
         name = "&nbsp;&nbsp;" * depth + label
         print(f"| {name} | {ms:.1f} | {TIMES[label] / total:.0%} | {calls:.0f} | {what} |")
-        children = [c for c, (pa, _) in TREE.items() if pa == label]
+        children = [c for c, (pa, _) in TREE.items() if pa == label and CALLS[c]]
         if children:
             rest = TIMES[label] - sum(TIMES[c] for c in children)
             name = "&nbsp;&nbsp;" * (depth + 1) + "other"
@@ -174,7 +180,7 @@ def floor(cfg: Any, spec: Any, net: MultiAgentActorCritic, seeds: int) -> None:
     rows = cfg.num_envs * cfg.rollout_len * spec.n_agents // cfg.minibatches
     group = net.nets[0]  # the widths as built (agent ids, critic input), not re-derived
     nets = [widths(group.body, group.head), widths(group.critic)]
-    step_ms = 1e3 * TIMES["update"] / CALLS["ppo_loss"]
+    step_ms = 1e3 * TIMES["update"] / CALLS["gradients"]
     print(f"\none minibatch step of the update ({rows} rows, MLPs {nets}, tanh): "
           f"{step_ms:.2f} ms CPU (from the profile above)\n")  # fmt: skip
     print("| bare matrix products + tanh, forward + backward | float32 ms | bfloat16 ms |")

@@ -53,6 +53,10 @@ class PPOConfig:
     """Hidden layer sizes of actor and critic MLPs (the GRU has the last size)."""
     recurrent: bool = False
     """GRU actor (the critic stays feedforward); minibatches are whole env sequences."""
+    gradients: Literal["analytic", "autograd"] = "analytic"
+    """How a minibatch's gradient is computed: analytic = written out for the feedforward
+    discrete-action case (1.5x faster a step; the same gradient to float rounding; recurrent
+    or continuous actors use autograd anyway), autograd = torch's autograd."""
     backend: str = "auto"
     """Vector-env backend passed to marl.make_vec (auto, sync, process, batched, compiled);
     auto is the batched torch MPE for mpe/ ids whose kwargs it takes, else sync; compiled
@@ -77,6 +81,7 @@ class PPOConfig:
             ("hidden", len(self.hidden) > 0 and min(self.hidden) > 0, "positive sizes"),
             ("critic", self.critic in ("local", "state", "state+agent"), "local|state|state+agent"),
             ("value_norm", self.value_norm in ("none", "running"), "none|running"),
+            ("gradients", self.gradients in ("analytic", "autograd"), "analytic|autograd"),
         ]
         check_fields(self, checks)
 

@@ -8,17 +8,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from marl.learners.ppo import analytic
 from marl.learners.ppo import numerics as nx
 from marl.learners.ppo.config import PPOConfig
 from marl.learners.ppo.nets import MultiAgentActorCritic
 from marl.learners.ppo.rollout import Batch
-
-
-def standardized(advantages: Tensor, alive: Tensor) -> Tensor:
-    """Advantages shifted and scaled to mean 0, std 1 over the alive entries."""
-    mean = nx.masked_mean(advantages, alive)
-    std = nx.masked_mean((advantages - mean) ** 2, alive).sqrt()
-    return (advantages - mean) / (std + 1e-8)
 
 
 def ppo_loss(
@@ -36,31 +30,21 @@ def ppo_objective(
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """`ppo_loss` from the network's outputs on `batch` (log-probs and entropies of its
     actions, values): what is left is plain tensor arithmetic (`--seeds K` vmaps it)."""
-    alive, advantages = batch.alive, batch.advantages
+    advantages = batch.advantages
     if cfg.normalize_advantages:
-        advantages = standardized(advantages, alive)
-    # nx.masked_mean's arithmetic, with the mask's weights and count made once, not per mean
-    weights = alive.to(values.dtype)
-    count = weights.sum().clamp(min=1.0)
-
-    def mean(x: Tensor) -> Tensor:
-        return (x * weights).sum() / count
-
+        advantages = nx.standardized(advantages, batch.alive)
     log_ratio = log_probs - batch.log_probs
-    policy_loss = mean(nx.clipped_surrogate(log_ratio, advantages, cfg.clip))
     value_clip = cfg.clip if cfg.clip_value_loss else None
-    v_loss = mean(nx.value_loss(values, batch.values, batch.returns, value_clip))
-    entropy_mean = mean(entropy)
+    terms = (
+        nx.clipped_surrogate(log_ratio, advantages, cfg.clip),
+        nx.value_loss(values, batch.values, batch.returns, value_clip),
+        entropy,
+    )
+    means = nx.alive_means(terms, batch.alive)
+    policy_loss, v_loss, entropy_mean = means
     loss = policy_loss + cfg.vf_coef * v_loss - cfg.ent_coef * entropy_mean
     with torch.no_grad():
-        ratio = log_ratio.exp()
-        stats = {
-            "loss/policy": policy_loss.detach(),
-            "loss/value": v_loss.detach(),
-            "entropy": entropy_mean.detach(),
-            "approx_kl": mean((ratio - 1) - log_ratio),
-            "clip_frac": mean(((ratio - 1).abs() > cfg.clip).float()),
-        }
+        stats = nx.ppo_stats(means, log_ratio, batch.alive, cfg.clip)
     return loss, stats
 
 
@@ -70,6 +54,15 @@ def flatten_time(batch: Batch) -> Batch:
     flat = {k: v.reshape(1, t * b, *v.shape[2:]) for k, v in batch._asdict().items()}
     hidden = batch.hidden.new_zeros(t * b, *batch.hidden.shape[1:])
     return Batch(**{**flat, "hidden": hidden})
+
+
+def autograd(net: MultiAgentActorCritic, batch: Batch, cfg: PPOConfig) -> dict[str, Tensor]:
+    """Set every parameter's `.grad` to `ppo_loss`'s gradient on `batch` by autograd;
+    returns the loss stats."""
+    loss, stats = ppo_loss(net, batch, cfg)
+    net.zero_grad()
+    loss.backward()
+    return stats
 
 
 def update(
@@ -84,6 +77,7 @@ def update(
         batch = flatten_time(batch)
     num = batch.starts.shape[1]
     params = list(net.parameters())
+    minibatch_gradients = analytic.minibatch_gradients if analytic.applies(net, cfg) else autograd
     totals: dict[str, Tensor] = {}
     for _ in range(cfg.epochs):
         order = torch.randperm(num, generator=generator, device=generator.device)
@@ -91,9 +85,7 @@ def update(
             minibatch = Batch(
                 *(x[idx] if name == "hidden" else x[:, idx] for name, x in batch._asdict().items())
             )
-            loss, stats = ppo_loss(net, minibatch, cfg)
-            optimizer.zero_grad()
-            loss.backward()
+            stats = minibatch_gradients(net, minibatch, cfg)
             stats["grad_norm"] = torch.nn.utils.clip_grad_norm_(
                 params, cfg.max_grad_norm, foreach=True
             )
@@ -116,7 +108,7 @@ def policy_gradient_loss(
     log_probs, entropy = net.log_prob_entropy(out, batch.action_mask, batch.actions)
     alive, advantages = batch.alive, batch.advantages
     if cfg.normalize_advantages:
-        advantages = standardized(advantages, alive)
+        advantages = nx.standardized(advantages, alive)
     policy_loss = nx.masked_mean(-log_probs * advantages.detach(), alive)
     entropy_mean = nx.masked_mean(entropy, alive)
     loss = policy_loss - cfg.ent_coef * entropy_mean

@@ -295,8 +295,7 @@ class MultiAgentActorCritic(nn.Module):
         """obs [T, B, N, O], hidden [B, N, H], starts [T, B] -> (out [T, B, N, *], hidden)."""
         outs, hiddens = [], []
         for g, net in enumerate(self.nets):
-            x = self.groups.with_ids(self.groups.gather(obs, g), g)
-            out, h = net.actor(x, self.groups.gather(hidden, g), starts)
+            out, h = net.actor(self.actor_inputs(obs, g), self.groups.gather(hidden, g), starts)
             outs.append(out)
             hiddens.append(h)
         return self.groups.scatter(outs, dim=-2), self.groups.scatter(hiddens, dim=-2)
@@ -358,15 +357,24 @@ class MultiAgentActorCritic(nn.Module):
 
     def values(self, obs: Tensor, state: Tensor) -> Tensor:
         """obs [..., N, O], state [..., S] -> values [..., N]."""
-        values = []
-        for g, net in enumerate(self.nets):
-            local = self.groups.with_ids(self.groups.gather(obs, g), g)
-            shared = state[..., None, :].expand(*local.shape[:-1], state.shape[-1])
-            x = {"local": local, "state": shared}.get(self.critic_input)
-            if x is None:
-                x = torch.cat([shared, local], dim=-1)
-            values.append(net.critic(x).squeeze(-1))
+        values = [
+            net.critic(self.critic_inputs(obs, state, g)).squeeze(-1)
+            for g, net in enumerate(self.nets)
+        ]
         return self.groups.scatter(values, dim=-1)
+
+    def actor_inputs(self, obs: Tensor, g: int) -> Tensor:
+        """Group `g`'s actor input `[..., G, I]`: its agents' obs and one-hot ids."""
+        return self.groups.with_ids(self.groups.gather(obs, g), g)
+
+    def critic_inputs(self, obs: Tensor, state: Tensor, g: int) -> Tensor:
+        """Group `g`'s critic input `[..., G, C]` as `critic_input` says: own obs and id
+        (local), the global state (state), or both (state+agent)."""
+        local = self.actor_inputs(obs, g)
+        shared = state[..., None, :].expand(*local.shape[:-1], state.shape[-1])
+        if self.critic_input == "local":
+            return local
+        return shared if self.critic_input == "state" else torch.cat([shared, local], dim=-1)
 
 
 class ActorPolicy:

@@ -114,6 +114,31 @@ def masked_mean(x: Tensor, mask: Tensor) -> Tensor:
     return (x * weights).sum() / weights.sum().clamp(min=1.0)
 
 
+def alive_means(terms: Sequence[Tensor], alive: Tensor) -> list[Tensor]:
+    """`masked_mean` of each of `terms` over `alive`, the mask's weights made once."""
+    weights = alive.to(terms[0].dtype)
+    count = weights.sum().clamp(min=1.0)
+    return [(x * weights).sum() / count for x in terms]
+
+
+def standardized(advantages: Tensor, alive: Tensor) -> Tensor:
+    """Advantages shifted and scaled to mean 0, std 1 over the alive entries."""
+    mean = masked_mean(advantages, alive)
+    std = masked_mean((advantages - mean) ** 2, alive).sqrt()
+    return (advantages - mean) / (std + 1e-8)
+
+
+def ppo_stats(
+    means: Sequence[Tensor], log_ratio: Tensor, alive: Tensor, clip: float
+) -> dict[str, Tensor]:
+    """PPO's minibatch stats from the alive means of its (policy, value, entropy) terms and
+    the log-ratios: the losses, entropy, approximate KL and the fraction of clipped ratios."""
+    ratio = log_ratio.exp()
+    kl, clipped = alive_means([(ratio - 1) - log_ratio, ((ratio - 1).abs() > clip).float()], alive)
+    names = ("loss/policy", "loss/value", "entropy", "approx_kl", "clip_frac")
+    return dict(zip(names, [m.detach() for m in means] + [kl, clipped], strict=True))
+
+
 def explained_variance(predicted: Tensor, target: Tensor, mask: Tensor) -> float:
     """1 - Var[target - predicted] / Var[target] over masked entries (nan if Var[target]=0)."""
     y, p = target[mask].double(), predicted[mask].double()

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from marl.learners.ppo import numerics as nx
 from marl.learners.ppo.config import TRPOConfig
 from marl.learners.ppo.learner import Experience, OnPolicyLearner, make_env
-from marl.learners.ppo.loss import flatten_time, standardized
+from marl.learners.ppo.loss import flatten_time
 from marl.learners.ppo.nets import MultiAgentActorCritic
 from marl.learners.ppo.rollout import Batch, concat_rollouts, make_batch, rollout_to
 
@@ -49,7 +49,7 @@ def policy_step(net: MultiAgentActorCritic, batch: Batch, cfg: TRPOConfig) -> di
     alive = batch.alive
     advantages = batch.advantages
     if cfg.normalize_advantages:
-        advantages = standardized(advantages, alive)
+        advantages = nx.standardized(advantages, alive)
     with torch.no_grad():
         old = (net.actor(batch.obs, batch.hidden, batch.starts)[0], net.log_std().clone()
                if net.continuous else None)  # fmt: skip

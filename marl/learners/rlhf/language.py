@@ -24,7 +24,6 @@ from torch import Tensor, nn
 
 from marl.core.seeding import seeded_init, torch_generator
 from marl.learners.ppo import numerics as nx
-from marl.learners.ppo.loss import standardized
 from marl.learners.rlhf import kl
 from marl.learners.rlhf.fitting import fit_minibatches
 from marl.learners.rlhf.preferences import Preference, PreferenceError
@@ -214,7 +213,7 @@ class TextPPO:
             for idx in torch.tensor_split(order, cfg.minibatches):
                 log_probs, _, new_values = token_log_probs(self.policy, tokens[idx])
                 m = mask[idx]
-                adv = standardized(advantages[idx], m)
+                adv = nx.standardized(advantages[idx], m)
                 surrogate = nx.clipped_surrogate(log_probs - old_log_probs[idx], adv, cfg.clip)
                 policy_loss = nx.masked_mean(surrogate, m)
                 v = nx.value_loss(new_values, values[idx], returns[idx], cfg.clip)
