@@ -10,6 +10,9 @@ indexing).
 
     OMP_NUM_THREADS=1 PYTHONPATH=. nice -n 10 python benchmarks/ppo_profile.py --backend batched
 
+The update's minibatch gradient is the analytic one (the default); `--set
+gradients="'autograd'"` times autograd's instead, its forward and backward apart.
+
 `--floor` then times the arithmetic a minibatch step cannot avoid: the actor's and the
 critic's matrix products and tanh, forward and backward, on the minibatch's rows, alone (no
 loss, no optimizer), for one network and for K stacked ones as `--seeds K` runs them

@@ -10,7 +10,8 @@ CPU time is the difference, and its compile time (JAX_LOG_COMPILES) is printed a
 marl's IPPO then trains with the same settings (16 envs x 128 steps, 4 epochs x 4
 minibatches, 64-unit tanh MLPs, lr 2.5e-4 annealed, clip 0.2, entropy 0.01, one network
 shared by the agents), once per `--backends` entry (batched: the eager torch MPE;
-compiled: its step through torch.compile), measured the same way: `marl train` in a fresh
+compiled: its step through torch.compile) and `--gradients` entry (PPO's minibatch
+gradient: analytic, the default, or autograd), measured the same way: `marl train` in a fresh
 process pinned to one core with one torch thread, for one update (the fixed cost: imports,
 building, and compiling for `compiled`) and for the whole budget; then the greedy
 per-agent return of the whole run over 100 mpe2 episodes. Needs the bench extra (`pip
@@ -68,12 +69,12 @@ def timed_child(
 
 
 def marl_run(backend: str, steps: int, seed: int, out: Path, args: tuple[str, ...] = (),
-             pin: bool = True) -> dict[str, float]:  # fmt: skip
+             pin: bool = True, gradients: str = "analytic") -> dict[str, float]:  # fmt: skip
     """`marl train` of IPPO with JaxMARL's settings (and `args`) in a fresh process, on core 0
-    if `pin`; CPU and wall seconds."""
+    if `pin`, its PPO gradient `gradients` (analytic or autograd); CPU and wall seconds."""
     out.parent.mkdir(parents=True, exist_ok=True)
     run_file = out.parent / f"{out.name}.toml"
-    config = {**SAME_SETTINGS, "backend": backend}
+    config = {**SAME_SETTINGS, "backend": backend, "gradients": gradients}
     record = {"algo": "ippo", "env": ENV_ID, "steps": steps, "seed": seed,
               "env_kwargs": ENV_KWARGS, "config": config}  # fmt: skip
     run_file.write_bytes(tomli_w.dumps(record).encode())
@@ -106,20 +107,22 @@ def jaxmarl_run(clone: Path, steps: int, seed: int) -> dict[str, float]:
             "env_steps": steps // ROLLOUT * ROLLOUT}  # fmt: skip
 
 
-def marl_row(backend: str, steps: int, seed: int, out: Path) -> tuple:
+def marl_row(backend: str, gradients: str, steps: int, seed: int, out: Path) -> tuple:
     """marl's fixed cost (one update), then its whole budget, then the greedy return."""
+    name = f"{backend}-{gradients}"
     with LoadMeter() as load:
-        fixed = marl_run(backend, ROLLOUT, seed, out / f"{backend}-fixed")
-        full = marl_run(backend, steps, seed, out / f"{backend}-full")
+        fixed = marl_run(backend, ROLLOUT, seed, out / f"{name}-fixed", gradients=gradients)
+        full = marl_run(backend, steps, seed, out / f"{name}-full", gradients=gradients)
     train_cpu = full["cpu_s"] - fixed["cpu_s"]
     trained = full["env_steps"] - fixed["env_steps"]
-    print(f"marl {backend}: fixed cost (imports, building, compiling, 1 update) "
-          f"{fixed['cpu_s']:.1f} s CPU; whole run {full['cpu_s']:.1f} s CPU, "
+    print(f"marl {backend}, {gradients} gradients: fixed cost (imports, building, compiling, "
+          f"1 update) {fixed['cpu_s']:.1f} s CPU; whole run {full['cpu_s']:.1f} s CPU, "
           f"{full['wall_s']:.1f} s wall", flush=True)  # fmt: skip
-    ret = evaluate_greedy(out / f"{backend}-full")
+    ret = evaluate_greedy(out / f"{name}-full")
     what = {"batched": "eager torch MPE", "compiled": "MPE step compiled"}[backend]
-    return (f"marl IPPO ({what})", full["env_steps"], full["wall_s"], full["cpu_s"],
-            trained / train_cpu, full["env_steps"] / full["cpu_s"], ret, load.mean)  # fmt: skip
+    rates = (trained / train_cpu, full["env_steps"] / full["cpu_s"])
+    return (f"marl IPPO ({what}, {gradients} gradients)", full["env_steps"], full["wall_s"],
+            full["cpu_s"], *rates, ret, load.mean)  # fmt: skip
 
 
 def main() -> None:
@@ -132,6 +135,8 @@ def main() -> None:
     parser.add_argument("--skip-jaxmarl", action="store_true")
     parser.add_argument("--backends", nargs="+", default=["batched", "compiled"],
                         choices=["batched", "compiled"], help="marl's env backends")  # fmt: skip
+    parser.add_argument("--gradients", nargs="+", default=["analytic"],
+                        choices=["analytic", "autograd"], help="marl's PPO gradient")  # fmt: skip
     args = parser.parse_args()
     rows = []
     if not args.skip_jaxmarl:
@@ -149,7 +154,8 @@ def main() -> None:
                      full["cpu_s"], steps / train_cpu, full["env_steps"] / full["cpu_s"],
                      float("nan"), load.mean))  # fmt: skip
     for backend in args.backends:
-        rows.append(marl_row(backend, args.steps, args.seed, args.out))
+        for gradients in args.gradients:
+            rows.append(marl_row(backend, gradients, args.steps, args.seed, args.out))
     print(f"\nsimple_spread {ENV_KWARGS}, 16 envs x 128 steps, 4 epochs x 4 minibatches, "
           f"64-unit tanh MLPs, seed {args.seed}, one CPU thread each\n")  # fmt: skip
     print(
