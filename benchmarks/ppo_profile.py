@@ -104,7 +104,7 @@ def instrument(trainer: Any) -> None:
     learner_mod.make_batch = timer("make_batch", learner_mod.make_batch)
     learner_mod.update = timer("update", learner_mod.update)
     loss_mod.ppo_loss = timer("ppo_loss", loss_mod.ppo_loss)
-    loss_mod.autograd = timer("gradients", loss_mod.autograd)
+    loss_mod.autograd_gradients = timer("gradients", loss_mod.autograd_gradients)
     analytic.minibatch_gradients = timer("gradients", analytic.minibatch_gradients)
     clip = loss_mod.torch.nn.utils.clip_grad_norm_
     loss_mod.torch.nn.utils.clip_grad_norm_ = timer("clip_grad_norm", clip)

@@ -135,15 +135,16 @@ def train_pair(algo: str, steps: int, k: int, config: dict[str, Any], threads: i
     )
 
 
-def commands(k: int, steps: int, backend: str, procs: int) -> None:
+def commands(k: int, steps: int, backend: str, procs: int, gradients: str) -> None:
     """`marl train` with one seed, then with `--seeds K`, each a fresh command as a user
     types it (imports, spawning, building and checkpoints inside the wall clock)."""
     with tempfile.TemporaryDirectory() as tmp:
         runs = {n: marl_run(backend, steps, 0, Path(tmp) / f"x{n}", pin=False,
-                            args=("--seeds", str(n), "--procs", str(procs)) if n > 1 else ())
+                            args=("--seeds", str(n), "--procs", str(procs)) if n > 1 else (),
+                            gradients=gradients)
                 for n in (1, k)}  # fmt: skip
     print(f"\ncommands: marl train ippo, {steps:,} env steps per seed, backend {backend}, "
-          f"--procs {procs}")  # fmt: skip
+          f"--procs {procs}, {gradients} gradients")  # fmt: skip
     print("| seeds | wall | CPU (all processes) |\n|--:|--:|--:|")
     for n, r in runs.items():
         print(f"| {n} | {r['wall_s']:.1f} s | {r['cpu_s']:.1f} s |")
@@ -243,10 +244,13 @@ def main() -> None:
     p.add_argument("--drift", type=int, default=0, metavar="N", help="iterations of drift")
     p.add_argument("--split", type=int, default=0, metavar="G", help="groups at once")
     p.add_argument("--backend", choices=("batched", "compiled"), help="the env backend")
+    p.add_argument("--gradients", choices=("analytic", "autograd"), help="PPO's gradient")
     args = p.parse_args()
     config = run_file(args.config, ("mappo", "ippo")) if args.config else dict(SAME_SETTINGS)
     if args.backend:
         config["backend"] = args.backend
+    if args.gradients:
+        config["gradients"] = args.gradients
     omp = os.environ.get("OMP_NUM_THREADS")
     print(f"threads: {torch.get_num_threads()}, OMP_NUM_THREADS={omp}, "
           f"load average at start {os.getloadavg()[0]:.1f}", flush=True)  # fmt: skip
@@ -255,7 +259,8 @@ def main() -> None:
     if args.train:
         train_pair(args.algo, args.steps, args.seeds, config, args.threads, args.procs)
     if args.commands:
-        commands(args.seeds, args.steps, config.get("backend", "batched"), args.procs)
+        backend, gradients = config.get("backend", "batched"), config.get("gradients", "analytic")
+        commands(args.seeds, args.steps, backend, args.procs, gradients)
     if args.drift:
         drift(args.algo, args.drift, config)
     if args.split:

@@ -1,6 +1,7 @@
 """PPO-family learner: masks, heads, parameter sharing, dead agents, learning, exact resume."""
 
 import dataclasses
+from types import SimpleNamespace
 
 import gymnasium
 import numpy as np
@@ -15,6 +16,7 @@ from marl.core.seeding import torch_generator
 from marl.envs import vec_spec
 from marl.envs.types import VecStep
 from marl.learners import ppo
+from marl.learners.ppo import numerics as nx
 from marl.learners.ppo import rollout as rollout_mod
 from marl.learners.ppo.nets import AgentGroups, DivergedError, mask_logits, sample_categorical
 
@@ -391,35 +393,101 @@ GRADIENT_CASES = {
 }
 
 
-@pytest.mark.parametrize("case", list(GRADIENT_CASES))
-def test_analytic_gradients_are_autograds(case):
-    """The closed-form minibatch gradient equals autograd's on `ppo_loss` (float32
-    rounding apart), and so do the stats, with masked actions, a dead agent, two groups,
-    and log-probs and values moved so that both clips cut on both sides."""
-    learner = _learner(**GRADIENT_CASES[case]).learner
+def _cue_batch(learner, moved: bool):
+    """A flattened rollout of the cue env; `moved`: log-probs and values shifted by noise
+    (as after some updates) so that both clips cut, else as collected (ratio 1, V = old V:
+    the ties of the losses' min and max)."""
     env = CueVecEnv(num_envs=4)
     rollout, _, _ = rollout_mod.collect(
         learner.net, env, learner.start(env, seed=0), learner.config.rollout_len
     )
     batch, _, _ = rollout_mod.make_batch(rollout, learner.config, learner.groups, learner.moments)
+    batch = ppo.loss.flatten_time(batch)
+    if not moved:
+        return batch
     noise = torch.Generator().manual_seed(1)
-    batch = ppo.loss.flatten_time(batch)._replace(
-        log_probs=batch.log_probs.reshape(1, -1, 3) + torch.randn(1, 64, 3, generator=noise),
-        values=batch.values.reshape(1, -1, 3) + torch.randn(1, 64, 3, generator=noise),
-    )
-    cfg, params = learner.config, list(learner.net.parameters())
-    assert ppo.analytic.applies(learner.net, cfg)
-    stats = ppo.loss.autograd(learner.net, batch, cfg)
-    expected = [p.grad.clone() for p in params]
-    analytic_stats = ppo.analytic.minibatch_gradients(learner.net, batch, cfg)
-    for (name, p), grad in zip(learner.net.named_parameters(), expected, strict=True):
-        assert grad.abs().max() > 0, name
-        assert torch.allclose(p.grad, grad, rtol=1e-4, atol=1e-7), name
+    shift = [torch.randn(batch.values.shape, generator=noise) for _ in range(2)]
+    return batch._replace(log_probs=batch.log_probs + shift[0], values=batch.values + shift[1])
+
+
+def _assert_analytic_is_autograd(learner, batch):
+    """Every parameter's gradient and every stat, analytic against autograd."""
+    net, cfg = learner.net, learner.config
+    assert ppo.analytic.applies(net, cfg)
+    stats = ppo.loss.autograd_gradients(net, batch, cfg)
+    expected = {name: p.grad.clone() for name, p in net.named_parameters()}
+    net.zero_grad()
+    analytic_stats = ppo.analytic.minibatch_gradients(net, batch, cfg)
+    for name, p in net.named_parameters():
+        assert expected[name].abs().max() > 0 and p.grad is not None, name
+        assert torch.allclose(p.grad, expected[name], rtol=1e-5, atol=1e-8), name
     assert analytic_stats.keys() == stats.keys()
     for key, value in stats.items():
-        assert torch.allclose(analytic_stats[key], value, rtol=1e-5, atol=1e-7), key
-    clip_frac = float(stats["clip_frac"])
-    assert 0.1 < clip_frac < 0.9  # the policy clip cuts some samples and passes others
+        assert torch.allclose(analytic_stats[key], value, rtol=1e-5, atol=1e-8), key
+
+
+@pytest.mark.parametrize("case", list(GRADIENT_CASES))
+def test_analytic_gradients_are_autograds(case):
+    """The closed-form minibatch gradient equals autograd's on `ppo_loss` (float32
+    rounding apart), and so do the stats, with masked actions, a dead agent, two groups,
+    and log-probs and values moved so that both clips cut and both pass, for advantages
+    of both signs."""
+    learner = _learner(**GRADIENT_CASES[case]).learner
+    batch = _cue_batch(learner, moved=True)
+    alive, clip = batch.alive, learner.config.clip
+    with torch.no_grad():
+        moved = (learner.net.values(batch.obs, batch.state) - batch.values).abs()
+    for cuts in ((moved > clip) & alive, (moved <= clip) & alive):
+        assert cuts.any()  # the value clip cuts some samples and passes others
+    assert (batch.advantages[alive] > 0).any() and (batch.advantages[alive] < 0).any()
+    _assert_analytic_is_autograd(learner, batch)
+    stats = ppo.loss.autograd_gradients(learner.net, batch, learner.config)
+    assert 0.1 < float(stats["clip_frac"]) < 0.9  # so does the policy clip
+
+
+def test_analytic_gradients_at_the_losses_ties():
+    """On the rollout as collected (ratio exactly 1, values exactly the old ones) the min
+    and the max of the clipped losses tie everywhere; autograd splits their gradient and
+    so does the closed form."""
+    learner = _learner(critic="state").learner
+    batch = _cue_batch(learner, moved=False)
+    with torch.no_grad():
+        values = learner.net.values(batch.obs, batch.state)
+    assert torch.equal(values, batch.values)
+    _assert_analytic_is_autograd(learner, batch)
+
+
+def test_value_loss_gradient_splits_ties_as_autograd():
+    """Hand-made values: inside the clip, clipped, and the tie of the two squared errors
+    with the value clipped (V 1, old 0, R 0.625, clip 0.25: both errors 0.375 in size),
+    where torch.maximum's gradient goes half to each side."""
+    values = torch.tensor([1.0, 0.1, -0.6, 0.3], requires_grad=True)
+    old, returns = torch.tensor([0.0, 0.0, 0.0, 0.2]), torch.tensor([0.625, 1.0, 0.5, -1.0])
+    batch = SimpleNamespace(values=old, returns=returns)
+    for clip_value_loss in (True, False):
+        cfg = ppo.PPOConfig(clip=0.25, clip_value_loss=clip_value_loss)
+        clip = cfg.clip if clip_value_loss else None
+        (expected,) = torch.autograd.grad(nx.value_loss(values, old, returns, clip).sum(), values)
+        loss, grad = ppo.analytic.value_loss_gradient(values.detach(), batch, cfg)
+        assert torch.allclose(loss, nx.value_loss(values, old, returns, clip))
+        assert torch.allclose(grad, expected), (clip_value_loss, grad, expected)
+        if clip_value_loss:  # the tie: half of the unclipped error's 0.375
+            assert float(grad[0]) == pytest.approx(0.1875)
+
+
+def test_an_update_with_analytic_gradients_is_autograds():
+    """Two epochs of minibatch steps (clipping, Adam) from the same start: the same weights
+    to float32 rounding; a wrong gradient would move them by about the learning rate."""
+    nets = {}
+    for gradients in ("analytic", "autograd"):
+        learner = _learner(critic="state", gradients=gradients, epochs=2).learner
+        start = {name: p.clone() for name, p in learner.net.named_parameters()}
+        batch = _cue_batch(learner, moved=False)
+        ppo.update(learner.net, learner.optimizer, batch, learner.config, torch_generator(0))
+        nets[gradients] = dict(learner.net.named_parameters())
+    for name, weight in nets["autograd"].items():
+        assert (weight - start[name]).abs().max() > 1e-4, name
+        assert torch.allclose(nets["analytic"][name], weight, rtol=0, atol=1e-6), name
 
 
 def test_autograd_is_used_where_the_gradient_is_not_written_out():
@@ -428,5 +496,9 @@ def test_autograd_is_used_where_the_gradient_is_not_written_out():
         assert not ppo.analytic.applies(learner.net, learner.config)
     continuous = _learner(env=CueVecEnv(num_envs=4, continuous=True)).learner
     assert not ppo.analytic.applies(continuous.net, continuous.config)
+    other = _learner().learner  # a layer the closed form does not know: autograd's job
+    assert ppo.analytic.applies(other.net, other.config)
+    other.net.nets[0].body[1] = torch.nn.ReLU()
+    assert not ppo.analytic.applies(other.net, other.config)
     with pytest.raises(ConfigError, match="gradients"):
         ppo.PPOConfig(gradients="jax").validate()

@@ -54,9 +54,10 @@ class PPOConfig:
     recurrent: bool = False
     """GRU actor (the critic stays feedforward); minibatches are whole env sequences."""
     gradients: Literal["analytic", "autograd"] = "analytic"
-    """How a minibatch's gradient is computed: analytic = written out for the feedforward
-    discrete-action case (1.5x faster a step; the same gradient to float rounding; recurrent
-    or continuous actors use autograd anyway), autograd = torch's autograd."""
+    """How a minibatch's gradient is computed: analytic = written out for feedforward tanh
+    MLPs with discrete actions, `--seeds` too (the same gradient to float32 rounding, 0.75x
+    autograd's cost a step; recurrent or continuous actors use autograd anyway), autograd =
+    torch's autograd (what runs before this option was added did, to the bit)."""
     backend: str = "auto"
     """Vector-env backend passed to marl.make_vec (auto, sync, process, batched, compiled);
     auto is the batched torch MPE for mpe/ ids whose kwargs it takes, else sync; compiled

@@ -56,7 +56,9 @@ def flatten_time(batch: Batch) -> Batch:
     return Batch(**{**flat, "hidden": hidden})
 
 
-def autograd(net: MultiAgentActorCritic, batch: Batch, cfg: PPOConfig) -> dict[str, Tensor]:
+def autograd_gradients(
+    net: MultiAgentActorCritic, batch: Batch, cfg: PPOConfig
+) -> dict[str, Tensor]:
     """Set every parameter's `.grad` to `ppo_loss`'s gradient on `batch` by autograd;
     returns the loss stats."""
     loss, stats = ppo_loss(net, batch, cfg)
@@ -77,7 +79,9 @@ def update(
         batch = flatten_time(batch)
     num = batch.starts.shape[1]
     params = list(net.parameters())
-    minibatch_gradients = analytic.minibatch_gradients if analytic.applies(net, cfg) else autograd
+    minibatch_gradients = (
+        analytic.minibatch_gradients if analytic.applies(net, cfg) else autograd_gradients
+    )
     totals: dict[str, Tensor] = {}
     for _ in range(cfg.epochs):
         order = torch.randperm(num, generator=generator, device=generator.device)

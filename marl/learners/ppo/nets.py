@@ -50,6 +50,21 @@ def mlp(
     return nn.Sequential(*layers)
 
 
+class GroupedLinear(nn.Module):
+    """K linear layers of one shape as one: `weight [K, out, in]`, `bias [K, out]`; input
+    `[K, ..., in]`, row block k through layer k, by one batched matmul (`baddbmm`)."""
+
+    def __init__(self, layers: Sequence[nn.Linear]):
+        super().__init__()
+        self.weight = nn.Parameter(torch.stack([layer.weight.detach() for layer in layers]))
+        self.bias = nn.Parameter(torch.stack([layer.bias.detach() for layer in layers]))
+
+    def forward(self, x: Tensor) -> Tensor:
+        flat = x.reshape(x.shape[0], -1, x.shape[-1])
+        y = torch.baddbmm(self.bias[:, None], flat, self.weight.transpose(1, 2))
+        return y.reshape(*x.shape[:-1], y.shape[-1])
+
+
 class AgentGroups:
     """Agents split into groups that share one network (a team, or a single agent).
 

@@ -12,7 +12,9 @@ What keeps the runs independent: per-seed generators for actions (the carry hold
 minibatch permutations (each run's LEARN stream) and env resets (per-block seeds); per-seed
 value-norm moments; the loss is the sum of the K losses (no gradient crosses seeds);
 gradient-norm clipping per seed; and one Adam over stacked parameters, which is elementwise
-and so K Adams. Only the arithmetic of a batched matmul may differ in the last bits from a
+and so K Adams. The minibatch gradient is `analytic`'s closed form over the grouped layers
+(its reductions per seed under vmap), or autograd of the summed losses with `gradients =
+"autograd"`. Only the arithmetic of a batched matmul may differ in the last bits from a
 single run's (docs/speed.md measures by how much).
 """
 
@@ -30,6 +32,7 @@ from marl.core.config import ConfigError, config_to_dict
 from marl.core.learner import across_seeds, check_seeds, mean_returns
 from marl.core.seeding import torch_generator
 from marl.core.spec import VecSpec
+from marl.learners.ppo import analytic
 from marl.learners.ppo import numerics as nx
 from marl.learners.ppo.config import PPOConfig
 from marl.learners.ppo.learner import Experience, PPOLearner
@@ -37,6 +40,7 @@ from marl.learners.ppo.loss import ppo_objective
 from marl.learners.ppo.nets import (
     ActorCritic,
     ActorPolicy,
+    GroupedLinear,
     MultiAgentActorCritic,
     categorical_log_prob,
     categorical_log_prob_entropy,
@@ -56,21 +60,6 @@ from marl.learners.ppo.rollout import (
     per_group,
     rollout_to,
 )
-
-
-class GroupedLinear(nn.Module):
-    """K linear layers of one shape as one: `weight [K, out, in]`, `bias [K, out]`; input
-    `[K, ..., in]`, row block k through layer k, by one batched matmul (`baddbmm`)."""
-
-    def __init__(self, layers: Sequence[nn.Linear]):
-        super().__init__()
-        self.weight = nn.Parameter(torch.stack([layer.weight.detach() for layer in layers]))
-        self.bias = nn.Parameter(torch.stack([layer.bias.detach() for layer in layers]))
-
-    def forward(self, x: Tensor) -> Tensor:
-        flat = x.reshape(x.shape[0], -1, x.shape[-1])
-        y = torch.baddbmm(self.bias[:, None], flat, self.weight.transpose(1, 2))
-        return y.reshape(*x.shape[:-1], y.shape[-1])
 
 
 def grouped(nets: Sequence[MultiAgentActorCritic]) -> MultiAgentActorCritic:
@@ -402,6 +391,7 @@ def seeds_update(
     k, num = batch.starts.shape[:2]
     offsets = torch.arange(k, device=batch.starts.device)[:, None] * num
     params = list(net.params.values())
+    gradients = _analytic if analytic.applies(net.net, cfg) else _autograd
     totals: dict[str, Tensor] = {}
     for _ in range(cfg.epochs):
         orders = torch.stack(
@@ -412,9 +402,7 @@ def seeds_update(
             minibatch = Batch(
                 *(_take(x, rows, k, name != "hidden") for name, x in batch._asdict().items())
             )
-            loss, stats = net.loss(minibatch, cfg)
-            optimizer.zero_grad()
-            loss.sum().backward()
+            stats = gradients(net, minibatch, cfg)
             stats["grad_norm"] = clip_per_seed(params, cfg.max_grad_norm)
             optimizer.step()
             for key, value in stats.items():
@@ -422,6 +410,19 @@ def seeds_update(
     steps = cfg.epochs * cfg.minibatches
     means = {key: (value / steps).tolist() for key, value in totals.items()}
     return [{key: values[i] for key, values in means.items()} for i in range(k)]
+
+
+def _autograd(net: StackedNet, batch: Batch, cfg: PPOConfig) -> dict[str, Tensor]:
+    """Each seed's `ppo_loss` gradient on its minibatch, by autograd of their sum."""
+    loss, stats = net.loss(batch, cfg)
+    net.net.zero_grad()
+    loss.sum().backward()
+    return stats
+
+
+def _analytic(net: StackedNet, batch: Batch, cfg: PPOConfig) -> dict[str, Tensor]:
+    """Each seed's `ppo_loss` gradient on its minibatch, in closed form (`analytic`)."""
+    return analytic.minibatch_gradients(net.net, batch, cfg)
 
 
 def _take(x: Tensor, rows: Tensor, k: int, time_axis: bool) -> Tensor:
