@@ -42,6 +42,20 @@ def cpu_ms(fn: Callable[[], Any], repeats: int) -> float:
     return (time.process_time() - start) / repeats * 1e3
 
 
+def speed_probe() -> str:
+    """One line that says how fast this machine runs now, for figures taken at different
+    times: the CPU time of a fixed product (1,536 x 64 by 64 x 64, then tanh: arithmetic)
+    and of a tiny eager op (an add of 48 floats: dispatch), one thread, best of 5 rounds.
+    The host of this project's VM changed both by up to 1.6x within an afternoon at a load
+    average of about 1, which the load average does not show."""
+    generator = torch.Generator().manual_seed(0)
+    a, w = (torch.randn(n, 64, generator=generator) for n in (1536, 64))
+    x = torch.randn(48, generator=generator)
+    product = min(cpu_ms(lambda: torch.tanh(a @ w), 200) for _ in range(5))
+    tiny = min(cpu_ms(lambda: x + x, 2000) for _ in range(5))
+    return f"speed probe: matmul+tanh {1e3 * product:.0f} us, tiny op {1e3 * tiny:.2f} us"
+
+
 class LoadMeter:
     """Samples the 1-minute load average every few seconds while a block runs."""
 

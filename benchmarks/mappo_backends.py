@@ -26,7 +26,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from _spread import ENV_ID, ENV_KWARGS, EVAL_EPISODES, EVAL_SEED, LoadMeter, run_file
+from _spread import ENV_ID, ENV_KWARGS, EVAL_EPISODES, EVAL_SEED, LoadMeter, run_file, speed_probe
 
 from marl.algorithms import local_trainer, make_config
 from marl.core.device import get_device
@@ -86,10 +86,12 @@ def main() -> None:
     parser.add_argument("--algo", default="mappo", choices=["mappo", "ippo", "ppo"])
     parser.add_argument("--config", type=Path, default=Path("envs/mappo_spread.toml"))
     args = parser.parse_args()
+    print(speed_probe(), "(start)", flush=True)
     config = run_file(args.config, (args.algo,))
     with ProcessPoolExecutor(len(args.backends)) as pool:
         futures = [pool.submit(race, backend, config, args) for backend in args.backends]
         rows = [f.result() for f in futures]
+    print(speed_probe(), "(end)", flush=True)
     print(f"\n{args.algo} {args.config} {ENV_ID} {ENV_KWARGS}, seed {args.seed}: "
           f"wall-clock and CPU (evaluation excluded) "
           f"until the greedy return over {args.eval_episodes} episodes first reaches "

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from _spread import ENV_ID, ENV_KWARGS, cpu_ms
+from _spread import ENV_ID, ENV_KWARGS, cpu_ms, speed_probe
 from torch import Tensor, nn
 
 import marl.learners.ppo.learner as learner_mod
@@ -210,6 +210,7 @@ def main() -> None:
     )
     parser.add_argument("--set", nargs="*", default=[], help="extra config key=value")
     args = parser.parse_args()
+    print(speed_probe(), "(start)", flush=True)
     overrides = dict(kv.split("=", 1) for kv in args.set)
     config = {"backend": args.backend, "num_envs": 16, "rollout_len": 128, "epochs": 4,
               "minibatches": 4, "hidden": (64, 64), "lr": 2.5e-4}  # fmt: skip

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from _spread import ENV_ID, ENV_KWARGS, LoadMeter, cpu_ms, run_file
+from _spread import ENV_ID, ENV_KWARGS, LoadMeter, cpu_ms, run_file, speed_probe
 from spread_vs_jaxmarl import ROLLOUT, SAME_SETTINGS, marl_run
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
@@ -246,6 +246,7 @@ def main() -> None:
     p.add_argument("--backend", choices=("batched", "compiled"), help="the env backend")
     p.add_argument("--gradients", choices=("analytic", "autograd"), help="PPO's gradient")
     args = p.parse_args()
+    print(speed_probe(), "(start)", flush=True)
     config = run_file(args.config, ("mappo", "ippo")) if args.config else dict(SAME_SETTINGS)
     if args.backend:
         config["backend"] = args.backend
@@ -265,6 +266,7 @@ def main() -> None:
         drift(args.algo, args.drift, config)
     if args.split:
         split(args.algo, args.seeds, args.split, config, args.steps // ROLLOUT)
+    print(speed_probe(), "(end)", flush=True)
 
 
 if __name__ == "__main__":

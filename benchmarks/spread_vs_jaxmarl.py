@@ -39,7 +39,7 @@ import time
 from pathlib import Path
 
 import tomli_w
-from _spread import ENV_ID, ENV_KWARGS, LoadMeter, evaluate_greedy
+from _spread import ENV_ID, ENV_KWARGS, LoadMeter, evaluate_greedy, speed_probe
 
 SCRIPT = "baselines/IPPO/ippo_ff_mpe.py"
 ROLLOUT = 16 * 128  # JaxMARL's NUM_ENVS x NUM_STEPS: env steps per update
@@ -138,6 +138,7 @@ def main() -> None:
     parser.add_argument("--gradients", nargs="+", default=["analytic"],
                         choices=["analytic", "autograd"], help="marl's PPO gradient")  # fmt: skip
     args = parser.parse_args()
+    print(speed_probe(), "(start)", flush=True)
     rows = []
     if not args.skip_jaxmarl:
         if not (args.jaxmarl / SCRIPT).is_file():
@@ -156,6 +157,7 @@ def main() -> None:
     for backend in args.backends:
         for gradients in args.gradients:
             rows.append(marl_row(backend, gradients, args.steps, args.seed, args.out))
+    print(speed_probe(), "(end)", flush=True)
     print(f"\nsimple_spread {ENV_KWARGS}, 16 envs x 128 steps, 4 epochs x 4 minibatches, "
           f"64-unit tanh MLPs, seed {args.seed}, one CPU thread each\n")  # fmt: skip
     print(
