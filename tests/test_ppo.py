@@ -496,9 +496,20 @@ def test_autograd_is_used_where_the_gradient_is_not_written_out():
         assert not ppo.analytic.applies(learner.net, learner.config)
     continuous = _learner(env=CueVecEnv(num_envs=4, continuous=True)).learner
     assert not ppo.analytic.applies(continuous.net, continuous.config)
-    other = _learner().learner  # a layer the closed form does not know: autograd's job
-    assert ppo.analytic.applies(other.net, other.config)
-    other.net.nets[0].body[1] = torch.nn.ReLU()
-    assert not ppo.analytic.applies(other.net, other.config)
+
+    class OwnLinear(torch.nn.Linear):  # a forward the closed form would not follow
+        pass
+
+    changes = [  # a layer the closed form does not know, or tanh where it expects none
+        lambda sub: sub.body.__setitem__(1, torch.nn.ReLU()),
+        lambda sub: sub.body.append(torch.nn.Linear(32, 32)),
+        lambda sub: sub.critic.append(torch.nn.Tanh()),
+        lambda sub: setattr(sub, "head", OwnLinear(32, 3)),
+    ]
+    for change in changes:
+        other = _learner().learner
+        assert ppo.analytic.applies(other.net, other.config)
+        change(other.net.nets[0])
+        assert not ppo.analytic.applies(other.net, other.config)
     with pytest.raises(ConfigError, match="gradients"):
         ppo.PPOConfig(gradients="jax").validate()

@@ -16,6 +16,7 @@ from marl.core.learner import interval95
 from marl.envs.mpe import make_batched
 from marl.envs.vector import make_vec, vec_spec
 from marl.learners.ppo import PPOLearner, SeedsLearner
+from marl.learners.ppo import seeds as seeds_mod
 from marl.run.loop import RunSpec, default_out, resume, train
 from marl.run.metrics import read_metrics, seed_band
 from marl.run.seed_procs import SeedProcessError, SeedProcesses, merge_stats, seed_blocks
@@ -116,6 +117,41 @@ def test_seeds_analytic_gradients_train_as_autograds(variant):
         for name, initial in PPOLearner(spec, small(algo, **changes), k).net.named_parameters():
             assert not torch.equal(autograd[name], initial), name  # the update moved it
             assert torch.allclose(analytic[name], autograd[name], rtol=0, atol=1e-6), name
+
+
+@pytest.mark.parametrize("variant", ["ippo", "mappo", "per-agent nets"])
+def test_seeds_analytic_minibatch_gradient_is_autograds(variant, monkeypatch):
+    """On one minibatch of a 3-seed run, with each seed's own dead agents and log-probs and
+    values moved so the clips cut: every stacked gradient and every per-seed stat equals
+    autograd's. (A per-seed factor, e.g. one seed's count used for all, would be missed by
+    training alone: Adam and the norm clip cancel it.)"""
+    algo, env_id, changes, env_kwargs = VARIANTS[variant]
+    spec = vec_spec(env_id, backend="batched", **env_kwargs)
+    trainer = seeds_trainer(algo, spec, small(algo, **changes), [0, 1, 2])
+    caught, analytic = [], seeds_mod._analytic
+
+    def catch(net, batch, cfg):
+        caught.append((net, batch, cfg))
+        return analytic(net, batch, cfg)
+
+    monkeypatch.setattr(seeds_mod, "_analytic", catch)
+    trainer.iterate()
+    net, batch, cfg = caught[0]
+    noise = torch.Generator().manual_seed(0)
+    alive = torch.rand(batch.alive.shape, generator=noise) > 0.2
+    batch = batch._replace(
+        alive=alive,
+        log_probs=batch.log_probs + torch.randn(batch.log_probs.shape, generator=noise),
+        values=batch.values + torch.randn(batch.values.shape, generator=noise),
+    )
+    stats = seeds_mod._autograd(net, batch, cfg)
+    expected = {name: p.grad.clone() for name, p in net.params.items()}
+    got = analytic(net, batch, cfg)
+    for name, p in net.params.items():
+        assert torch.allclose(p.grad, expected[name], rtol=1e-5, atol=1e-8), name
+    for key, value in stats.items():
+        assert value.shape == (3,) and torch.allclose(got[key], value, rtol=1e-5), key
+    assert (stats["clip_frac"] > 0.1).all()
 
 
 def test_seeds_resume_exactly(tmp_path):

@@ -40,21 +40,22 @@ Layer = nn.Linear | GroupedLinear
 
 def applies(net: MultiAgentActorCritic, cfg: PPOConfig) -> bool:
     """Whether `update` takes the closed-form gradient for `net` (else autograd): asked
-    for, and every group's actor and critic are tanh MLPs with a linear head (no GRU, no
-    log-std, no other layer)."""
+    for, and every group's actor and critic are `mlp`'s tanh MLPs (linear, tanh, ...,
+    linear) as `ActorCritic` builds them: no GRU, no log-std, no other layer."""
     if cfg.gradients != "analytic" or net.continuous:
         return False
     return all(
-        sub.gru is None and _tanh_mlp(sub.body) and _tanh_mlp(sub.critic) for sub in net.nets
+        sub.gru is None and _tanh_mlp([*sub.body, sub.head]) and _tanh_mlp(list(sub.critic))
+        for sub in net.nets
     )
 
 
-def _tanh_mlp(module: nn.Sequential) -> bool:
-    """Whether `module` is linear layers with tanh between them, as `mlp` builds it."""
-    kinds = [type(m) for m in module]
-    linear = (nn.Linear, GroupedLinear)
-    return all(
-        issubclass(kind, linear) if i % 2 == 0 else kind is nn.Tanh for i, kind in enumerate(kinds)
+def _tanh_mlp(layers: list[nn.Module]) -> bool:
+    """Whether `layers` alternate linear and `nn.Tanh`, starting and ending linear."""
+    kinds = [type(m) for m in layers]
+    linear = {nn.Linear, GroupedLinear}
+    return len(kinds) % 2 == 1 and all(
+        kind in linear if i % 2 == 0 else kind is nn.Tanh for i, kind in enumerate(kinds)
     )
 
 
@@ -83,8 +84,10 @@ def mlp_backward(layers: list[Layer], outputs: list[Tensor], grad: Tensor) -> No
     gave."""
     for i in reversed(range(len(layers))):
         layer = layers[i]
-        layer.weight.grad = grad.transpose(-1, -2) @ outputs[i]
-        layer.bias.grad = grad.sum(-2)
+        if layer.weight.requires_grad:  # a frozen layer keeps no gradient, as with autograd
+            layer.weight.grad = grad.transpose(-1, -2) @ outputs[i]
+        if layer.bias.requires_grad:
+            layer.bias.grad = grad.sum(-2)
         if i:  # aten's fused grad * (1 - tanh^2), as autograd's tanh node computes it
             grad = torch.ops.aten.tanh_backward(grad @ layer.weight, outputs[i])
 

@@ -55,9 +55,10 @@ class PPOConfig:
     """GRU actor (the critic stays feedforward); minibatches are whole env sequences."""
     gradients: Literal["analytic", "autograd"] = "analytic"
     """How a minibatch's gradient is computed: analytic = written out for feedforward tanh
-    MLPs with discrete actions, `--seeds` too (the same gradient to float32 rounding, 0.75x
-    autograd's cost a step; recurrent or continuous actors use autograd anyway), autograd =
-    torch's autograd (what runs before this option was added did, to the bit)."""
+    MLPs with discrete actions, `--seeds` too (the same gradient to float32 rounding; one
+    seed's step at 0.75x autograd's cost; recurrent or continuous actors use autograd
+    anyway), autograd = torch's autograd (what runs before this option was added did, to
+    the bit)."""
     backend: str = "auto"
     """Vector-env backend passed to marl.make_vec (auto, sync, process, batched, compiled);
     auto is the batched torch MPE for mpe/ ids whose kwargs it takes, else sync; compiled
