@@ -37,7 +37,7 @@ from marl.core.config import ConfigError
 from marl.core.device import set_threads
 from marl.core.learner import across_seeds, check_seeds
 from marl.envs.registry import import_user_modules, user_modules
-from marl.run.seed_runs import block_trainer, seeds_view
+from marl.run.seed_runs import block_trainer, same_env_steps, seeds_view
 
 
 def usable_cores() -> int:
@@ -148,14 +148,7 @@ class SeedProcesses:
         """One iteration of every block; each seed's stats under `seed{k}/` (k: its place
         among all K seeds) and each stat's mean across the K seeds under its own name."""
         replies = self._call("iterate")
-        steps = sorted({int(s) for _, s in replies})
-        if len(steps) > 1:
-            raise ConfigError(
-                f"--seeds: the seed processes are at different env steps after an iteration "
-                f"({steps}), so their seeds cannot share one metrics row; train them as "
-                "separate runs (`marl train --seed S`)"
-            )
-        self._env_steps = steps[0]
+        self._env_steps = same_env_steps([s for _, s in replies], "the seed processes")
         self.iteration += 1
         return merge_stats([stats for stats, _ in replies], [len(b) for b in self.blocks])
 

@@ -15,7 +15,7 @@ apart is stopped with an error that says so.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from marl.algorithms import SEEDED, learner_module, local_trainer, seeds_trainer
@@ -35,6 +35,19 @@ def check_seedable(algo: str, seeds: int) -> None:
             f"seeds cannot train in step; run one seed per `marl train --seed S` (--seeds K "
             f"works with every algorithm but {', '.join(UNALIGNED)})"
         )
+
+
+def same_env_steps(steps: Iterable[int], who: str) -> int:
+    """The one env-step count the seeds' runs (`who`) are at after an iteration; refused
+    when they differ: their seeds could not share one metrics row."""
+    counts = sorted({int(s) for s in steps})
+    if len(counts) > 1:
+        raise ConfigError(
+            f"--seeds: {who} are at different env steps after an iteration ({counts}), so "
+            "they cannot share one metrics row; train them as separate runs (`marl train "
+            "--seed S`)"
+        )
+    return counts[0]
 
 
 def batched(algo: str, config: Any) -> bool:
@@ -114,14 +127,8 @@ class RunsTrainer:
     def iterate(self) -> dict[str, float]:
         """One iteration of every seed: `seed{k}/` stats and their means across seeds."""
         per_seed = [t.iterate() for t in self.trainers]
-        steps = {t.env_steps for t in self.trainers}
-        if len(steps) > 1:
-            raise ConfigError(
-                f"--seeds: {self.algo}'s seeds are at different env steps after an iteration "
-                f"({sorted(steps)}), so they cannot share one metrics row; train them as "
-                "separate runs (`marl train --seed S`)"
-            )
-        self.learner.env_steps = steps.pop()
+        steps = [t.env_steps for t in self.trainers]
+        self.learner.env_steps = same_env_steps(steps, f"{self.algo}'s seeds")
         self.iteration += 1
         return across_seeds(per_seed)
 

@@ -110,12 +110,12 @@ def value_loss(values: Tensor, old_values: Tensor, returns: Tensor, clip: float 
 
 def masked_mean(x: Tensor, mask: Tensor) -> Tensor:
     """Mean of `x` over entries where `mask` is true (0 when none are)."""
-    weights = mask.to(x.dtype)
-    return (x * weights).sum() / weights.sum().clamp(min=1.0)
+    return alive_means([x], mask)[0]
 
 
 def alive_means(terms: Sequence[Tensor], alive: Tensor) -> list[Tensor]:
-    """`masked_mean` of each of `terms` over `alive`, the mask's weights made once."""
+    """The mean of each of `terms` over entries where `alive` is true (0 when none are),
+    the mask's weights made once."""
     weights = alive.to(terms[0].dtype)
     count = weights.sum().clamp(min=1.0)
     return [(x * weights).sum() / count for x in terms]
