@@ -1,6 +1,7 @@
 """Shared test settings: one torch thread (the CI machine has two cores)."""
 
 import numpy as np
+import pytest
 import torch
 
 torch.set_num_threads(1)
@@ -97,3 +98,14 @@ def assert_resumes_exactly(make, tmp_path, before: int = 2, after: int = 2) -> l
     nets = (unbroken.learner.net, resumed.learner.net)
     assert all(torch.equal(a, b) for a, b in zip(*(n.parameters() for n in nets), strict=True))
     return expected
+
+
+@pytest.fixture(params=["torch", "sigmoid"])
+def tanh_form(request, monkeypatch):
+    """Each of the PPO family's tanh forms (`activation`), at every block size, whatever
+    this CPU picks."""
+    from marl.learners.ppo import activation
+
+    monkeypatch.setattr(activation, "BY_SIGMOID", request.param == "sigmoid")
+    monkeypatch.setattr(activation, "SMALLEST", 0)
+    return request.param

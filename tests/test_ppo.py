@@ -427,11 +427,11 @@ def _assert_analytic_is_autograd(learner, batch):
 
 
 @pytest.mark.parametrize("case", list(GRADIENT_CASES))
-def test_analytic_gradients_are_autograds(case):
+def test_analytic_gradients_are_autograds(case, tanh_form):
     """The closed-form minibatch gradient equals autograd's on `ppo_loss` (float32
     rounding apart), and so do the stats, with masked actions, a dead agent, two groups,
     and log-probs and values moved so that both clips cut and both pass, for advantages
-    of both signs."""
+    of both signs; with either form of tanh."""
     learner = _learner(**GRADIENT_CASES[case]).learner
     batch = _cue_batch(learner, moved=True)
     alive, clip = batch.alive, learner.config.clip
@@ -504,6 +504,7 @@ def test_autograd_is_used_where_the_gradient_is_not_written_out():
         lambda sub: sub.body.__setitem__(1, torch.nn.ReLU()),
         lambda sub: sub.body.append(torch.nn.Linear(32, 32)),
         lambda sub: sub.critic.append(torch.nn.Tanh()),
+        lambda sub: sub.body.__setitem__(1, torch.nn.Tanh()),  # not the activation's form
         lambda sub: setattr(sub, "head", OwnLinear(32, 3)),
     ]
     for change in changes:

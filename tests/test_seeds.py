@@ -120,7 +120,7 @@ def test_seeds_analytic_gradients_train_as_autograds(variant):
 
 
 @pytest.mark.parametrize("variant", ["ippo", "mappo", "per-agent nets"])
-def test_seeds_analytic_minibatch_gradient_is_autograds(variant, monkeypatch):
+def test_seeds_analytic_minibatch_gradient_is_autograds(variant, monkeypatch, tanh_form):
     """On one minibatch of a 3-seed run, with each seed's own dead agents and log-probs and
     values moved so the clips cut: every stacked gradient and every per-seed stat equals
     autograd's. (A per-seed factor, e.g. one seed's count used for all, would be missed by

@@ -31,6 +31,7 @@ from torch import Tensor, nn
 from torch.func import vmap
 
 from marl.learners.ppo import numerics as nx
+from marl.learners.ppo.activation import Tanh, tanh_
 from marl.learners.ppo.config import PPOConfig
 from marl.learners.ppo.nets import GroupedLinear, MultiAgentActorCritic, mask_logits
 from marl.learners.ppo.rollout import Batch
@@ -51,11 +52,11 @@ def applies(net: MultiAgentActorCritic, cfg: PPOConfig) -> bool:
 
 
 def _tanh_mlp(layers: list[nn.Module]) -> bool:
-    """Whether `layers` alternate linear and `nn.Tanh`, starting and ending linear."""
+    """Whether `layers` alternate linear and `mlp`'s `Tanh`, starting and ending linear."""
     kinds = [type(m) for m in layers]
     linear = {nn.Linear, GroupedLinear}
     return len(kinds) % 2 == 1 and all(
-        kind in linear if i % 2 == 0 else kind is nn.Tanh for i, kind in enumerate(kinds)
+        kind in linear if i % 2 == 0 else kind is Tanh for i, kind in enumerate(kinds)
     )
 
 
@@ -74,7 +75,7 @@ def mlp_forward(layers: list[Layer], x: Tensor) -> list[Tensor]:
             h = torch.addmm(layer.bias, outputs[-1], layer.weight.t())
         else:  # GroupedLinear's own product
             h = torch.baddbmm(layer.bias[:, None], outputs[-1], layer.weight.transpose(1, 2))
-        outputs.append(h.tanh_() if i < len(layers) - 1 else h)
+        outputs.append(tanh_(h) if i < len(layers) - 1 else h)
     return outputs
 
 

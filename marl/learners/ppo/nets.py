@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from marl.core.seeding import torch_generator
+from marl.learners.ppo.activation import Tanh
 
 ILLEGAL_LOGIT = -1e8  # logit of a masked action: its probability underflows to exactly 0
 CriticInput = Literal["local", "state", "state+agent"]
@@ -37,10 +38,11 @@ def mlp(
     out_dim: int | None,
     generator: torch.Generator,
     out_gain: float = 1.0,
-    activation: type[nn.Module] = nn.Tanh,
+    activation: type[nn.Module] = Tanh,
 ) -> nn.Sequential:
-    """MLP `in_dim -> hidden... -> out_dim` with `activation` between layers (Tanh by default;
-    no output layer when `out_dim` is None)."""
+    """MLP `in_dim -> hidden... -> out_dim` with `activation` between layers (tanh by default,
+    in the form this CPU computes fastest: `activation.Tanh`; no output layer when `out_dim`
+    is None)."""
     layers: list[nn.Module] = []
     for size in hidden:
         layers += [init_linear(nn.Linear(in_dim, size), math.sqrt(2), generator), activation()]
