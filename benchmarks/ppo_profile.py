@@ -17,6 +17,11 @@ gradients="'autograd'"` times autograd's instead, its forward and backward apart
 critic's matrix products and tanh, forward and backward, on the minibatch's rows, alone (no
 loss, no optimizer), for one network and for K stacked ones as `--seeds K` runs them
 (grouped `bmm`), in float32 and, for comparison, bfloat16.
+
+`--tanh-pairs P` instead alternates whole iterations with each form of the activation
+(`marl/learners/ppo/activation.py`: torch's tanh, the sigmoid form) in this one process, P
+pairs, and prints each form's median and minimum CPU ms an iteration: on a host whose speed
+drifts, alternation inside one process compares the two at the same moments.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from __future__ import annotations
 import argparse
 import functools
 import os
+import statistics
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -38,7 +44,7 @@ import marl.learners.ppo.loss as loss_mod
 import marl.learners.ppo.rollout as rollout_mod
 from marl.algorithms import local_trainer, make_config
 from marl.envs import vec_spec
-from marl.learners.ppo import analytic
+from marl.learners.ppo import activation, analytic
 from marl.learners.ppo.nets import MultiAgentActorCritic
 
 TIMES: dict[str, float] = defaultdict(float)
@@ -165,7 +171,7 @@ def bare_mlp_step(
             h = inputs[sizes[0]]
             for i, w in enumerate(net):
                 h = torch.bmm(h, w)
-                h = torch.tanh(h) if i < len(net) - 1 else h
+                h = activation.tanh(h) if i < len(net) - 1 else h
             total = total + h.sum()
         total.backward()
 
@@ -195,6 +201,20 @@ def floor(cfg: Any, spec: Any, net: MultiAgentActorCritic, seeds: int) -> None:
         print(f"| {k} seed{'s' * (k > 1)} | {times[0]:.2f} | {times[1]:.2f} |")
 
 
+def alternate_tanh(trainer: Any, pairs: int) -> None:
+    """Iterations with each tanh form in turn; each form's median and min CPU ms."""
+    times: dict[str, list[float]] = {form: [] for form in activation.CHOICES}
+    for _ in range(pairs):
+        for form in activation.CHOICES:
+            activation.BY_SIGMOID = form == "sigmoid"
+            start = time.process_time()
+            trainer.iterate()
+            times[form].append((time.process_time() - start) * 1e3)
+    for form, ms in times.items():
+        print(f"tanh {form}: median {statistics.median(ms):.1f} ms CPU an iteration, "
+              f"min {min(ms):.1f} ({pairs} iterations alternating)")  # fmt: skip
+
+
 def main() -> None:
     """Build the trainer, warm up one iteration, then time `--iterations`."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -209,6 +229,8 @@ def main() -> None:
         help="then time a minibatch step's bare arithmetic for 1 and K seeds",
     )
     parser.add_argument("--set", nargs="*", default=[], help="extra config key=value")
+    parser.add_argument("--tanh-pairs", type=int, default=0, metavar="P",
+                        help="instead: P pairs of iterations, one per tanh form")  # fmt: skip
     args = parser.parse_args()
     print(speed_probe(), "(start)", flush=True)
     overrides = dict(kv.split("=", 1) for kv in args.set)
@@ -219,6 +241,9 @@ def main() -> None:
     spec = vec_spec(ENV_ID, backend=args.backend, **ENV_KWARGS)
     trainer = local_trainer(args.algo, spec, cfg, seed=0)
     trainer.iterate()  # warm-up: first reset, allocator
+    if args.tanh_pairs:
+        alternate_tanh(trainer, args.tanh_pairs)
+        return
     instrument(trainer)
     iterate = timer("iteration", trainer.iterate)
     start, steps0 = time.perf_counter(), trainer.env_steps

@@ -46,6 +46,7 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from marl.core.seeding import torch_generator
+from marl.learners.ppo import activation
 from marl.learners.ppo.nets import mlp
 
 
@@ -68,7 +69,7 @@ def kernel(k: int, repeats: int) -> None:
     def by_bmm(x: torch.Tensor) -> torch.Tensor:
         for i, (w, b) in enumerate(grouped):
             x = torch.baddbmm(b, x, w)
-            x = torch.tanh(x) if i < len(grouped) - 1 else x
+            x = activation.tanh(x) if i < len(grouped) - 1 else x
         return x
 
     def by_loop(x: torch.Tensor) -> torch.Tensor:

@@ -102,10 +102,8 @@ def assert_resumes_exactly(make, tmp_path, before: int = 2, after: int = 2) -> l
 
 @pytest.fixture(params=["torch", "sigmoid"])
 def tanh_form(request, monkeypatch):
-    """Each of the PPO family's tanh forms (`activation`), at every block size, whatever
-    this CPU picks."""
+    """Each of the PPO family's tanh forms (`activation`), whatever this CPU picks."""
     from marl.learners.ppo import activation
 
     monkeypatch.setattr(activation, "BY_SIGMOID", request.param == "sigmoid")
-    monkeypatch.setattr(activation, "SMALLEST", 0)
     return request.param

@@ -2,8 +2,9 @@
 
 import pytest
 import torch
+from torch.func import jacfwd, jacrev
 
-from marl.learners.ppo import activation
+from marl.learners.ppo import activation, analytic
 from marl.learners.ppo.nets import mlp
 
 
@@ -20,7 +21,7 @@ def test_both_forms_are_tanh(tanh_form):
     """Within 2e-7 of torch.tanh over [-20, 20] (exact where torch's form is used); the
     in-place form gives the same values; the gradient is tanh's `1 - y^2`, to second
     order (float64)."""
-    x = torch.linspace(-20, 20, 400_001)
+    x = torch.linspace(-20, 20, 400_000).reshape(-1, 64)
     y = activation.tanh(x)
     assert torch.equal(activation.tanh_(x.clone()), y)
     error = (y - torch.tanh(x)).abs().max()
@@ -28,18 +29,32 @@ def test_both_forms_are_tanh(tanh_form):
     leaf = x.clone().requires_grad_()
     activation.tanh(leaf).backward(torch.ones_like(x))
     assert torch.equal(leaf.grad, torch.ops.aten.tanh_backward(torch.ones_like(x), y))
-    small = torch.randn(6, 5, dtype=torch.float64, requires_grad=True)
+    small = torch.randn(6, 32, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(activation.tanh, (small,))
     assert torch.autograd.gradgradcheck(activation.tanh, (small,))
 
 
-def test_small_blocks_and_no_grad_take_their_shortcuts(monkeypatch):
-    """Below `SMALLEST` elements torch's one op, whatever the CPU; without autograd the
-    sigmoid form skips its autograd Function (same values)."""
+def test_a_value_does_not_depend_on_its_block(tanh_form):
+    """A seed's values equal whatever block it shares (K seeds stacked, any row count):
+    the sigmoid form takes only contiguous blocks with a last axis of a multiple of 32
+    (all in the kernel's vectorized body); other widths and strided views take torch's."""
+    generator = torch.Generator().manual_seed(0)
+    for width in (64, 50):
+        for rows in (7, 97, 1536):
+            block = torch.randn(4, rows, width, generator=generator)
+            alone = activation.tanh(block[1].clone())
+            assert torch.equal(activation.tanh(block)[1], alone)
+            assert torch.equal(activation.tanh(block[:2])[1], alone)
+    odd, view = torch.randn(97, 50), torch.randn(97, 64)[:, 3:35]
+    expected = torch.tanh(view)
+    assert torch.equal(activation.tanh(odd), torch.tanh(odd))
+    assert torch.equal(activation.tanh(view), expected)
+    assert torch.equal(activation.tanh_(view), expected)
+
+
+def test_without_autograd_the_sigmoid_form_skips_its_function(monkeypatch):
     monkeypatch.setattr(activation, "BY_SIGMOID", True)
-    small = torch.randn(3, activation.SMALLEST // 3 - 1)
-    assert torch.equal(activation.tanh(small), torch.tanh(small))
-    big = torch.randn(2, activation.SMALLEST, requires_grad=True)
+    big = torch.randn(2, 64, requires_grad=True)
     with torch.no_grad():
         plain = activation.tanh(big)
     tracked = activation.tanh(big)
@@ -47,6 +62,20 @@ def test_small_blocks_and_no_grad_take_their_shortcuts(monkeypatch):
     assert torch.equal(plain, tracked) and not torch.equal(plain, torch.tanh(big))
 
 
-def test_mlp_uses_it():
-    net = mlp(3, [8], 2, torch.Generator().manual_seed(0))
+def test_forward_mode_is_tanhs(monkeypatch):
+    monkeypatch.setattr(activation, "BY_SIGMOID", True)
+    x = torch.randn(3, 32, dtype=torch.float64)
+    assert torch.allclose(jacfwd(activation.tanh)(x), jacrev(activation.tanh)(x))
+    assert torch.autograd.gradcheck(
+        activation.tanh, (x.clone().requires_grad_(),), check_forward_ad=True
+    )
+
+
+def test_the_analytic_forward_is_the_modules_to_the_bit(tanh_form):
+    """`analytic.mlp_forward` (addmm, in-place tanh) and `mlp`'s modules give the same
+    bits, so the update recomputes exactly what acting computed."""
+    net = mlp(21, [64, 64], 5, torch.Generator().manual_seed(0))
+    x = torch.randn(1536, 21, generator=torch.Generator().manual_seed(1))
     assert isinstance(net[1], activation.Tanh)
+    with torch.no_grad():
+        assert torch.equal(analytic.mlp_forward(analytic.linears(net), x)[-1], net(x))

@@ -445,10 +445,10 @@ def test_analytic_gradients_are_autograds(case, tanh_form):
     assert 0.1 < float(stats["clip_frac"]) < 0.9  # so does the policy clip
 
 
-def test_analytic_gradients_at_the_losses_ties():
+def test_analytic_gradients_at_the_losses_ties(tanh_form):
     """On the rollout as collected (ratio exactly 1, values exactly the old ones) the min
     and the max of the clipped losses tie everywhere; autograd splits their gradient and
-    so does the closed form."""
+    so does the closed form; with either form of tanh."""
     learner = _learner(critic="state").learner
     batch = _cue_batch(learner, moved=False)
     with torch.no_grad():

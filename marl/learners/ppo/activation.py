@@ -4,16 +4,22 @@ torch's CPU tanh runs through MKL's vector math, whose fast code paths are Intel
 an AMD EPYC (Zen 3, AVX2) `torch.tanh` of a 1,536 x 64 block, the hidden layer of a PPO
 minibatch at JaxMARL's settings, took 400-430 us of CPU (one thread), twice the 64 x 64
 matrix product before it, where `sigmoid` took 105-130 us and the three ops below 134-186
-us; the three ops' dispatch costs more than tanh's one below about 4,096 elements (12 against
-12 us at 48 x 64, 14 against 7 at 16 x 64), so smaller blocks keep `torch.tanh`. On the
-Intel Sapphire Rapids host where this project's earlier figures were measured, the
-product and tanh together took 106 us, so there the tanh stays torch's (and those figures
-still reproduce to the bit).
+us (at acting's 48 x 64 both take about 12 us). On the Intel Sapphire Rapids host where
+this project's earlier figures were measured, the product and tanh together took 106 us,
+so there the tanh stays torch's (and those figures still reproduce to the bit).
 
-The two differ by at most 1.8e-7 (absolute; over [-20, 20]); the identity's derivative is
-`1 - y^2` exactly as tanh's, so `tanh_backward` serves both. `MARL_TANH=torch` or
-`MARL_TANH=sigmoid` in the environment picks one on any CPU (to compare runs across
-hosts); GPU tensors always take `torch.tanh`.
+The form is fixed per process, never by a tensor's size: a seed's values must not depend
+on how many seeds share its block (`--seeds`, `--procs`), nor the log-probs recomputed in
+the update on the block size they were collected in. One more condition keeps them
+independent of layout: torch's CPU sigmoid rounds its vectorized body and its scalar tail
+differently, so the sigmoid form takes only contiguous blocks whose last axis is a multiple
+of 32 (every element then in the vectorized body, whatever the rows; `mlp`'s default
+widths are); other blocks take `torch.tanh`, which rounds alike everywhere.
+
+The two forms differ by at most 1.8e-7 (absolute; over [-20, 20]); the identity's
+derivative is `1 - y^2` exactly as tanh's, so `tanh_backward` serves both (backward and
+forward mode). `MARL_TANH=torch` or `MARL_TANH=sigmoid` in the environment picks the form
+on any CPU (to compare runs across hosts); GPU tensors always take `torch.tanh`.
 """
 
 from __future__ import annotations
@@ -52,13 +58,12 @@ BY_SIGMOID = _choose(os.environ.get("MARL_TANH"), _cpu_vendor())
 # 0-d tensors: an op with one costs less dispatch than with a Python float (3 against 8 us
 # at 48 x 64), and `add` takes the alpha in the same pass
 _TWO, _MINUS_ONE = torch.tensor(2.0), torch.tensor(-1.0)
-
-
-SMALLEST = 4096  # elements; below, torch's one op costs less than three (measured crossover)
+VECTOR = 32  # float32 elements in the sigmoid kernel's unrolled step (2 x 16 with AVX-512)
 
 
 def _sigmoid_form(x: Tensor) -> bool:
-    return BY_SIGMOID and x.device.type == "cpu" and x.numel() >= SMALLEST
+    cpu = x.device.type == "cpu"
+    return BY_SIGMOID and cpu and x.shape[-1] % VECTOR == 0 and x.is_contiguous()
 
 
 def tanh(x: Tensor) -> Tensor:
@@ -88,6 +93,12 @@ class _ViaSigmoid(torch.autograd.Function):
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple[Tensor], output: Tensor) -> None:
         ctx.save_for_backward(output)
+        ctx.save_for_forward(output)
+
+    @staticmethod
+    def jvp(ctx: Any, tangent: Tensor) -> Tensor:
+        (y,) = ctx.saved_tensors
+        return torch.ops.aten.tanh_backward(tangent, y)
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> Tensor:
