@@ -59,7 +59,25 @@ def speed_probe() -> str:
     finally:
         torch.set_num_threads(threads)
     return (f"speed probe (1 thread): matmul+tanh {1e3 * product:.0f} us, tiny op "
-            f"{1e3 * tiny:.2f} us")  # fmt: skip
+            f"{1e3 * tiny:.2f} us; {host()}")  # fmt: skip
+
+
+def host() -> str:
+    """The CPU (model name, family and model from /proc/cpuinfo, torch's vector ISA) and the
+    PPO family's tanh form on it: this project's VM has run on Intel and on AMD hosts, whose
+    figures differ (docs/speed.md)."""
+    from marl.learners.ppo import activation
+
+    fields: dict[str, str] = {}
+    cpuinfo = Path("/proc/cpuinfo")
+    for line in cpuinfo.read_text(errors="replace").splitlines() if cpuinfo.exists() else []:
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    cpu = fields.get("model name", "unknown CPU")
+    if "cpu family" in fields:
+        cpu += f" (family {fields['cpu family']} model {fields.get('model', '?')})"
+    form = "sigmoid form" if activation.BY_SIGMOID else "torch's"
+    return f"{cpu}, {torch.backends.cpu.get_cpu_capability()}, tanh {form}"
 
 
 class LoadMeter:
