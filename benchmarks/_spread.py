@@ -68,11 +68,7 @@ def host() -> str:
     figures differ (docs/speed.md)."""
     from marl.learners.ppo import activation
 
-    fields: dict[str, str] = {}
-    cpuinfo = Path("/proc/cpuinfo")
-    for line in cpuinfo.read_text(errors="replace").splitlines() if cpuinfo.exists() else []:
-        key, _, value = line.partition(":")
-        fields.setdefault(key.strip(), value.strip())
+    fields = activation.cpu_fields()
     cpu = fields.get("model name", "unknown CPU")
     if "cpu family" in fields:
         cpu += f" (family {fields['cpu family']} model {fields.get('model', '?')})"

@@ -35,10 +35,22 @@ from torch import Tensor, nn
 CHOICES = ("torch", "sigmoid")
 
 
+def cpu_fields() -> dict[str, str]:
+    """The first CPU's fields in /proc/cpuinfo (`vendor_id`, `model name`, `cpu family`,
+    ...); empty where there is no such file."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.exists():
+        return {}
+    fields: dict[str, str] = {}
+    for line in cpuinfo.read_text(errors="replace").splitlines():
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    return fields
+
+
 def _cpu_vendor() -> str:
     """The CPU's vendor id (`GenuineIntel`, `AuthenticAMD`, ...), or '' when unknown."""
-    cpuinfo = Path("/proc/cpuinfo")
-    text = cpuinfo.read_text(errors="replace") if cpuinfo.exists() else platform.processor()
+    text = cpu_fields().get("vendor_id") or platform.processor()
     for vendor in ("GenuineIntel", "AuthenticAMD"):
         if vendor in text:
             return vendor
