@@ -37,6 +37,7 @@ from marl.learners.ppo.nets import GroupedLinear, MultiAgentActorCritic, mask_lo
 from marl.learners.ppo.rollout import Batch
 
 Layer = nn.Linear | GroupedLinear
+_LINEARS = (nn.Linear, GroupedLinear)  # the layers the closed form knows (`_tanh_mlp`: exactly)
 
 
 def applies(net: MultiAgentActorCritic, cfg: PPOConfig) -> bool:
@@ -54,16 +55,15 @@ def applies(net: MultiAgentActorCritic, cfg: PPOConfig) -> bool:
 def _tanh_mlp(layers: list[nn.Module]) -> bool:
     """Whether `layers` alternate linear and `mlp`'s `Tanh`, starting and ending linear."""
     kinds = [type(m) for m in layers]
-    linear = {nn.Linear, GroupedLinear}
     return len(kinds) % 2 == 1 and all(
-        kind in linear if i % 2 == 0 else kind is Tanh for i, kind in enumerate(kinds)
+        kind in _LINEARS if i % 2 == 0 else kind is Tanh for i, kind in enumerate(kinds)
     )
 
 
 def linears(module: nn.Module) -> list[Layer]:
     """The linear layers of an `mlp` (tanh between them), in order: `nn.Linear`, or the
     `GroupedLinear` of K seeds' stacked layers."""
-    return [m for m in module.modules() if isinstance(m, (nn.Linear, GroupedLinear))]
+    return [m for m in module.modules() if isinstance(m, _LINEARS)]
 
 
 def mlp_forward(layers: list[Layer], x: Tensor) -> list[Tensor]:
