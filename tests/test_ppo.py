@@ -411,7 +411,8 @@ def _cue_batch(learner, moved: bool):
 
 
 def _assert_analytic_is_autograd(learner, batch):
-    """Every parameter's gradient and every stat, analytic against autograd."""
+    """Every parameter's gradient and every stat, analytic against autograd; returns
+    autograd's stats."""
     net, cfg = learner.net, learner.config
     assert ppo.analytic.applies(net, cfg)
     stats = ppo.loss.autograd_gradients(net, batch, cfg)
@@ -424,6 +425,7 @@ def _assert_analytic_is_autograd(learner, batch):
     assert analytic_stats.keys() == stats.keys()
     for key, value in stats.items():
         assert torch.allclose(analytic_stats[key], value, rtol=1e-5, atol=1e-8), key
+    return stats
 
 
 @pytest.mark.parametrize("case", list(GRADIENT_CASES))
@@ -440,8 +442,7 @@ def test_analytic_gradients_are_autograds(case, tanh_form):
     for cuts in ((moved > clip) & alive, (moved <= clip) & alive):
         assert cuts.any()  # the value clip cuts some samples and passes others
     assert (batch.advantages[alive] > 0).any() and (batch.advantages[alive] < 0).any()
-    _assert_analytic_is_autograd(learner, batch)
-    stats = ppo.loss.autograd_gradients(learner.net, batch, learner.config)
+    stats = _assert_analytic_is_autograd(learner, batch)
     assert 0.1 < float(stats["clip_frac"]) < 0.9  # so does the policy clip
 
 
