@@ -70,7 +70,9 @@ def test_replay_drops_the_oldest_episodes_and_round_trips():
         replay.add(_episode(rewards))
     assert replay.size == 4 and [len(e.actions) for e in replay.episodes] == [3, 1]
     copy = TrajectoryReplay(capacity=4, td_steps=1, discount=1.0, two_player=True)
+    copy.add(_episode([1.0, 0.0, 1.0]))  # what a load replaces, size included
     copy.load_state_dict(replay.state_dict())
+    assert copy.size == 4
     assert all(torch.equal(a, b) for a, b in zip(copy.flat().values(), replay.flat().values()))
 
 

@@ -23,10 +23,12 @@ from marl.search.game import BatchedGame
 from marl.search.tree import (
     Tree,
     add_nodes,
-    child_stats,
+    children_stats,
     clear_rows,
     empty_tree,
+    node_index,
     put,
+    read,
     reroot,
     root_child_stats,
     root_value,
@@ -125,13 +127,13 @@ def select(tree: Tree, config: SearchConfig, root_actions: Tensor | None = None)
     node = torch.zeros_like(rows)
     active = torch.ones_like(rows, dtype=torch.bool)
     path, parent, action, child = [node], node, torch.zeros_like(node), torch.full_like(node, -1)
+    first = node_index(tree, rows, node)  # each tree's node 0 in the flat views
     while True:
-        visits, values = child_stats(tree, rows, node)
-        prior, legal, parent_visits = (
-            tree.prior[rows, node],
-            tree.legal[rows, node],
-            tree.visits[rows, node],
-        )
+        at = first + node
+        children = read(tree.children, at)
+        visits, values = children_stats(tree, children)
+        prior, legal = read(tree.prior, at), read(tree.legal, at)
+        parent_visits = read(tree.visits, at)
         scores = puct_scores(prior, legal, visits, values, parent_visits, config.c_puct,
                              config.fpu, bounds)  # fmt: skip
         if config.forced_playouts > 0 and len(path) == 1:  # the root: forced moves first
@@ -140,8 +142,8 @@ def select(tree: Tree, config: SearchConfig, root_actions: Tensor | None = None)
         move = scores.argmax(dim=1)
         if root_actions is not None and len(path) == 1:
             move = root_actions
-        nxt = tree.children[rows, node, move]
-        stop = active & ((nxt < 0) | tree.terminal[rows, nxt.clamp(min=0)])
+        nxt = children.gather(1, move[:, None])[:, 0]
+        stop = active & ((nxt < 0) | read(tree.terminal, first + nxt.clamp(min=0)))
         parent = torch.where(stop, node, parent)
         action = torch.where(stop, move, action)
         child = torch.where(stop, nxt, child)
@@ -197,9 +199,10 @@ def simulate(
     """One simulation in every tree: select, expand (one evaluator call), back up."""
     walk = select(tree, config, root_actions)
     rows = torch.arange(tree.batch, device=tree.visits.device)
+    first = node_index(tree, rows, torch.zeros_like(rows))
     new = (walk.child < 0).nonzero()[:, 0]
     leaf = walk.child.clone()
-    value = tree.terminal_value[rows, walk.child.clamp(min=0)].clone()
+    value = read(tree.terminal_value, first + walk.child.clamp(min=0))
     if new.numel() > 0:
         parents = take(tree.states, new, walk.parent[new])
         states = game.play(parents, walk.action[new], check=False)
@@ -210,7 +213,7 @@ def simulate(
         value[new] = new_value
         tree.children[new, walk.parent[new], walk.action[new]] = node
     path = torch.cat([walk.path, leaf[:, None]], dim=1)
-    backup(tree, path, value, tree.player[rows, leaf], config.discount)
+    backup(tree, path, value, read(tree.player, first + leaf), config.discount)
 
 
 def run_search(

@@ -69,11 +69,12 @@ class TrajectoryReplay:
         self.episodes: list[Episode] = []
         self.targets: list[Tensor] = []
         self._flat: dict[str, Tensor] | None = None
+        self._size = 0  # positions held, kept as episodes come and go (a sum per add was quadratic)
 
     @property
     def size(self) -> int:
         """Positions held."""
-        return sum(len(e.actions) for e in self.episodes)
+        return self._size
 
     def _target(self, episode: Episode) -> Tensor:
         after = episode.final_value if episode.cut else episode.values.new_zeros(1)
@@ -85,8 +86,9 @@ class TrajectoryReplay:
         episode = Episode(*(t.detach().cpu() for t in episode.with_ends()))
         self.episodes.append(episode)
         self.targets.append(self._target(episode))
-        while self.size > self.capacity and len(self.episodes) > 1:
-            self.episodes.pop(0)
+        self._size += len(episode.actions)
+        while self._size > self.capacity and len(self.episodes) > 1:
+            self._size -= len(self.episodes.pop(0).actions)
             self.targets.pop(0)
         self._flat = None
 
@@ -146,7 +148,7 @@ class TrajectoryReplay:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what `state_dict` returned (a checkpoint from before `ENDS` were stored
         holds terminated episodes only)."""
-        self.episodes, self.targets = [], []
+        self.episodes, self.targets, self._size = [], [], 0
         count = len(state["actions"])
         ends = [state.get(name, [None] * count) for name in ENDS]
         for parts in zip(*(state[name] for name in FIELDS), *ends):

@@ -82,6 +82,25 @@ class Tree:
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name in _FILL}
 
 
+def node_index(tree: Tree, rows: Tensor, node: Tensor) -> Tensor:
+    """[B] flat index of (rows, node) into the per-node arrays viewed as [B * (C + 1), ...].
+
+    One `index_select`/`index_copy_` at a flat index costs about half of `array[rows, node]`
+    (advanced indexing with two index tensors) on B = 64 trees, and the search does dozens a
+    simulation."""
+    return rows * tree.visits.shape[1] + node
+
+
+def read(array: Tensor, index: Tensor) -> Tensor:
+    """array[rows, node] for `index = node_index(tree, rows, node)`."""
+    return array.view(-1, *array.shape[2:]).index_select(0, index)
+
+
+def write(array: Tensor, index: Tensor, values: Tensor) -> None:
+    """array[rows, node] = values for `index = node_index(tree, rows, node)` (unique rows)."""
+    array.view(-1, *array.shape[2:]).index_copy_(0, index, values.to(array.dtype))
+
+
 def take(store: Any, *index: Tensor) -> Any:
     """store[index...] for a tensor or a numpy object array store."""
     if isinstance(store, np.ndarray):
@@ -142,7 +161,7 @@ def add_nodes(
     legal = game.legal_mask(states) & ~terminal[:, None]
     to_play = game.to_play(states).to(legal.device)
     is_root = parent < 0
-    parent_to_play = tree.to_play[rows, parent.clamp(min=0)]
+    parent_to_play = read(tree.to_play, node_index(tree, rows, parent.clamp(min=0)))
     player = torch.where(is_root, 1 - to_play, parent_to_play)
     value = returns.to(legal.device).gather(1, player[:, None])[:, 0].float()
     prior = torch.zeros(legal.shape, device=legal.device)
@@ -158,8 +177,9 @@ def add_nodes(
     writes |= {"terminal_value": torch.where(terminal, value, 0.0), "net_value": value}
     if hasattr(game, "reward"):
         writes["reward"] = torch.where(is_root, 0.0, game.reward(states).float())
+    index = node_index(tree, rows, node)
     for name, values in writes.items():
-        getattr(tree, name)[rows, node] = values
+        write(getattr(tree, name), index, values)
     tree.num_nodes[rows] += 1
     return node, value
 
@@ -237,8 +257,12 @@ def reroot(tree: Tree, actions: Tensor, max_nodes: int | None = None) -> Tensor:
 
 def child_stats(tree: Tree, rows: Tensor, node: Tensor) -> tuple[Tensor, Tensor]:
     """(visits [B, A], value sums [B, A]) of the children of `node` (zeros where unexpanded)."""
-    children = tree.children[rows, node]
-    idx = torch.where(children >= 0, children, tree.capacity)
+    return children_stats(tree, read(tree.children, node_index(tree, rows, node)))
+
+
+def children_stats(tree: Tree, children: Tensor) -> tuple[Tensor, Tensor]:
+    """(visits [B, A], value sums [B, A]) of the nodes `children` [B, A] (-1: unexpanded)."""
+    idx = children.masked_fill(children < 0, tree.capacity)
     return tree.visits.gather(1, idx), tree.value_sum.gather(1, idx)
 
 
