@@ -202,7 +202,7 @@ class AlphaZeroLearner:
         with seeded_init(child_seed(seed, INIT)):
             self.net = make_net(self.game, config).to(self.device).eval()
         self.optimizer = torch.optim.AdamW(
-            self.net.parameters(), lr=config.lr, weight_decay=config.weight_decay
+            self.net.parameters(), lr=config.lr, weight_decay=config.weight_decay, foreach=True
         )
         self.gen = torch_generator(child_seed(seed, LEARN))
         self._buffer: ReplayBuffer | None = None  # made on first use: acting copies need none

@@ -315,7 +315,7 @@ class MuZeroLearner:
         self.net.to(self.device)
         self.target = copy.deepcopy(self.net)
         self.optimizer = torch.optim.AdamW(
-            self.net.parameters(), lr=config.lr, weight_decay=config.weight_decay
+            self.net.parameters(), lr=config.lr, weight_decay=config.weight_decay, foreach=True
         )
         self.gen = torch_generator(child_seed(seed, LEARN))
         discount = 1.0 if self.two_player else config.discount

@@ -99,8 +99,10 @@ class ActorCriticLearner:
             self.actor_target.requires_grad_(False)
         self.log_alpha = nn.Parameter(nets.log_alpha.to(self.device))
         self.target_entropy = self.actor.coding.target_entropy(config.target_entropy_scale)
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=config.critic_lr)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr, foreach=True)
+        self.critic_opt = torch.optim.Adam(
+            self.critic.parameters(), lr=config.critic_lr, foreach=True
+        )
         self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=config.actor_lr)
         self.generator = torch_generator(child_seed(seed, LEARN), self.device)
         self.rng = np.random.default_rng(child_seed(seed, LEARN))
@@ -237,7 +239,7 @@ def _step(optimizer: torch.optim.Optimizer, loss: Tensor, net: nn.Module | None,
     loss.backward()
     norm = 0.0
     if net is not None and max_grad_norm > 0:
-        norm = float(nn.utils.clip_grad_norm_(net.parameters(), max_grad_norm))
+        norm = float(nn.utils.clip_grad_norm_(net.parameters(), max_grad_norm, foreach=True))
     optimizer.step()
     return norm
 

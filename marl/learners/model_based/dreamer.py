@@ -435,9 +435,11 @@ class DreamerLearner:
         for module in (self.model, self.actor, self.critic):
             module.to(self.device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self.model_opt = torch.optim.Adam(self.model.parameters(), lr=config.model_lr)
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=config.critic_lr)
+        self.model_opt = torch.optim.Adam(self.model.parameters(), lr=config.model_lr, foreach=True)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr, foreach=True)
+        self.critic_opt = torch.optim.Adam(
+            self.critic.parameters(), lr=config.critic_lr, foreach=True
+        )
         self.generator = torch_generator(child_seed(seed, LEARN), self.device)
         self.rng = np.random.default_rng(child_seed(seed, LEARN))
         self._replay: SequenceReplay | None = None
@@ -614,7 +616,7 @@ def _step(optimizer: torch.optim.Optimizer, loss: Tensor, net: nn.Module, max_no
     optimizer.zero_grad()
     loss.backward()
     if max_norm > 0:
-        nn.utils.clip_grad_norm_(net.parameters(), max_norm)
+        nn.utils.clip_grad_norm_(net.parameters(), max_norm, foreach=True)
     optimizer.step()
 
 

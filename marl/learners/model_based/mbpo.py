@@ -162,7 +162,10 @@ class MBPOLearner(ActorCriticLearner):
                 config.model_hidden, torch_generator(child_seed(seed, INIT, 1)),
             ).to(self.device)  # fmt: skip
         self.model_opt = torch.optim.Adam(
-            self.model.parameters(), lr=config.model_lr, weight_decay=config.model_weight_decay
+            self.model.parameters(),
+            lr=config.model_lr,
+            weight_decay=config.model_weight_decay,
+            foreach=True,
         )
         self._model_replay: ReplayBuffer | None = None
         self.model_fits = 0

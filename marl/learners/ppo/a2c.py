@@ -31,9 +31,11 @@ class A2CLearner(OnPolicyLearner):
         super().__init__(spec, config, seed, device)
         params = self.net.parameters()
         if config.optimizer == "rmsprop":
-            optimizer = torch.optim.RMSprop(params, lr=config.lr, alpha=0.99, eps=1e-5)
+            optimizer = torch.optim.RMSprop(
+                params, lr=config.lr, alpha=0.99, eps=1e-5, foreach=True
+            )
         else:
-            optimizer = torch.optim.Adam(params, lr=config.lr, eps=1e-5)
+            optimizer = torch.optim.Adam(params, lr=config.lr, eps=1e-5, foreach=True)
         self.optimizers["policy"] = optimizer
 
     def learn(self, experience: Sequence[Experience]) -> dict[str, float]:

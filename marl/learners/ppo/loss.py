@@ -134,8 +134,10 @@ def clipped_gradients(
     net.zero_grad()
     loss.backward()
     # actor and critic apart: a large value gradient must not shrink the policy's step
-    stats["grad_norm"] = torch.nn.utils.clip_grad_norm_(net.actor_parameters(), cfg.max_grad_norm)
-    torch.nn.utils.clip_grad_norm_(net.critic_parameters(), cfg.max_grad_norm)
+    stats["grad_norm"] = torch.nn.utils.clip_grad_norm_(
+        net.actor_parameters(), cfg.max_grad_norm, foreach=True
+    )
+    torch.nn.utils.clip_grad_norm_(net.critic_parameters(), cfg.max_grad_norm, foreach=True)
     return {key: float(v) for key, v in stats.items()}
 
 

@@ -73,7 +73,9 @@ class ReinforceLearner(OnPolicyLearner):
 
     def __init__(self, spec: Any, config: ReinforceConfig, seed: int, device: Any = "cpu"):
         super().__init__(spec, config, seed, device)
-        self.optimizers["policy"] = torch.optim.Adam(self.net.parameters(), lr=config.lr)
+        self.optimizers["policy"] = torch.optim.Adam(
+            self.net.parameters(), lr=config.lr, foreach=True
+        )
 
     def collect(self, env: Any, carry: Carry) -> tuple[Experience, Carry]:
         """Fresh episodes in every env, stepped until each env finished its episodes."""

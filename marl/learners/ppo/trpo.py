@@ -117,7 +117,7 @@ def value_regression(
             )
             optimizer.zero_grad()
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+            torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm, foreach=True)
             optimizer.step()
             total += loss.item()
             steps += 1
@@ -130,7 +130,7 @@ class TRPOLearner(OnPolicyLearner):
     def __init__(self, spec: Any, config: TRPOConfig, seed: int, device: Any = "cpu"):
         super().__init__(spec, config, seed, device)
         params = self.net.critic_parameters()
-        self.optimizers["value"] = torch.optim.Adam(params, lr=config.lr, eps=1e-5)
+        self.optimizers["value"] = torch.optim.Adam(params, lr=config.lr, eps=1e-5, foreach=True)
 
     def learn(self, experience: Sequence[Experience]) -> dict[str, float]:
         """GAE targets for the joined rollouts, the policy step, then the value fit."""

@@ -26,7 +26,7 @@ def fit_minibatches(
     `max_grad_norm` if given). Returns the last pass's loss summed over its rows (each
     minibatch's mean loss times its size) and the last minibatch's loss (0 if none ran)."""
     params = list(params)
-    optimizer = torch.optim.Adam(params, lr=lr)
+    optimizer = torch.optim.Adam(params, lr=lr, foreach=True)
     gen = torch_generator(seed)
     total, last = 0.0, 0.0
     for _ in range(epochs):
@@ -36,7 +36,7 @@ def fit_minibatches(
             optimizer.zero_grad()
             loss.backward()
             if max_grad_norm is not None:
-                nn.utils.clip_grad_norm_(params, max_grad_norm)
+                nn.utils.clip_grad_norm_(params, max_grad_norm, foreach=True)
             optimizer.step()
             last = float(loss.detach())
             total += last * len(rows)

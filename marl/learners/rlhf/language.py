@@ -142,7 +142,7 @@ class TextPPO:
     ):
         self.policy, self.reward, self.config = policy, reward.requires_grad_(False), config
         self.reference = copy.deepcopy(policy).requires_grad_(False)
-        self.optimizer = torch.optim.Adam(policy.parameters(), lr=config.lr)
+        self.optimizer = torch.optim.Adam(policy.parameters(), lr=config.lr, foreach=True)
         self.generator = torch_generator(seed)
         self.beta = config.kl_coef
 
@@ -220,7 +220,7 @@ class TextPPO:
                 value_loss = nx.masked_mean(v, m)
                 self.optimizer.zero_grad()
                 (policy_loss + cfg.vf_coef * value_loss).backward()
-                nn.utils.clip_grad_norm_(self.policy.parameters(), 1.0)
+                nn.utils.clip_grad_norm_(self.policy.parameters(), 1.0, foreach=True)
                 self.optimizer.step()
                 totals["loss/policy"] += float(policy_loss.detach())
                 totals["loss/value"] += float(value_loss.detach())

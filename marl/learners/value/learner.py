@@ -132,7 +132,7 @@ class ValueLearner:
         self.teams = [list(members) for members in spec.teams.values()]
         self.online = build_team_nets(spec, config, child_seed(seed, INIT)).to(self.device)
         self.target = copy.deepcopy(self.online).requires_grad_(False)
-        self.optimizer = torch.optim.Adam(self.online.parameters(), lr=config.lr)
+        self.optimizer = torch.optim.Adam(self.online.parameters(), lr=config.lr, foreach=True)
         self.rng = np.random.default_rng(child_seed(seed, LEARN))
         self.noise = torch_generator(child_seed(seed, LEARN, 0), self.device)
         self._replay: ReplayBuffer | None = None  # made on first use: acting copies need none
@@ -236,7 +236,7 @@ class ValueLearner:
         self.optimizer.zero_grad()
         loss.backward()
         stats["grad_norm"] = float(
-            nn.utils.clip_grad_norm_(self.online.parameters(), cfg.max_grad_norm)
+            nn.utils.clip_grad_norm_(self.online.parameters(), cfg.max_grad_norm, foreach=True)
         )
         self.optimizer.step()
         self.replay.update_priorities(indices, priorities.cpu().numpy())
