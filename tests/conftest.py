@@ -76,6 +76,22 @@ def best_greedy_return(
     return best
 
 
+def train_until_passed(trainer, checks, score, passed, count=None) -> list:
+    """Train `trainer`, scoring its learner (`score(learner)`) each time `count(trainer)` (the
+    iterations done, by default) reaches the next of `checks`, and stop at the first score that
+    `passed`. Returns the scores so far: a learning test's threshold, checked along its budget,
+    so that a run which gets there early stops early."""
+    scores, iterations = [], 0
+    for check in checks:
+        while (count(trainer) if count else iterations) < check:
+            trainer.iterate()
+            iterations += 1
+        scores.append(score(trainer.learner))
+        if passed(scores[-1]):
+            break
+    return scores
+
+
 def assert_resumes_exactly(make, tmp_path, before: int = 2, after: int = 2) -> list[dict]:
     """Train `make()` `before` iterations, checkpoint, train on; a fresh `make()` loaded from
     the checkpoint must log the same rows (times apart) and end with the same weights.

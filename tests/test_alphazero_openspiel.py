@@ -6,7 +6,7 @@ import numpy as np
 import pyspiel
 import pytest
 import torch
-from conftest import TTT_RECIPE
+from conftest import TTT_RECIPE, train_until_passed
 
 from marl.algorithms import local_trainer
 from marl.cli import main as marl_main
@@ -122,19 +122,21 @@ def _spiel_positions(boards: torch.Tensor) -> np.ndarray:
 
 @pytest.mark.slow
 def test_openspiel_tic_tac_toe_from_scratch_never_loses_to_perfect_play():
-    """The native game's learning test (45 iterations of 64 games x 9 moves, 32 simulations,
-    the recipe `TTT_RECIPE`) on OpenSpiel's rules: minimax's every optimal reply, from both
-    seats, never beats it."""
+    """The native game's learning test (within 45 iterations of 64 games x 9 moves, checked
+    every fifth from the 25th; 32 simulations, the recipe `TTT_RECIPE`) on OpenSpiel's rules:
+    minimax's every optimal reply, from both seats, stops beating it."""
     torch.set_num_threads(1)
     config = build_config(AlphaZeroConfig, TTT_RECIPE)
     trainer = local_trainer("alphazero", vec_spec(TTT), config, 0)
-    for _ in range(45):
-        trainer.iterate()
-    player = trainer.learner.player(simulations=64)
-    losses = {
-        first: results_against_all_optimal_replies(
-            lambda boards: player.act_batch(_spiel_positions(boards)), player_first=first
-        )["loss"]
-        for first in (True, False)
-    }
-    assert losses == {True: 0, False: 0}, f"lines lost against minimax: {losses}"
+
+    def losses(learner) -> dict[bool, int]:
+        player = learner.player(simulations=64)
+        return {
+            first: results_against_all_optimal_replies(
+                lambda boards: player.act_batch(_spiel_positions(boards)), player_first=first
+            )["loss"]
+            for first in (True, False)
+        }
+
+    lost = train_until_passed(trainer, range(25, 46, 5), losses, lambda x: sum(x.values()) == 0)
+    assert lost[-1] == {True: 0, False: 0}, f"lines lost, iterations 25, 30, ...: {lost}"
