@@ -20,6 +20,16 @@ import torch
 FORMAT = "marl-checkpoint-v1"
 
 
+def load_optimizer(optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+    """`optimizer.load_state_dict(state)`, keeping the optimizer's own `foreach` choice: torch
+    takes every group setting from the saved state, and a checkpoint from before marl's
+    optimizers asked for `foreach` would turn it off (the same numbers, a slower step)."""
+    foreach = [group.get("foreach") for group in optimizer.param_groups]
+    optimizer.load_state_dict(state)
+    for group, choice in zip(optimizer.param_groups, foreach, strict=True):
+        group["foreach"] = choice
+
+
 class CheckpointError(ValueError):
     """A checkpoint that is missing, corrupt, foreign, or for another env or algorithm."""
 

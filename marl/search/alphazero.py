@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from marl.core.checkpoint import load_optimizer
 from marl.core.config import ConfigError, config_to_dict
 from marl.core.learner import cpu_state
 from marl.core.seeding import INIT, LEARN, child_seed, seeded_init, torch_generator
@@ -293,7 +294,7 @@ class AlphaZeroLearner:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what `state_dict` returned."""
         self.net.load_state_dict(state["net"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        load_optimizer(self.optimizer, state["optimizer"])
         self.buffer.load_state_dict(state["buffer"])
         self.gen.set_state(state["gen"])
         self.env_steps, self.games_played = int(state["env_steps"]), int(state["games_played"])

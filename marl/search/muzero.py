@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from marl.core.checkpoint import load_optimizer
 from marl.core.config import ConfigError, build_config, config_to_dict
 from marl.core.learner import cpu_state, mean_returns
 from marl.core.seeding import INIT, LEARN, child_seed, seeded_init, torch_generator
@@ -498,7 +499,7 @@ class MuZeroLearner:
         """Restore what `state_dict` returned."""
         self.net.load_state_dict(state["net"])
         self.target.load_state_dict(state["target"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        load_optimizer(self.optimizer, state["optimizer"])
         self.replay.load_state_dict(state["replay"])
         self.gen.set_state(state["gen"])
         self.env_steps, self.games_played, self.updates = (int(x) for x in state["counters"])

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from marl.core.checkpoint import load_optimizer
 from marl.core.config import config_to_dict
 from marl.core.learner import (
     cpu_state,
@@ -103,7 +104,7 @@ class ActorCriticLearner:
         self.critic_opt = torch.optim.Adam(
             self.critic.parameters(), lr=config.critic_lr, foreach=True
         )
-        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=config.actor_lr)
+        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=config.actor_lr, foreach=True)
         self.generator = torch_generator(child_seed(seed, LEARN), self.device)
         self.rng = np.random.default_rng(child_seed(seed, LEARN))
         self._replay: ReplayBuffer | None = None  # made on first use: acting copies need none
@@ -218,7 +219,7 @@ class ActorCriticLearner:
         # Adam keeps loaded tensors as they are: copy them, so two learners loaded from one
         # dict do not share (and both update) the same moment estimates
         for name in ("actor_opt", "critic_opt", "alpha_opt"):
-            getattr(self, name).load_state_dict(copy.deepcopy(state[name]))
+            load_optimizer(getattr(self, name), copy.deepcopy(state[name]))
         with torch.no_grad():
             self.log_alpha.copy_(state["log_alpha"])
         self.replay.load_state_dict(state["replay"])

@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from marl.core.checkpoint import load_optimizer
 from marl.core.config import ConfigError, check_fields, config_to_dict
 from marl.core.learner import (
     cpu_state,
@@ -602,7 +603,7 @@ class DreamerLearner:
         for name in ("model", "actor", "critic", "critic_target"):
             getattr(self, name).load_state_dict(state[name])
         for name in ("model_opt", "actor_opt", "critic_opt"):
-            getattr(self, name).load_state_dict(copy.deepcopy(state[name]))
+            load_optimizer(getattr(self, name), copy.deepcopy(state[name]))
         self.replay.load_state_dict(state["replay"])
         load_replay_progress(self, state)
         self.return_scale = float(state["return_scale"])

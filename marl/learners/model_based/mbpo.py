@@ -28,6 +28,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
+from marl.core.checkpoint import load_optimizer
 from marl.core.config import ConfigError, check_fields
 from marl.core.seeding import INIT, child_seed, seeded_init, torch_generator
 from marl.core.spec import VecSpec
@@ -269,7 +270,7 @@ class MBPOLearner(ActorCriticLearner):
         """Restore `state_dict()`'s output."""
         super().load_state_dict(state)
         self.model.load_state_dict(state["model"])
-        self.model_opt.load_state_dict(copy.deepcopy(state["model_opt"]))
+        load_optimizer(self.model_opt, copy.deepcopy(state["model_opt"]))
         self.model_replay.load_state_dict(state["model_replay"])
         self.model_fits = int(state["model_fits"])
 

@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
+from marl.core.checkpoint import load_optimizer
 from marl.core.config import config_to_dict
 from marl.core.learner import cpu_state, mean_returns
 from marl.core.seeding import INIT, LEARN, child_seed, seeded_init, torch_generator
@@ -124,7 +125,7 @@ class OnPolicyLearner:
         self.net.load_state_dict(state["net"])
         optimizers = state.get("optimizers") or {"policy": state["optimizer"]}  # older PPO
         for name, optimizer in self.optimizers.items():
-            optimizer.load_state_dict(optimizers[name])
+            load_optimizer(optimizer, optimizers[name])
         self.moments = [nx.Moments(*m) for m in state["moments"]]
         self.generator.set_state(state["generator"])
         self.env_steps = int(state["env_steps"])

@@ -28,6 +28,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import vmap
 
+from marl.core.checkpoint import load_optimizer
 from marl.core.config import ConfigError, config_to_dict
 from marl.core.learner import across_seeds, check_seeds, mean_returns
 from marl.core.seeding import torch_generator
@@ -319,8 +320,8 @@ class SeedsLearner:
                 p: {name: (x[i] if name != "step" else x).clone() for name, x in s.items()}
                 for p, s in state["state"].items()
             }
-            run.optimizer.load_state_dict(
-                {"state": per_param, "param_groups": state["param_groups"]}
+            load_optimizer(
+                run.optimizer, {"state": per_param, "param_groups": state["param_groups"]}
             )
 
     def state_dict(self) -> dict[str, Any]:
@@ -345,8 +346,8 @@ class SeedsLearner:
                 for name, x in first.items()}
             for p, first in states[0]["state"].items()
         }  # fmt: skip
-        self.optimizer.load_state_dict(
-            {"state": stacked, "param_groups": states[0]["param_groups"]}
+        load_optimizer(
+            self.optimizer, {"state": stacked, "param_groups": states[0]["param_groups"]}
         )
         self.env_steps = int(state["env_steps"])
 

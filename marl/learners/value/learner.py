@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from marl.core.checkpoint import load_optimizer
 from marl.core.learner import cpu_state, mean_returns, rng_state, set_rng_state
 from marl.core.seeding import INIT, LEARN, child_seed, seeded_init, torch_generator
 from marl.core.spec import VecSpec
@@ -276,7 +277,7 @@ class ValueLearner:
         self.target.load_state_dict(state["target"])
         # Adam keeps loaded tensors as they are: copy them, or two learners loaded from one
         # dict would share (and both update) the same moment estimates
-        self.optimizer.load_state_dict(copy.deepcopy(state["optimizer"]))
+        load_optimizer(self.optimizer, copy.deepcopy(state["optimizer"]))
         self.replay.load_state_dict(state["replay"])
         set_rng_state(self.rng, state["rng"])
         if "noise" in state:  # checkpoints from before noisy nets lack it
