@@ -125,7 +125,6 @@ def test_openspiel_tic_tac_toe_from_scratch_never_loses_to_perfect_play():
     """The native game's learning test (within 45 iterations of 64 games x 9 moves, checked
     every fifth from the 25th; 32 simulations, the recipe `TTT_RECIPE`) on OpenSpiel's rules:
     minimax's every optimal reply, from both seats, stops beating it."""
-    torch.set_num_threads(1)
     config = build_config(AlphaZeroConfig, TTT_RECIPE)
     trainer = local_trainer("alphazero", vec_spec(TTT), config, 0)
 

@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import train_until_passed
+from conftest import cli, train_until_passed
 
 from marl.algorithms import local_trainer, make_config
 from marl.core.config import ConfigError
@@ -27,7 +27,6 @@ from marl.learners.model_based.ensemble import (
 from marl.learners.model_based.mbpo import MBPOConfig, make_learner, rollout_length
 from marl.learners.model_based.rssm import State, categorical_kl, kl_loss
 from marl.learners.model_based.sequences import SequenceReplay, step_fields
-from tests.conftest import cli
 
 PENDULUM = "gym/Pendulum-v1"
 SMALL_MBPO = dict(hidden=(32, 32), model_hidden=(32, 32), ensemble_size=3, elites=2,
@@ -318,7 +317,7 @@ def test_mbpo_swings_pendulum_up_within_2000_env_steps():
     """MBPO (64x64 SAC, ten updates per env step, defaults otherwise) reaches a greedy
     return >= -250 over 10 episodes (eval seed 123, checked every 250 env steps from 1,000)
     within 2,000 real env steps, where SAC needs 4,000-8,000 (tests/test_actor_critic.py);
-    seed 0 on an AMD EPYC host: -942 at 1,500, -181 at 1,750 (~105 s CPU there)."""
+    seed 0 on an AMD EPYC host: -942 at 1,500, -181 at 1,750 (100 s in pytest there)."""
     from test_actor_critic import greedy_return
 
     config = make_config("mbpo", {"hidden": (64, 64)})

@@ -296,9 +296,10 @@ def test_tic_tac_toe_learns_to_defend_against_minimax():
     """The benchmark's recipe for up to 120 iterations (576 self-play moves each), checked
     every tenth from the 40th: the lines lost against every optimal minimax reply (both seats)
     drop below half the untrained net's (160). Seed 0 on an AMD EPYC host lost 130/90/75 lines
-    at iterations 40/50/60, so it stops at 60 (~120 s CPU there); the count swings by 20-40
-    from one check to the next (76/102/62 at 70-90), hence the checks. (Zero losses took 300
-    iterations: benchmarks/muzero.py.)"""
+    at iterations 40/50/60, so it stops at 60 (145 s in pytest there); the count swings by
+    20-40 from one check to the next (76/102/62 at 70-90), hence the checks. (The earlier
+    version trained a fixed 120 iterations and also asked for fewer than 60 lines: 57 there.
+    Zero losses took 300 iterations: benchmarks/muzero.py.)"""
     from benchmarks.muzero import TTT as RECIPE
 
     trainer = local_trainer("muzero", vec_spec(TTT), build_config(MuZeroConfig, RECIPE), 0)

@@ -26,12 +26,12 @@ from marl.search.tree import (
     children_stats,
     clear_rows,
     empty_tree,
-    node_index,
     put,
     read,
     reroot,
     root_child_stats,
     root_value,
+    row_starts,
     set_roots,
     take,
 )
@@ -127,7 +127,7 @@ def select(tree: Tree, config: SearchConfig, root_actions: Tensor | None = None)
     node = torch.zeros_like(rows)
     active = torch.ones_like(rows, dtype=torch.bool)
     path, parent, action, child = [node], node, torch.zeros_like(node), torch.full_like(node, -1)
-    first = node_index(tree, rows, node)  # each tree's node 0 in the flat views
+    first = row_starts(tree)
     while True:
         at = first + node
         children = read(tree.children, at)
@@ -198,8 +198,7 @@ def simulate(
 ) -> None:  # fmt: skip
     """One simulation in every tree: select, expand (one evaluator call), back up."""
     walk = select(tree, config, root_actions)
-    rows = torch.arange(tree.batch, device=tree.visits.device)
-    first = node_index(tree, rows, torch.zeros_like(rows))
+    first = row_starts(tree)
     new = (walk.child < 0).nonzero()[:, 0]
     leaf = walk.child.clone()
     value = read(tree.terminal_value, first + walk.child.clamp(min=0))

@@ -93,7 +93,10 @@ class TrajectoryReplay:
         self._flat = None
 
     def replace(self, index: int, **fields: Tensor) -> None:
-        """Overwrite fields of episode `index` (reanalysed policies, fresh values)."""
+        """Overwrite fields of episode `index` (reanalysed policies, fresh values; the
+        episode's moves and length stay)."""
+        if "actions" in fields:
+            raise ValueError("replace() rewrites what an episode's positions hold, not its moves")
         episode = self.episodes[index]._replace(**{k: v.cpu() for k, v in fields.items()})
         self.episodes[index] = episode
         self.targets[index] = self._target(episode)

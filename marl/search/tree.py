@@ -91,6 +91,11 @@ def node_index(tree: Tree, rows: Tensor, node: Tensor) -> Tensor:
     return rows * tree.visits.shape[1] + node
 
 
+def row_starts(tree: Tree) -> Tensor:
+    """[B] flat index of each tree's node 0 (add a node number to reach that node)."""
+    return torch.arange(tree.batch, device=tree.visits.device) * tree.visits.shape[1]
+
+
 def read(array: Tensor, index: Tensor) -> Tensor:
     """array[rows, node] for `index = node_index(tree, rows, node)`."""
     return array.view(-1, *array.shape[2:]).index_select(0, index)
