@@ -346,6 +346,23 @@ def test_the_compiled_backend_steps_like_the_eager_one(env_id: str) -> None:
         assert torch.equal(a.terminated, b.terminated) and torch.equal(a.truncated, b.truncated)
 
 
+def test_building_an_mpe_env_does_not_import_torch_dynamo() -> None:
+    """torch._dynamo took 2 s to import on a 2-core AMD host; the batched env names its error
+    class only when a compiled step fails, so a process that only steps or evaluates envs
+    (a `--seeds` parent, `marl eval`) does not pay for it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, marl.cli.train, marl.run.loop\n"
+        "from marl.envs.mpe import make_batched\n"
+        "make_batched('mpe/simple_spread-v3', 2, seed=0).reset(seed=0)\n"
+        "assert 'torch._dynamo' not in sys.modules, 'torch._dynamo was imported'"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
 def test_a_compiled_step_that_cannot_be_built_names_the_eager_backend(monkeypatch) -> None:
     """No working C++ compiler (say): one clear error naming backend=batched, not
     inductor's traceback."""

@@ -9,11 +9,19 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from gymnasium import spaces
-from torch._dynamo.exc import BackendCompilerFailed
 
 from marl.envs.mpe.scenario import Scenario
 from marl.envs.mpe.world import MOVE_DIM, Physics, WorldSpec, WorldState, merge_states
 from marl.envs.types import VecStep
+
+
+def _compiler_failure() -> type[Exception]:
+    """torch's error for a backend that could not compile, imported when an exception is
+    matched against it: `torch._dynamo` took 2 s to import on a 2-core AMD host, in every
+    process that builds an MPE env, compiled or not."""
+    from torch._dynamo.exc import BackendCompilerFailed
+
+    return BackendCompilerFailed
 
 
 class CompileFailedError(ValueError):
@@ -265,7 +273,7 @@ class BatchedMPE:
             post = self._post_step
             s = self._per_block(lambda g, _, block: post(block, g), s)
             return (s, *self._finish(s, self._t))
-        except BackendCompilerFailed as err:  # only a compiled step gets here
+        except _compiler_failure() as err:  # only a compiled step gets here
             cause = getattr(err, "inner_exception", None) or err
             reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
             raise CompileFailedError(
