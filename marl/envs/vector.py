@@ -69,7 +69,8 @@ class SyncVecEnv:
         self.action_spaces = [first.action_space(a) for a in self.agents]
         self._obs_sizes = [flatdim(s) for s in self.observation_spaces]
         self.obs_dim = max(self._obs_sizes)
-        self.num_actions = max(_num_actions(s) for s in self.action_spaces)
+        self._agent_actions = [_num_actions(s) for s in self.action_spaces]
+        self.num_actions = max(self._agent_actions)
         self.action_dim = max(_action_dim(s) for s in self.action_spaces)
         self.state_dim = self._probe_state_dim(first)
         self._has_state = True
@@ -85,21 +86,15 @@ class SyncVecEnv:
             return sum(self._obs_sizes)
 
     # -- one env -> rows of arrays ---------------------------------------------------------
-    def _flat_obs(self, agent: int, obs: Any) -> np.ndarray:
-        if isinstance(obs, dict) and "observation" in obs:
-            obs = obs["observation"]
-        row = np.zeros(self.obs_dim, np.float32)
-        row[: self._obs_sizes[agent]] = flatten(self.observation_spaces[agent], obs)
-        return row
-
-    def _mask_row(self, agent: int, obs: Any, info: dict) -> np.ndarray:
-        row = np.zeros(self.num_actions, bool)
-        n = _num_actions(self.action_spaces[agent])
+    def _mask_row(self, agent: int, obs: Any, info: dict, row: np.ndarray) -> None:
+        """Write the agent's legal actions into `row` [A]: its env's mask (all of its actions
+        where there is none), and none past its own action count."""
+        n = self._agent_actions[agent]
         mask = info.get("action_mask")
         if mask is None and isinstance(obs, dict):
             mask = obs.get("action_mask")
         row[:n] = True if mask is None else np.asarray(mask, bool)[:n]
-        return row
+        row[n:] = False
 
     def _state(self, env: ParallelEnv, obs_rows: np.ndarray) -> np.ndarray:
         if self._has_state:
@@ -109,29 +104,43 @@ class SyncVecEnv:
                 self._has_state = False
         return obs_rows.ravel()[: self.state_dim]
 
-    def _rows(self, env: ParallelEnv, obs: dict, infos: dict) -> tuple[np.ndarray, ...]:
-        n = len(self.agents)
-        obs_rows = np.zeros((n, self.obs_dim), np.float32)
-        masks = np.ones((n, self.num_actions), bool)
+    def _fill(self, env: ParallelEnv, obs: dict, infos: dict, obs_rows: np.ndarray,
+              masks: np.ndarray) -> np.ndarray:  # fmt: skip
+        """Write each present agent's observation (zero-padded) into `obs_rows` [N, O] (zeros)
+        and its legal actions into `masks` [N, A] (all True); return the env's state."""
         for i, agent in enumerate(self.agents):
             if agent in obs:
-                obs_rows[i] = self._flat_obs(i, obs[agent])
-                masks[i] = self._mask_row(i, obs[agent], infos.get(agent, {}))
-        alive = np.array([a in env.agents for a in self.agents])
-        return obs_rows, self._state(env, obs_rows), masks, alive
+                seen = obs[agent]
+                if isinstance(seen, dict) and "observation" in seen:
+                    seen = seen["observation"]
+                obs_rows[i, : self._obs_sizes[i]] = flatten(self.observation_spaces[i], seen)
+                self._mask_row(i, obs[agent], infos.get(agent, {}), masks[i])
+        return self._state(env, obs_rows)
+
+    def _arrays(self) -> VecStep:
+        """Fresh arrays for one step of the B envs (callers keep what a step returns)."""
+        b, n = self.num_envs, len(self.agents)
+        return VecStep(
+            np.zeros((b, n, self.obs_dim), np.float32), np.zeros((b, self.state_dim), np.float32),
+            np.ones((b, n, self.num_actions), bool), np.zeros((b, n), np.float32),
+            np.zeros((b, n), bool), np.zeros(b, bool), np.zeros(b, bool),
+            np.zeros((b, n, self.obs_dim), np.float32), np.zeros((b, self.state_dim), np.float32),
+        )  # fmt: skip
+
+    def _observe(self, env: ParallelEnv, obs: dict, infos: dict, out: VecStep, b: int) -> None:
+        """Env b's observations, masks, state and live agents, written into `out`."""
+        out.state[b] = self._fill(env, obs, infos, out.obs[b], out.action_mask[b])
+        out.alive[b] = [a in env.agents for a in self.agents]
 
     # -- the VecEnv protocol ---------------------------------------------------------------
     def reset(self, seed: int | Sequence[int] | None = None) -> VecStep:
         """Reset every env; env b is seeded with `seed + b`. K seeds split the envs into K
         equal blocks side by side: env b of block k is seeded `seed[k] + b` (`--seeds K`)."""
-        rows = []
+        out = self._arrays()
         for b, env in enumerate(self.envs):
             obs, infos = env.reset(seed=block_seed(seed, b, self.num_envs))
-            rows.append(self._rows(env, obs, infos))
-        obs, state, mask, alive = (np.stack(x) for x in zip(*rows))
-        zeros = np.zeros(self.num_envs, bool)
-        reward = np.zeros((self.num_envs, len(self.agents)), np.float32)
-        return VecStep(obs, state, mask, reward, alive, zeros, zeros.copy(), obs, state)
+            self._observe(env, obs, infos, out, b)
+        return out._replace(final_obs=out.obs, final_state=out.state)
 
     def _env_actions(self, env: ParallelEnv, actions: np.ndarray) -> dict:
         out = {}
@@ -147,19 +156,23 @@ class SyncVecEnv:
                 out[agent] = int(actions[i])
         return out
 
-    def _step_one(self, env: ParallelEnv, actions: np.ndarray) -> tuple:
+    def _step_one(self, env: ParallelEnv, actions: np.ndarray, out: VecStep, b: int) -> None:
+        """Step env b and write its row of `out` (autoreset: the next episode's first
+        observation, the finished one's last in `final_obs`)."""
         obs, rewards, terms, truncs, infos = env.step(self._env_actions(env, actions))
-        reward = np.array([rewards.get(a, 0.0) for a in self.agents], np.float32)
-        rows = self._rows(env, obs, infos)
+        out.reward[b] = [rewards.get(a, 0.0) for a in self.agents]
         if env.agents:
-            return (*rows, reward, False, False, rows[0], rows[1])
+            self._observe(env, obs, infos, out, b)
+            out.final_obs[b], out.final_state[b] = out.obs[b], out.state[b]
+            return
         # as in gymnasium, a last step that is both terminated and truncated is terminated,
         # also when some agents terminate on it and others are cut by the time limit
         terminated = any(terms.values()) or not any(truncs.values())
-        final_obs, final_state = rows[0], rows[1]
+        out.terminated[b], out.truncated[b] = terminated, not terminated
+        unused = np.ones_like(out.action_mask[b])  # the finished episode's masks are not kept
+        out.final_state[b] = self._fill(env, obs, infos, out.final_obs[b], unused)
         new_obs, new_infos = env.reset()
-        rows = self._rows(env, new_obs, new_infos)
-        return (*rows, reward, terminated, not terminated, final_obs, final_state)
+        self._observe(env, new_obs, new_infos, out, b)
 
     def step(self, actions: Any) -> VecStep:
         """Step every env with its agents' actions ([B, N] or [B, N, action_dim]); autoreset."""
@@ -169,11 +182,10 @@ class SyncVecEnv:
                 f"actions have shape {actions.shape}; expected ({self.num_envs}, "
                 f"{len(self.agents)}{', action_dim' if self.action_dim else ''})"
             )
-        results = [self._step_one(env, actions[b]) for b, env in enumerate(self.envs)]
-        obs, state, mask, alive, reward, term, trunc, final_obs, final_state = (
-            np.stack(x) for x in zip(*results)
-        )
-        return VecStep(obs, state, mask, reward, alive, term, trunc, final_obs, final_state)
+        out = self._arrays()
+        for b, env in enumerate(self.envs):
+            self._step_one(env, actions[b], out, b)
+        return out
 
     def close(self) -> None:
         """Close every env."""
