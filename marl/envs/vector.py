@@ -71,7 +71,8 @@ class SyncVecEnv:
         self.obs_dim = max(self._obs_sizes)
         self._agent_actions = [_num_actions(s) for s in self.action_spaces]
         self.num_actions = max(self._agent_actions)
-        self.action_dim = max(_action_dim(s) for s in self.action_spaces)
+        self._agent_action_dims = [_action_dim(s) for s in self.action_spaces]
+        self.action_dim = max(self._agent_action_dims)
         self.state_dim = self._probe_state_dim(first)
         self._has_state = True
 
@@ -148,10 +149,10 @@ class SyncVecEnv:
             if agent not in env.agents:
                 continue
             space = self.action_spaces[i]
-            if isinstance(space, gymnasium.spaces.Box):
-                size = _action_dim(space)
+            if isinstance(space, gymnasium.spaces.Box):  # clipped (np.clip's wrappers cost more)
+                size = self._agent_action_dims[i]
                 act = np.asarray(actions[i][:size], space.dtype).reshape(space.shape)
-                out[agent] = np.clip(act, space.low, space.high)
+                out[agent] = np.minimum(np.maximum(act, space.low), space.high)
             else:
                 out[agent] = int(actions[i])
         return out

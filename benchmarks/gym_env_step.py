@@ -1,0 +1,95 @@
+"""CPU per env step of gymnasium envs: marl's sync vector env against gymnasium's own.
+
+    python benchmarks/gym_env_step.py            # CartPole, FrozenLake, Pendulum, 8 envs
+
+For each env, the same random actions (seed 0) step B copies in three ways, one after the
+other in this process, best of `--repeats` passes of `--steps` steps each:
+
+- marl: `marl.make_vec(id, B)` (the `SyncVecEnv` every gym learner's worker steps: action
+  checks, flattened observations, masks, state, autoreset with `final_obs`);
+- gymnasium: `gymnasium.vector.SyncVectorEnv` (what SB3-style code steps), autoreset
+  next-step;
+- raw: a Python loop over B `gymnasium.make` envs, reset by hand (the floor).
+
+Prints microseconds of this process's CPU per env step and marl's ratio to the other two.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from collections.abc import Callable
+
+import gymnasium
+import numpy as np
+
+import marl
+
+ENVS = ("CartPole-v1", "FrozenLake-v1", "Pendulum-v1")
+
+
+def _actions(space: gymnasium.Space, steps: int, envs: int) -> np.ndarray:
+    """[steps, envs, *action] random actions of `space`, seed 0."""
+    rng = np.random.default_rng(0)
+    if isinstance(space, gymnasium.spaces.Discrete):
+        return rng.integers(0, int(space.n), (steps, envs))
+    return rng.uniform(space.low, space.high, (steps, envs, *space.shape)).astype(space.dtype)
+
+
+def _cpu_per_step(run: Callable[[], None], steps: int, envs: int, repeats: int) -> float:
+    """Best microseconds of CPU per env step over `repeats` calls of `run`."""
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.process_time()
+        run()
+        best = min(best, time.process_time() - start)
+    return best / (steps * envs) * 1e6
+
+
+def measure(gym_id: str, envs: int, steps: int, repeats: int) -> dict[str, float]:
+    """us of CPU per env step: marl's SyncVecEnv, gymnasium's SyncVectorEnv, a raw loop."""
+    vec = marl.make_vec(f"gym/{gym_id}", envs, seed=0)
+    space = vec.action_spaces[0]
+    acts = _actions(space, steps, envs)
+    marl_acts = acts[:, :, None] if acts.ndim == 2 else acts[:, :, None, :]
+    sync = gymnasium.vector.SyncVectorEnv([lambda: gymnasium.make(gym_id)] * envs)
+    sync.reset(seed=0)
+    raw = [gymnasium.make(gym_id) for _ in range(envs)]
+    for b, env in enumerate(raw):
+        env.reset(seed=b)
+
+    def loop() -> None:
+        for row in acts:
+            for env, action in zip(raw, row):
+                _, _, terminated, truncated, _ = env.step(
+                    int(action) if np.ndim(action) == 0 else action
+                )
+                if terminated or truncated:
+                    env.reset()
+
+    return {
+        "marl": _cpu_per_step(lambda: [vec.step(a) for a in marl_acts], steps, envs, repeats),
+        "gymnasium": _cpu_per_step(lambda: [sync.step(a) for a in acts], steps, envs, repeats),
+        "raw": _cpu_per_step(loop, steps, envs, repeats),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--envs", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    print(f"{args.envs} envs, {args.steps} steps, best of {args.repeats}; load average "
+          f"{os.getloadavg()[0]:.2f}; us of CPU per env step")  # fmt: skip
+    print("| env | marl SyncVecEnv | gymnasium SyncVectorEnv | raw loop | marl / gymnasium | "
+          "marl / raw |\n|---|--:|--:|--:|--:|--:|")  # fmt: skip
+    for gym_id in ENVS:
+        us = measure(gym_id, args.envs, args.steps, args.repeats)
+        print(f"| {gym_id} | {us['marl']:.1f} | {us['gymnasium']:.1f} | {us['raw']:.1f} | "
+              f"{us['marl'] / us['gymnasium']:.2f} | {us['marl'] / us['raw']:.2f} |")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
