@@ -192,6 +192,22 @@ def test_made_env_names_the_agent_the_action_and_the_space() -> None:
         turn_based.step({})
 
 
+def test_a_sync_vector_env_checks_actions_unless_a_learner_turns_it_off() -> None:
+    """`make_vec` checks a user's actions on every backend; a learner's worker (its actions
+    come from its own masked policy) steps the envs unchecked, with the same arrays."""
+    from marl.envs.actions import CheckedParallel
+
+    checked = marl.make_vec("gym/FrozenLake-v1", 2, seed=0)
+    with pytest.raises(ActionError, match=r"action 7 of agent .* Discrete\(4\)"):
+        checked.step(np.full((2, 1), 7))
+    unchecked = marl.make_vec("gym/FrozenLake-v1", 2, seed=0, check_actions=False)
+    assert not any(isinstance(env, CheckedParallel) for env in unchecked.envs)
+    checked = marl.make_vec("gym/FrozenLake-v1", 2, seed=0)
+    for action in (0, 1, 2, 1):
+        a, b = (vec.step(np.full((2, 1), action)) for vec in (checked, unchecked))
+        assert all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
 # -- 10. broken pipes and --help -------------------------------------------------------------
 @pytest.mark.parametrize("argv", [["envs", "list"], ["envs", "check", "matrix/two_step-v0"]])
 def test_a_closed_stdout_ends_quietly(argv) -> None:
