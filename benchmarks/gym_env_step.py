@@ -12,6 +12,10 @@ other in this process, best of `--repeats` passes of `--steps` steps each:
   next-step;
 - raw: a Python loop over B `gymnasium.make` envs, reset by hand (the floor).
 
+gymnasium's vector env autoresets on the step after an episode ends (that step only
+resets), marl's and the loop on the same step: on short episodes (FrozenLake) this favours
+gymnasium's figure.
+
 Prints microseconds of this process's CPU per env step and marl's ratios to gymnasium's.
 """
 
@@ -71,7 +75,7 @@ def measure(gym_id: str, envs: int, steps: int, repeats: int) -> dict[str, float
                 if terminated or truncated:
                     env.reset()
 
-    return {
+    timings = {
         "marl": _cpu_per_step(lambda: [vec.step(a) for a in marl_acts], steps, envs, repeats),
         "unchecked": _cpu_per_step(
             lambda: [unchecked.step(a) for a in marl_acts], steps, envs, repeats
@@ -79,6 +83,9 @@ def measure(gym_id: str, envs: int, steps: int, repeats: int) -> dict[str, float
         "gymnasium": _cpu_per_step(lambda: [sync.step(a) for a in acts], steps, envs, repeats),
         "raw": _cpu_per_step(loop, steps, envs, repeats),
     }
+    for env in (vec, unchecked, sync, *raw):
+        env.close()
+    return timings
 
 
 def main() -> None:

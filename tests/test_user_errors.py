@@ -197,15 +197,24 @@ def test_a_sync_vector_env_checks_actions_unless_a_learner_turns_it_off() -> Non
     come from its own masked policy) steps the envs unchecked, with the same arrays."""
     from marl.envs.actions import CheckedParallel
 
-    checked = marl.make_vec("gym/FrozenLake-v1", 2, seed=0)
+    refusing = marl.make_vec("gym/FrozenLake-v1", 2, seed=0)
     with pytest.raises(ActionError, match=r"action 7 of agent .* Discrete\(4\)"):
-        checked.step(np.full((2, 1), 7))
+        refusing.step(np.full((2, 1), 7))
+    refusing.close()
+    checked = marl.make_vec("gym/FrozenLake-v1", 2, seed=0)
     unchecked = marl.make_vec("gym/FrozenLake-v1", 2, seed=0, check_actions=False)
     assert not any(isinstance(env, CheckedParallel) for env in unchecked.envs)
-    checked = marl.make_vec("gym/FrozenLake-v1", 2, seed=0)
     for action in (0, 1, 2, 1):
         a, b = (vec.step(np.full((2, 1), action)) for vec in (checked, unchecked))
         assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    checked.close()
+    unchecked.close()
+    pendulum = marl.make_vec("gym/Pendulum-v1", 2, seed=0, check_actions=False)
+    actions = np.zeros((2, 1, 1), np.float32)
+    actions[1, 0, 0] = np.nan
+    with pytest.raises(ActionError, match=r"agent 'agent_0' \(env 1\) is not finite"):
+        pendulum.step(actions)  # unchecked, a diverged policy still stops the run
+    pendulum.close()
 
 
 # -- 10. broken pipes and --help -------------------------------------------------------------

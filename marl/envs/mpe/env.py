@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,13 +16,13 @@ from marl.envs.mpe.world import MOVE_DIM, Physics, WorldSpec, WorldState, merge_
 from marl.envs.types import VecStep
 
 
-def _compiler_failure() -> type[Exception]:
-    """torch's error for a backend that could not compile, imported when an exception is
-    matched against it: `torch._dynamo` took 2 s to import on a 2-core AMD host, in every
-    process that builds an MPE env, compiled or not."""
-    from torch._dynamo.exc import BackendCompilerFailed
-
-    return BackendCompilerFailed
+def _compiler_failure() -> type[Exception] | tuple[()]:
+    """torch's error for a backend that could not compile, or () (matches nothing) when
+    `torch._dynamo` was never imported, so nothing compiled could have raised it. Not imported
+    here: `torch._dynamo` took 2 s to import on a 2-core AMD host, in every process that
+    builds an MPE env, compiled or not."""
+    exc = sys.modules.get("torch._dynamo.exc")
+    return () if exc is None else exc.BackendCompilerFailed
 
 
 class CompileFailedError(ValueError):
