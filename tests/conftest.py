@@ -95,9 +95,14 @@ def best_greedy_return(
     returns = train_until_passed(
         trainer, range(every, max_steps + 1, every),
         lambda learner: greedy_return(learner, env_id, episodes, seed=1),
-        lambda value: value >= threshold, count=lambda t: t.env_steps,
+        lambda value: value >= threshold, count=env_steps,
     )  # fmt: skip
     return max(returns)
+
+
+def env_steps(trainer: Trainer) -> int:
+    """`train_until_passed`'s count for budgets in env steps."""
+    return trainer.env_steps
 
 
 def train_until_passed(

@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import train_until_passed
+from conftest import env_steps, train_until_passed
 
 from marl.algorithms import local_trainer, make_config
 from marl.core.config import ConfigError
@@ -247,6 +247,6 @@ def test_pendulum_greedy_return(algo, steps, threshold):
     returns = train_until_passed(
         trainer, range(1_000, steps + 1, 1_000),
         lambda learner: greedy_return(learner, "gym/Pendulum-v1"), lambda r: r >= threshold,
-        count=lambda t: t.learner.env_steps,
+        count=env_steps,
     )  # fmt: skip
     assert returns[-1] >= threshold, f"greedy returns every 1,000 env steps: {returns}"

@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import cli, train_until_passed
+from conftest import cli, env_steps, train_until_passed
 
 from marl.algorithms import local_trainer, make_config
 from marl.core.config import ConfigError
@@ -325,6 +325,6 @@ def test_mbpo_swings_pendulum_up_within_2000_env_steps():
     returns = train_until_passed(
         trainer, range(1_000, 2_001, 250), lambda learner: greedy_return(learner, PENDULUM),
         lambda r: r >= -250.0,
-        count=lambda t: t.learner.env_steps,
+        count=env_steps,
     )  # fmt: skip
     assert returns[-1] >= -250.0, f"greedy returns every 250 env steps: {returns}"

@@ -184,8 +184,8 @@ class SyncVecEnv:
                 f"actions have shape {actions.shape}; expected ({self.num_envs}, "
                 f"{len(self.agents)}{', action_dim' if self.action_dim else ''})"
             )
-        numbers = np.issubdtype(actions.dtype, np.number)
-        if self.action_dim and numbers and not np.isfinite(actions).all():  # checked or not
+        numeric = np.issubdtype(actions.dtype, np.number)
+        if self.action_dim and numeric and not np.isfinite(actions).all():  # checked or not
             b, n = np.argwhere(~np.isfinite(actions))[0][:2]
             raise ActionError(
                 f"action {describe(actions[b, n])} of agent {self.agents[n]!r} (env {b}) is "
