@@ -15,7 +15,7 @@ startup (imports, env and learner construction) included: time from scratch.
     OMP_NUM_THREADS=1 python benchmarks/mappo_backends.py --backends batched sync
     OMP_NUM_THREADS=1 python benchmarks/mappo_backends.py --sync-cap 300000   # busy machine
     OMP_NUM_THREADS=1 python benchmarks/mappo_backends.py --backends batched \
-        --config envs/mappo_spread.toml --cap 1500000   # time to -14
+        --config envs/mappo_spread_fast.toml --cap 1500000   # time to -14
 """
 
 from __future__ import annotations

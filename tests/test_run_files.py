@@ -16,7 +16,7 @@ RUN_FILES = sorted((Path(__file__).resolve().parent.parent / "envs").glob("*.tom
 
 def test_there_are_run_files() -> None:
     names = {p.name for p in RUN_FILES}
-    assert {"mappo_spread.toml", "mappo_spread_quick.toml"} <= names
+    assert {"mappo_spread.toml", "mappo_spread_fast.toml", "mappo_spread_quick.toml"} <= names
 
 
 @pytest.mark.parametrize("path", RUN_FILES, ids=lambda p: p.name)
