@@ -277,19 +277,24 @@ def test_seeds_that_drift_apart_are_stopped():
     trainer.close()
 
 
-def test_seed_processes_import_the_users_env_modules(tmp_path, capsys, monkeypatch):
-    """An env registered by `--import MODULE` is there in the seed processes too."""
+def test_seed_processes_import_the_users_env_modules(tmp_path, capfd, monkeypatch):
+    """An env registered by `--import MODULE` is there in the seed processes too; what a
+    seed process prints reaches the output though it ends without the interpreter's
+    teardown (`_serve_then_exit` flushes first)."""
     (tmp_path / "seed_proc_envs.py").write_text(
-        "import marl\nfrom marl.envs.registry import make\n\n\ndef spread(**kwargs):\n"
+        "import marl\nfrom marl.envs.registry import make\n\nprint('seed_proc_envs imported')\n"
+        "\n\ndef spread(**kwargs):\n"
         "    return make('mpe/simple_spread-v3', parallel=True, **kwargs)\n\n\n"
         "marl.register('seedprocs/spread-v0', spread)\n"
     )
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("PYTHONUNBUFFERED", raising=False)  # the seeds' prints buffered
     args = ["train", "ippo", "--import", "seed_proc_envs", "--env", "seedprocs/spread-v0",
             "--seeds", "2", "--procs", "2", "--steps", "64", "--set", "num_envs=2",
             "--set", "rollout_len=32", "--no-progress"]  # fmt: skip
-    status, _, err = cli(capsys, *args, "--out", str(tmp_path / "run"))
+    status, out, err = cli(capfd, *args, "--out", str(tmp_path / "run"))
     assert status == 0 and (tmp_path / "run" / "checkpoint.pt").is_file(), err
+    assert out.count("seed_proc_envs imported") == 3, out  # this process and the two seeds'
 
 
 def test_blocks_stats_merge_as_one_runs():

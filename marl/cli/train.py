@@ -205,7 +205,7 @@ def train_command(args: argparse.Namespace) -> int:
         run = start(progress=not args.no_progress)
     except KeyboardInterrupt:
         raise KeyboardInterrupt(_resume_hint(out)) from None
-    print(f"run: {run.out_dir}  steps: {run.learner.env_steps:,}  last returns: "
+    print(f"run: {run.out_dir}  steps: {run.trainer.env_steps:,}  last returns: "
           f"{last_returns(run.rows)}")  # fmt: skip
     print(f"checkpoint: {run.checkpoint}  curve: {run.out_dir / 'learning_curve.png'}")
     return 0
