@@ -199,6 +199,7 @@ def test_seeds_split_over_processes_are_the_runs_of_one_process(tmp_path):
     split = train(spec, config, out=tmp_path / "split", progress=False)
     one = train(dataclasses.replace(spec, procs=1), config, out=tmp_path / "one", progress=False)
     assert isinstance(split.trainer, SeedProcesses) and split.trainer.blocks == [[0, 1], [2, 3]]
+    assert split.trainer._view is None  # a run builds no K-seed learner in this process
     assert {"seed3/return/agent", "return/agent"} <= set(split.rows[-1])
     assert untimed(split.rows) == untimed(one.rows) and len(split.rows) == 4
     states = [torch.load(r.checkpoint, weights_only=True)["learner"] for r in (split, one)]

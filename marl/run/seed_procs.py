@@ -264,21 +264,26 @@ def _unpack(data: bytes) -> Any:
     return torch.load(io.BytesIO(data), weights_only=True)
 
 
-def _serve_then_exit(*args: Any) -> NoReturn:
-    """`_serve`, then end the process without the interpreter's teardown: the block's
-    trainer (its envs) and the pipe are closed by then, and tearing down a process with
-    torch loaded took about a second, which the parent waited for at the end of every run
-    (an error inside `_serve` still ends the process the usual way, with its traceback)."""
-    _serve(*args)
-    sys.stdout.flush()
-    sys.stderr.flush()
+def _serve_then_exit(*args: Any) -> None:
+    """`_serve`; after a clean "close" (the block's trainer, its envs and the pipe closed),
+    end the process without the interpreter's teardown, which took about a second with
+    torch loaded and which the parent waited for at the end of every run. Its output is
+    flushed first; exit handlers (`atexit`, a user module's included) do not run then. After
+    an error or a lost parent the process ends the usual way."""
+    if not _serve(*args):
+        return
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None:
+            with contextlib.suppress(Exception):
+                stream.flush()
     os._exit(0)
 
 
 def _serve(conn: Connection, algo: str, spec: Any, config: Any, seeds: list[int],
-           threads: int, modules: list[str]) -> None:  # fmt: skip
+           threads: int, modules: list[str]) -> bool:  # fmt: skip
     """A seed process: import the user's env modules, build the block's trainer, then
-    answer commands until "close"."""
+    answer commands until "close". Whether it ended on "close" (else on an error, reported
+    down the pipe, or on the parent's end)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     trainer = None
     try:
@@ -295,11 +300,11 @@ def _serve(conn: Connection, algo: str, spec: Any, config: Any, seeds: list[int]
         while True:
             command, arg = conn.recv()
             if command == "close":
-                return
+                return True
             result = commands[command](*([] if arg is None else [arg]))
             conn.send(("ok", _pack(result)))
     except EOFError:  # the parent is gone
-        return
+        return False
     except ValueError as err:  # a user error (ConfigError and friends): one line
         with contextlib.suppress(OSError):
             conn.send(("user error", str(err.args[0]) if err.args else type(err).__name__))
@@ -310,3 +315,4 @@ def _serve(conn: Connection, algo: str, spec: Any, config: Any, seeds: list[int]
         if trainer is not None:
             trainer.close()
         conn.close()
+    return False
