@@ -36,7 +36,7 @@ def test_api_and_seed(env_id: str) -> None:
         results = check_env(env_id, num_cycles=20)
     failures = [f"{r.rule}: {r.message}" for r in results if not r.passed]
     assert not failures, failures
-    assert len(results) == 3
+    assert len(results) == 4
 
 
 def test_check_reports_a_broken_env_in_plain_words() -> None:
@@ -55,9 +55,35 @@ def test_check_reports_a_broken_env_in_plain_words() -> None:
     assert "seed" in results["parallel_seed_test"].message
 
 
-def test_mamujoco_without_the_extra_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_episodes_test_catches_what_pettingzoos_seed_test_misses() -> None:
+    """PettingZoo's parallel seed test stops after one step and never resets twice: an env
+    whose later episodes come from an unseeded generator passes it, not marl's test."""
+    from marl.envs.families.matrix import TwoStepGame
+
+    class LaterUnseeded(TwoStepGame):
+        def reset(self, seed=None, options=None):
+            self._rng = np.random.default_rng(seed)  # unseeded (OS entropy) when seed is None
+            return super().reset(seed=seed, options=options)
+
+        def state(self):
+            return self._rng.random(3).astype(np.float32)
+
+    marl.register("test/later_unseeded-v0", LaterUnseeded)
+    results = {r.rule: r for r in check_env("test/later_unseeded-v0", num_cycles=20)}
+    assert results["parallel_seed_test"].passed and results["parallel_api_test"].passed
+    assert not results["episodes_seed_test"].passed
+    assert "later resets unseeded" in results["episodes_seed_test"].message
+    with pytest.raises(ValueError, match="num_cycles=0: the checks need at least 1 step"):
+        check_env("matrix/two_step-v0", num_cycles=0)
+
+
+def test_mamujoco_without_the_extra_names_it(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     import sys
+
+    from conftest import cli
 
     monkeypatch.setitem(sys.modules, "gymnasium_robotics", None)  # import now fails
     with pytest.raises(ImportError, match=r"\.\[mujoco\]"):
         marl.make("mamujoco/HalfCheetah-2x3", parallel=True)
+    status, _, err = cli(capsys, "envs", "show", "mamujoco/HalfCheetah-2x3")  # one line
+    assert status == 2 and "install the extra" in err

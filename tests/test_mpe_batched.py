@@ -319,7 +319,7 @@ def test_nan_actions_are_refused_unless_the_check_is_off():
     )
     actions = np.zeros((3, 3, vec.action_dim), np.float32)
     actions[1, 2, 1] = np.nan  # a force component (component 0 is the no-op)
-    with pytest.raises(ValueError, match=r"agent_2 in env 1 is not finite"):
+    with pytest.raises(ValueError, match=r"agent_2 in env 1 is not finite.*Box\(0.0, 1.0"):
         vec.step(actions)
     fast = marl.make_vec("mpe/simple_spread-v3", 3, seed=0, backend="batched",
                          continuous_actions=True, check_actions=False)  # fmt: skip
@@ -379,3 +379,37 @@ def test_a_compiled_step_that_cannot_be_built_names_the_eager_backend(monkeypatc
     monkeypatch.setattr(env, "_transition", fail)
     with pytest.raises(CompileFailedError, match="No working C.. compiler.*backend=batched"):
         env.step(torch.zeros(2, 3, dtype=torch.long))
+
+
+def test_a_seed_blocks_resets_do_not_depend_on_the_other_blocks_episode_ends():
+    """With episodes ending early (simple_tag's terminate_on_success), block k of a K-seed
+    env stays the env of a run seeded seed[k]: another block's ends draw nothing from it."""
+    from marl.envs.mpe import make_batched
+
+    kw = dict(terminate_on_success=True, num_adversaries=4, max_cycles=25)
+    env_id = "mpe/simple_tag-v3"
+    alone = [make_batched(env_id, 3, seed=s, **kw) for s in (5, 7)]
+    both = make_batched(env_id, 6, seed=[5, 7], **kw)
+    gen = torch.Generator().manual_seed(0)
+    ends = torch.zeros(2)
+    for _ in range(300):
+        act = torch.randint(5, (6, 5), generator=gen)
+        parts = [env.step(a) for env, a in zip(alone, act.split(3))]
+        step = both.step(act)
+        assert torch.equal(torch.cat([p.obs for p in parts]), step.obs)
+        ends += torch.stack([p.terminated.sum() for p in parts])
+    assert (ends > 0).all()  # both blocks ended episodes early, at different steps
+
+
+def test_the_batched_backend_checks_kwarg_values_as_mpe2s_does():
+    import marl
+
+    for kwargs, says in [({"N": 0}, "N=0: expected at least 1"),
+                         ({"N": 2.5}, "N=2.5: expected an integer"),
+                         ({"continuous_actions": "yes"}, "expected True or False")]:  # fmt: skip
+        for backend in ("batched", "auto"):
+            with pytest.raises(ValueError, match=says):
+                marl.make_vec("mpe/simple_spread-v3", 2, seed=0, backend=backend, **kwargs)
+    vec = marl.make_vec("mpe/simple_spread-v3", 2, seed=np.int64(0), backend="batched")
+    with pytest.raises(ValueError, match="expected integer actions"):
+        vec.step(torch.ones(2, 3, dtype=torch.bool))

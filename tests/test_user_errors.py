@@ -21,6 +21,7 @@ from marl.envs import registry
 from marl.envs.actions import ActionError
 from marl.envs.check import check_env
 from marl.envs.families.matrix import TwoStepGame
+from marl.envs.registry import EnvKwargError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -87,12 +88,29 @@ def test_listing_and_showing_envs_do_not_import_torch() -> None:
     assert proc.stdout.rstrip().endswith("False")
 
 
+def test_an_illegal_move_in_an_openspiel_game_names_the_legal_ones() -> None:
+    env = marl.make("openspiel/tic_tac_toe")
+    env.reset(seed=0)
+    env.step(4)
+    with pytest.raises(ActionError, match=r"action 4 of agent 'player_1' is illegal now.*"
+                       r"legal actions: \[0, 1, 2, 3, 5, 6, 7, 8\]"):  # fmt: skip
+        env.step(4)  # not a C++ SpielError from the occupied cell
+    vec = marl.make_vec("openspiel/goofspiel", 2, seed=0, num_cards=4)
+    vec.step(np.zeros((2, 2), int))
+    with pytest.raises(ActionError, match=r"legal actions: \[1, 2, 3\]"):
+        vec.step(np.zeros((2, 2), int))  # card 0 was played
+
+
 # -- 5. envs show / envs check ---------------------------------------------------------------
 def test_envs_show_prints_the_real_defaults(capsys) -> None:
     status, out, _ = cli(capsys, "envs", "show", "mpe/simple_spread-v3")
     assert status == 0 and "N=3" in out and "local_ratio=0.5" in out and "max_cycles=25" in out
     status, out, _ = cli(capsys, "envs", "show", "matrix/stag_hunt-v0")
-    assert "game='stag_hunt'" in out and "rounds=10" in out
+    assert "kwargs (defaults): rounds=10\n" in out  # its game is the id, not an option
+    with pytest.raises(EnvKwargError, match=r"fixes game='stag_hunt' \(it is part of the id"):
+        marl.make("matrix/stag_hunt-v0", game="prisoners_dilemma")
+    with pytest.raises(EnvKwargError, match="fixes gym_id='CartPole-v1'"):
+        marl.make("gym/CartPole-v1", gym_id="Pendulum-v1")
     spec = marl.env_spec("openspiel/connect_four", rows=5)
     assert spec.default_kwargs["rows"] == 5 and spec.default_kwargs["columns"] == 7
     assert "x_in_row" in spec.valid_kwargs

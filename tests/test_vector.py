@@ -8,6 +8,7 @@ import pytest
 from pettingzoo import ParallelEnv
 
 import marl
+from marl.core.actions import ActionError
 
 
 class Countdown(ParallelEnv):
@@ -126,8 +127,63 @@ def test_bad_actions_shape_and_backend_errors() -> None:
     vec = marl.make_vec("mpe/simple_spread-v3", 2)
     with pytest.raises(ValueError, match=r"expected \(2, 3"):
         vec.step(np.zeros((3, 3), int))
+    with pytest.raises(ValueError, match=r"expected \(2, 3\): \[envs, agents\]"):
+        vec.step(np.zeros((2, 3, 5)))  # a discrete env given continuous-shaped actions
+    for bad in (np.full((2, 3), 2.7), np.ones((2, 3), bool)):  # int() would play 2 and 1
+        with pytest.raises(ActionError, match="discrete actions must be integers"):
+            vec.step(bad)
+    box = marl.make_vec("gym/Pendulum-v1", 2, seed=0)
+    with pytest.raises(ValueError, match=r"expected \(2, 1, 1\)"):
+        box.step(np.zeros((2, 1, 3)))  # not silently cut to the first value
     with pytest.raises(ValueError, match="backend"):
         marl.make_vec("mpe/simple_spread-v3", 2, backend="threads")
+
+
+def test_a_process_workers_error_comes_back_and_the_env_goes_on() -> None:
+    vec = marl.make_vec("mpe/simple_spread-v3", 4, seed=0, backend="process")
+    try:
+        with pytest.raises(ActionError, match=r"action 7 of agent 'agent_0'.*expected 0..4"):
+            vec.step(np.full((4, 3), 7))
+        with pytest.raises(ValueError, match=r"expected \(4, 3\)"):
+            vec.step(np.zeros((3, 3), int))
+        assert vec.step(np.zeros((4, 3), int)).obs.shape == (4, 3, 18)
+    finally:
+        vec.close()
+
+
+def test_openspiel_autoresets_repeat_with_the_seed() -> None:
+    """Shimmy deals an unseeded reset from OS entropy; after a seeded reset marl seeds each
+    later one from the first seed, so every episode of a seeded vector run repeats."""
+
+    def run(seed: int) -> np.ndarray:
+        vec = marl.make_vec("openspiel/goofspiel", 2, seed=seed, num_cards=4)
+        steps = [vec.step(np.full((2, 2), t % 4)).obs for t in range(16)]  # 4 episodes
+        return np.stack(steps)
+
+    assert np.array_equal(run(0), run(0))
+    assert not np.array_equal(run(0), run(1))
+
+
+def test_the_fallback_state_concatenates_unequal_observations() -> None:
+    class Unequal(ParallelEnv):
+        metadata = {"name": "unequal", "is_parallelizable": True}
+        possible_agents = ["a", "b"]
+        sizes = {"a": 2, "b": 4}
+
+        def observation_space(self, agent):
+            return gymnasium.spaces.Box(0, 9, (self.sizes[agent],), np.float32)
+
+        def action_space(self, agent):
+            return gymnasium.spaces.Discrete(2)
+
+        def reset(self, seed=None, options=None):
+            self.agents = list(self.possible_agents)
+            obs = {"a": np.array([1, 2], np.float32), "b": np.array([3, 4, 5, 6], np.float32)}
+            return obs, {a: {} for a in self.agents}
+
+    marl.register("test/unequal-v0", Unequal)
+    step = marl.make_vec("test/unequal-v0", 1, seed=0).reset(seed=0)
+    assert step.state.tolist() == [[1, 2, 3, 4, 5, 6]]  # not the padded rows [1, 2, 0, 0, ...]
 
 
 class EndsAtTheTimeLimit(ParallelEnv):

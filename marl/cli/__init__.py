@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from marl.core.config import MissingExtraError
 from marl.core.dirlock import DirInUseError
 from marl.envs.registry import import_user_modules
 
@@ -15,13 +16,15 @@ from marl.envs.registry import import_user_modules
 SUBCOMMANDS = ("envs", "train", "elo", "league", "play", "rlhf")
 
 # Errors that are the user's input being wrong: one line, no traceback. (marl's own input
-# errors all derive from ValueError; a bare TypeError or KeyError is a bug and shows its trace.)
+# errors all derive from ValueError; a bare TypeError or KeyError is a bug and shows its trace;
+# a missing optional dependency names its extra.)
 USER_ERRORS: tuple[type[BaseException], ...] = (
     ValueError,
     FileNotFoundError,
     FileExistsError,
     NotImplementedError,
     DirInUseError,
+    MissingExtraError,
 )
 
 DESCRIPTION = "Train, evaluate and rate multi-agent RL agents on PettingZoo environments."

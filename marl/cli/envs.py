@@ -9,6 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from marl.cli import add_import_argument
+from marl.cli.argtypes import at_least
 from marl.envs.registry import EnvSpec, env_spec, list_envs, registration
 
 
@@ -26,7 +27,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=show_command)
     p = actions.add_parser("check", help="run PettingZoo's API and seed tests on one env")
     p.add_argument("env_id")
-    p.add_argument("--cycles", type=int, default=50, help="steps per test (default 50)")
+    p.add_argument("--cycles", type=at_least(1), default=50, help="steps per test (default 50)")
     add_import_argument(p)
     p.set_defaults(handler=check_command)
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from marl.cli import add_import_argument
-from marl.cli.train import at_least
+from marl.cli.argtypes import at_least
 
 ENV_HELP = "env id (one agent, discrete actions), e.g. gym/CartPole-v1"
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import argparse
 import functools
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from marl.algorithms import ALGORITHMS
 from marl.cli import add_import_argument
+from marl.cli.argtypes import at_least
 from marl.core.config import ConfigError, closest, load_toml, parse_overrides
 
 RUN_FILE_KEYS = ("algo", "env", "steps", "seed", "seeds", "env_kwargs", "config")
@@ -24,21 +24,6 @@ FROM_THE_RUN = ("algo", "env", "config", "overrides", "env_kwargs", "seed", "see
 """Options a resumed run takes from its own config.toml (given with --resume: refused)."""
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm")
 """--render suffixes written through imageio's ffmpeg plugin (the `video` extra)."""
-
-
-def at_least(low: int) -> Callable[[str], int]:
-    """An argparse type: a whole number >= `low`, the bad value named when it is not."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"{text}: expected at least {low}")
-        return value
-
-    return parse
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

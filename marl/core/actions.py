@@ -14,7 +14,7 @@ import gymnasium
 import numpy as np
 
 _short = reprlib.Repr()  # a 5,000-digit action must not flood the message
-_short.maxstring, _short.maxlong, _short.maxother = 40, 40, 60
+_short.maxstring, _short.maxlong, _short.maxother, _short.maxlist = 40, 40, 60, 20
 
 
 class ActionError(ValueError):
@@ -58,11 +58,26 @@ def action_problem(action: Any, space: gymnasium.Space) -> str | None:
     return None if space.contains(action) else "not an element of the space"
 
 
-def check_action(agent: str, action: Any, space: gymnasium.Space) -> None:
-    """Raise ActionError naming the agent, the action and the space if `action` is not valid."""
+def legal_actions(space: gymnasium.Space, mask: Any) -> list[int] | None:
+    """The actions of a `Discrete` `space` that `mask` (1 = legal) allows, or None when
+    there is no mask to check."""
+    if mask is None or not isinstance(space, gymnasium.spaces.Discrete):
+        return None
+    return (np.flatnonzero(np.asarray(mask)) + int(space.start)).tolist()
+
+
+def check_action(agent: str, action: Any, space: gymnasium.Space, mask: Any = None) -> None:
+    """Raise ActionError naming the agent, the action and the space if `action` is not valid,
+    or, given the agent's action `mask`, naming the legal actions if it is masked out."""
     problem = action_problem(action, space)
     if problem is not None:
         raise ActionError(
             f"action {describe(action)} of agent {agent!r} is not in its action space "
             f"{space}: {problem}"
+        )
+    legal = legal_actions(space, mask)
+    if legal is not None and int(action) not in legal:
+        raise ActionError(
+            f"action {describe(action)} of agent {agent!r} is illegal now (its action mask "
+            f"rules it out); legal actions: {describe(legal)}"
         )

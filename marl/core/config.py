@@ -23,6 +23,11 @@ class ConfigError(ValueError):
     """A config key or value that the learner's config does not accept."""
 
 
+class MissingExtraError(ImportError):
+    """What was asked for needs an optional dependency that is not installed; the message
+    says which extra installs it (the CLI prints it as one line, not a traceback)."""
+
+
 def closest(name: str, choices: typing.Iterable[str], n: int = 3) -> list[str]:
     """The choices most similar to `name` (for 'did you mean' messages)."""
     return difflib.get_close_matches(name, list(choices), n=n, cutoff=0.5)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from marl.core.config import check_fields
+from marl.core.config import MissingExtraError, check_fields
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ def require_ray() -> ModuleType:
     try:
         import ray
     except ImportError:
-        raise ImportError(
+        raise MissingExtraError(
             "the ray backend needs Ray: pip install 'marl[ray]' (or use --backend local)"
         ) from None
     return ray

@@ -242,6 +242,12 @@ def latest_version(env_id: str) -> str | None:
 def _check_kwargs(reg: Registration, kwargs: dict[str, Any]) -> None:
     from marl.envs.families import accepted_kwargs, check_kwarg_values
 
+    fixed = sorted(set(kwargs) & set(reg.kwargs))
+    if fixed:
+        raise EnvKwargError(
+            f"{reg.env_id} fixes {fixed[0]}={reg.kwargs[fixed[0]]!r} (it is part of the id, not "
+            f"an option); for another {fixed[0]}, make its own id (`marl envs list` lists them)"
+        )
     valid = accepted_kwargs(reg)
     for key in kwargs if valid is not None else ():
         if key not in valid:
@@ -323,7 +329,7 @@ def env_spec(env_id: str, **kwargs: Any) -> EnvSpec:
             teams={k: tuple(v) for k, v in group_teams(agents, reg.teams).items()},
             observation_spaces={a: env.observation_space(a) for a in agents},
             action_spaces={a: env.action_space(a) for a in agents},
-            default_kwargs={**(defaults or {}), **reg.kwargs, **kwargs},
+            default_kwargs={**(defaults or {}), **kwargs},
             valid_kwargs=None if defaults is None else tuple(sorted(defaults)),
         )
     finally:

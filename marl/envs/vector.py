@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import numbers
+import pickle
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from typing import Any
@@ -52,6 +53,35 @@ def block_seed(seed: int | Sequence[int] | None, b: int, num_envs: int) -> int |
         raise ValueError(f"{num_envs} envs do not split into {len(seeds)} seed blocks")
     size = num_envs // len(seeds)
     return int(seeds[b // size]) + b % size
+
+
+def check_layout(actions: Any, vec: Any) -> np.ndarray:
+    """`actions` as an array, refused with an error that says what was expected unless it
+    is [B, N] integers (discrete actions) or [B, N, action_dim] finite numbers (continuous)
+    for `vec`'s B envs and N agents. Checked or not, every step: a float or bool given for
+    a discrete action would otherwise be truncated by `int` (2.7 playing 2)."""
+    actions = np.asarray(actions)
+    want = (vec.num_envs, len(vec.agents), *((vec.action_dim,) if vec.action_dim else ()))
+    if actions.shape != want:
+        raise ValueError(
+            f"actions have shape {actions.shape}; expected {want}: [envs, agents"
+            f"{', action_dim' if vec.action_dim else ''}]"
+        )
+    if vec.action_dim:
+        if not np.issubdtype(actions.dtype, np.number):
+            raise ActionError(f"continuous actions must be numbers, not {actions.dtype}")
+        if not np.isfinite(actions).all():
+            b, n = np.argwhere(~np.isfinite(actions))[0][:2]
+            raise ActionError(
+                f"action {describe(actions[b, n])} of agent {vec.agents[n]!r} (env {b}) is "
+                "not finite: NaN or infinite continuous actions (a diverged policy?)"
+            )
+    elif not np.issubdtype(actions.dtype, np.integer):
+        raise ActionError(
+            f"discrete actions must be integers, got an array of {actions.dtype}: "
+            f"{describe(actions)}"
+        )
+    return actions
 
 
 class SyncVecEnv:
@@ -104,7 +134,7 @@ class SyncVecEnv:
                 return np.asarray(env.state(), np.float32).ravel()
             except (NotImplementedError, AttributeError):
                 self._has_state = False
-        return obs_rows.ravel()[: self.state_dim]
+        return np.concatenate([row[:size] for row, size in zip(obs_rows, self._obs_sizes)])
 
     def _fill(self, env: ParallelEnv, obs: dict, infos: dict, obs_rows: np.ndarray,
               masks: np.ndarray) -> np.ndarray:  # fmt: skip
@@ -178,19 +208,7 @@ class SyncVecEnv:
 
     def step(self, actions: Any) -> VecStep:
         """Step every env with its agents' actions ([B, N] or [B, N, action_dim]); autoreset."""
-        actions = np.asarray(actions)
-        if actions.shape[:2] != (self.num_envs, len(self.agents)):
-            raise ValueError(
-                f"actions have shape {actions.shape}; expected ({self.num_envs}, "
-                f"{len(self.agents)}{', action_dim' if self.action_dim else ''})"
-            )
-        numeric = np.issubdtype(actions.dtype, np.number)
-        if self.action_dim and numeric and not np.isfinite(actions).all():  # checked or not
-            b, n = np.argwhere(~np.isfinite(actions))[0][:2]
-            raise ActionError(
-                f"action {describe(actions[b, n])} of agent {self.agents[n]!r} (env {b}) is "
-                "not finite: NaN or infinite continuous actions (a diverged policy?)"
-            )
+        actions = check_layout(actions, self)
         out = self._arrays()
         for b, env in enumerate(self.envs):
             self._step_one(env, actions[b], out, b)
@@ -203,17 +221,29 @@ class SyncVecEnv:
 
 
 def _worker(conn: Connection, env_fn: EnvFn, num_envs: int, teams: dict) -> None:
+    """Serve reset and step on a `SyncVecEnv` of `num_envs`; an error goes back to the parent
+    (`_Failed`) and the worker keeps serving."""
     vec = SyncVecEnv(env_fn, num_envs, teams)
     while True:
         command, arg = conn.recv()
-        if command == "reset":
-            conn.send(vec.reset(arg))
-        elif command == "step":
-            conn.send(vec.step(arg))
-        else:
+        if command not in ("reset", "step"):
             vec.close()
             conn.close()
             return
+        try:
+            conn.send(vec.reset(arg) if command == "reset" else vec.step(arg))
+        except Exception as err:  # the parent raises it; pickled as is, or as its text
+            conn.send(_Failed(err))
+
+
+class _Failed:
+    """An error in a worker, sent to the parent to raise there."""
+
+    def __init__(self, err: Exception) -> None:
+        try:
+            self.error = pickle.loads(pickle.dumps(err))
+        except Exception:  # an exception that cannot be pickled: its type and text
+            self.error = RuntimeError(f"{type(err).__name__}: {err}")
 
 
 class ProcVecEnv:
@@ -239,7 +269,10 @@ class ProcVecEnv:
             self._procs.append(proc)
 
     def _gather(self) -> VecStep:
-        parts = [conn.recv() for conn in self._conns]
+        parts = [conn.recv() for conn in self._conns]  # every reply, so none is left pending
+        for part in parts:
+            if isinstance(part, _Failed):
+                raise part.error
         return VecStep(*(np.concatenate(x) for x in zip(*parts)))
 
     def reset(self, seed: int | None = None) -> VecStep:
@@ -255,7 +288,7 @@ class ProcVecEnv:
 
     def step(self, actions: Any) -> VecStep:
         """Step every env; autoreset."""
-        actions = np.asarray(actions)
+        actions = check_layout(actions, self)
         start = 0
         for conn, size in zip(self._conns, self._sizes):
             conn.send(("step", actions[start : start + size]))
@@ -354,7 +387,10 @@ def make_vec(
     _check_count("num_workers", num_workers)
     reg = registration(env_id)
     if backend in BATCHED:
+        from marl.envs.families import check_kwarg_values
         from marl.envs.mpe import make_batched
+
+        check_kwarg_values(reg, kwargs)  # as `make` does for mpe2: N=0 named, not a torch error
 
         return make_batched(reg.env_id, num_envs, device=device, seed=seed,
                             check_actions=check_actions, compile=backend == "compiled",

@@ -55,7 +55,8 @@ def kwarg_defaults(reg: Any) -> dict[str, Any] | None:
     if isinstance(entry, str):
         entry = _load_entry_point(entry)
     defaults = _signature_defaults(entry) if callable(entry) else None
-    return None if defaults is None else {**defaults, **reg.kwargs}
+    # the kwargs the registration fixes (matrix/<game>'s `game`) are part of the id, not options
+    return None if defaults is None else {k: v for k, v in defaults.items() if k not in reg.kwargs}
 
 
 def _load_entry_point(entry: str) -> Any:

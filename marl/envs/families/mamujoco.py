@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from marl.core.config import MissingExtraError
 from marl.envs.teams import Register, one_team
 
 EXTRA_HINT = 'pip install -e ".[mujoco]"  (installs mujoco and gymnasium-robotics)'
@@ -38,7 +39,7 @@ def mamujoco_env(
     try:
         from gymnasium_robotics import mamujoco_v1
     except ImportError as err:
-        raise ImportError(
+        raise MissingExtraError(
             f"mamujoco/{scenario}-{agent_conf} needs MuJoCo and Gymnasium-Robotics, which are "
             f"not installed ({err}); install the extra: {EXTRA_HINT}"
         ) from None

@@ -4,7 +4,10 @@ Shimmy's `OpenSpielCompatibilityV0` does the conversion; marl adds two things. G
 parameters are kwargs (`marl.make("openspiel/connect_four", rows=5)`). And each env owns
 freshly-made action spaces that `reset(seed=...)` seeds, so sampling actions is reproducible
 from the seed (Shimmy's own spaces are rebuilt unseeded as the game advances, which fails
-PettingZoo's `seed_test`). Action masks are in `infos[agent]["action_mask"]`.
+PettingZoo's `seed_test`); and after a seeded reset, each later unseeded one (an autoreset)
+deals its chance outcomes from a seed drawn from the first, where Shimmy would take fresh
+OS entropy, so a seeded run's every episode repeats. Action masks are in
+`infos[agent]["action_mask"]`.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from functools import cache
 from typing import Any
 
 import gymnasium
+import numpy as np
 import pyspiel
 from pettingzoo.utils.wrappers import BaseWrapper
 
@@ -38,6 +42,7 @@ class SeededSpaces(BaseWrapper):
         self.metadata = {**env.metadata, "is_parallelizable": simultaneous}
         self._action_spaces = {a: env.action_space(a) for a in env.possible_agents}
         self._observation_spaces = {a: env.observation_space(a) for a in env.possible_agents}
+        self._episode_seeds: np.random.Generator | None = None  # set by a seeded reset
 
     def action_space(self, agent: str) -> gymnasium.Space:
         """This instance's action space of `agent`."""
@@ -48,8 +53,15 @@ class SeededSpaces(BaseWrapper):
         return self._observation_spaces[agent]
 
     def reset(self, seed: int | None = None, options: dict | None = None) -> None:
-        """Reset the game; with a seed, seed each agent's action space from it."""
-        super().reset(seed=seed, options=options)
+        """Reset the game; with a seed, seed each agent's action space and the episodes'
+        chance outcomes from it (an unseeded reset after a seeded one takes the next seed
+        of that stream; one before any seeded reset is unseeded, as in Shimmy)."""
+        game_seed = seed
+        if seed is not None:
+            self._episode_seeds = np.random.default_rng(seed)
+        elif self._episode_seeds is not None:
+            game_seed = int(self._episode_seeds.integers(2**31))
+        super().reset(seed=game_seed, options=options)
         if seed is not None:
             for i, agent in enumerate(self.possible_agents):
                 self._action_spaces[agent].seed(seed + i)

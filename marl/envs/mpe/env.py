@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -75,7 +76,7 @@ class BatchedMPE:
         worlds seeded `seed[k]` would be (what `--seeds K` trains on)."""
         if num_envs < 1 or max_cycles < 1:
             raise ValueError(f"num_envs and max_cycles must be >= 1, got {num_envs}, {max_cycles}")
-        blocks = 1 if seed is None or isinstance(seed, int) else len(seed)
+        blocks = 1 if seed is None or isinstance(seed, numbers.Integral) else len(seed)
         if blocks < 1 or num_envs % blocks:
             raise ValueError(f"num_envs={num_envs} does not split into {blocks} seed blocks")
         spec = scenario.spec
@@ -145,7 +146,7 @@ class BatchedMPE:
 
     def _seed(self, seed: int | Sequence[int]) -> None:
         """Reseed the generators: one seed per block of worlds."""
-        seeds = [seed] if isinstance(seed, int) else list(seed)
+        seeds = [seed] if isinstance(seed, numbers.Integral) else list(seed)
         if len(seeds) != len(self._generators):
             raise ValueError(
                 f"seed {seed!r}: this env draws from {len(self._generators)} generators "
@@ -174,6 +175,22 @@ class BatchedMPE:
     def _fresh_states(self) -> WorldState:
         """Initial states of all B worlds, each block drawn from its own generator."""
         return self._per_block(lambda g, n, _: self.scenario.reset(n, g))
+
+    def _restart(self, done: torch.Tensor, s: WorldState) -> WorldState:
+        """`s` with the worlds where an episode ended (`done`) restarted. A block of worlds
+        draws fresh states only when one of its own episodes ended, as a run of it alone
+        would: another block's ends must not use up its generator (`--seeds K`)."""
+        if len(self._generators) == 1:
+            return merge_states(done, self.scenario.reset(self.num_envs, self._generators[0]), s)
+        size = self.num_envs // len(self._generators)
+        parts = []
+        for k, generator in enumerate(self._generators):
+            rows = slice(k * size, (k + 1) * size)
+            block = WorldState(*(x[rows] for x in s))
+            if bool(done[rows].any()):
+                block = merge_states(done[rows], self.scenario.reset(size, generator), block)
+            parts.append(block)
+        return WorldState(*(torch.cat(xs) for xs in zip(*parts)))
 
     def reset(self, seed: int | Sequence[int] | None = None) -> VecStep:
         """Start all B episodes; a seed (one per seed block) reseeds the generators first."""
@@ -222,7 +239,7 @@ class BatchedMPE:
             if self.check_actions:
                 self._check_finite(a)
             return self.physics.continuous_controls(a.to(self.physics.push.dtype))
-        if a.shape != (b, n) or a.dtype.is_floating_point:
+        if a.shape != (b, n) or a.dtype.is_floating_point or a.dtype == torch.bool:
             raise ValueError(
                 f"expected integer actions of shape {(b, n)}, got {a.dtype} {tuple(a.shape)}"
             )
@@ -244,7 +261,7 @@ class BatchedMPE:
             env, agent = (int(i) for i in bad.nonzero()[0])
             raise ValueError(
                 f"action {actions[env, agent].tolist()} of {self.agents[agent]} in env {env} "
-                f"is not finite; expected floats in Box(-1, 1, ({self.action_dim},))"
+                f"is not finite; expected finite floats in {self.action_spaces[agent]}"
             )
 
     def _outcome(self, s: WorldState, t: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -254,7 +271,7 @@ class BatchedMPE:
         t = t + 1
         ends = self.scenario.is_terminal(s)
         terminated = torch.zeros_like(t, dtype=torch.bool) if ends is None else ends
-        truncated = (t >= self.max_cycles) & ~terminated  # terminated wins over a time limit
+        truncated = (t >= self.max_cycles) & ~terminated  # terminated wins (mpe2: truncated)
         ended = (terminated | truncated).any()
         return obs, state, self.scenario.reward(s), terminated, truncated, t, ended
 
@@ -291,7 +308,7 @@ class BatchedMPE:
         if not bool(ended):
             return out
         done = terminated | truncated
-        self._state = merge_states(done, self._fresh_states(), s)
+        self._state = self._restart(done, s)
         self._t = self._t.masked_fill(done, 0)
         obs, state = self._pack(self.scenario.observe(self._state))
         return out._replace(obs=obs, state=state)
