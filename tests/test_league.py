@@ -138,6 +138,12 @@ def test_league_config_errors_name_the_fix(tmp_path):
         league_from_dict({**_league(m40=40), "matchmaking": {}})
     with pytest.raises(ConfigError, match="matches_per_round=0"):
         league_from_dict({**_league(m40=40), "league": {"matches_per_round": 0}})
+    snapshot_like = [{"name": "random", "kind": "random"}, {"name": "az@8", "kind": "random"}]
+    with pytest.raises(ConfigError, match=r"\(az@8\): '@' is kept for snapshot names"):
+        league_from_dict({**_league(), "players": snapshot_like})
+    for key, value in [("prior_games", 0.0), ("p", -2.0)]:  # 0 prior games: 0/0 win rates
+        with pytest.raises(ConfigError, match=f"{key}={value}: expected a positive number"):
+            league_from_dict({**_league(m40=40), "matchmaker": {key: value}})
 
 
 def test_learner_configs_are_checked_before_any_game(tmp_path, capsys):

@@ -125,6 +125,20 @@ def test_select_action_temperature():
     assert (draws[:, 1] == 2).all()
     again = torch.stack([select_action(counts, 1.0, np.random.default_rng(0)) for _ in range(2)])
     assert torch.equal(again[0], again[1])
+    # a low temperature overflows counts ** (1 / T) in float64: still the most visited move
+    many = torch.tensor([[0.0, 1300.0, 5000.0, 0.0]])
+    picks = [int(select_action(many, 0.01, np.random.default_rng(s))[0]) for s in range(50)]
+    assert picks == [2] * 50
+
+
+def test_search_settings_out_of_range_are_refused():
+    for bad, says in [({"dirichlet_alpha": 0.0, "dirichlet_fraction": 0.25}, "dirichlet_alpha=0"),
+                      ({"c_puct": -1.0}, "c_puct=-1"), ({"gumbel_considered": 0}, "considered=0"),
+                      ({"gumbel_c_visit": 0.0}, "gumbel_c_visit=0"),
+                      ({"gumbel_c_scale": -1.0}, "gumbel_c_scale=-1")]:  # fmt: skip
+        with pytest.raises(ValueError, match=says):
+            SearchConfig(**bad).validate()
+    SearchConfig(dirichlet_alpha=0.0).validate()  # no noise: its alpha is unused
 
 
 HAND_WORKED = "X X O  O X X  . O ."  # O to move; O@6 lets X win at 8, O@8 draws

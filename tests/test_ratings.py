@@ -146,6 +146,26 @@ def test_all_wins_and_disconnected_groups_stay_finite_with_prior_and_error_witho
         fit_ratings(split, MLE)
 
 
+def test_fits_without_a_finite_maximum_are_refused_not_reported():
+    """The first mover always won (the first-move advantage is infinite), or no game was
+    decisive (Davidson's draw parameter is): no finite maximum-likelihood fit exists."""
+    first_wins = game_table(_repeat(("A", "B", 1.0, "A"), ("B", "A", 1.0, "B"), times=30))
+    for intervals in ("hessian", "bootstrap"):
+        with pytest.raises(RatingError, match="did not converge to finite ratings"):
+            fit_ratings(first_wins, RatingConfig(prior_std=None, first_move=True,
+                                                 intervals=intervals))  # fmt: skip
+    fit = fit_ratings(first_wins, RatingConfig(first_move=True))  # with the prior: finite
+    assert fit.rating == pytest.approx([1000.0, 1000.0], abs=1e-6)
+    draws = game_table(_repeat(("A", "B", 0.5, None), ("B", "C", 0.5, None), times=5))
+    with pytest.raises(RatingError, match="at least one decisive game"):
+        fit_ratings(draws, RatingConfig(prior_std=None, draws="davidson"))
+    for bad, says in [({"prior_std": math.nan}, "prior_std=nan"),
+                      ({"prior_std": math.inf}, "prior_std=inf"),
+                      ({"anchor_rating": math.nan}, "anchor_rating=nan")]:  # fmt: skip
+        with pytest.raises(RatingError, match=says):
+            RatingConfig(**bad).validate()
+
+
 def test_bootstrap_intervals_are_seeded_and_cover_the_estimate():
     _, table = _synthetic(4, players=6, games=400)
     config = RatingConfig(intervals="bootstrap", bootstrap_samples=60, seed=5)
@@ -192,3 +212,14 @@ def test_elo_cli_prints_ranked_table_and_writes_png(tmp_path, capsys):
     assert (tmp_path / "games.elo.png").read_bytes()[:4] == b"\x89PNG"
     assert elo_main([str(tmp_path / "missing.csv")]) == 2
     assert "games file" in capsys.readouterr().err
+
+
+def test_the_plot_takes_an_interval_that_misses_its_estimate():
+    """A bootstrap's percentile interval need not contain the estimate (tiny tables)."""
+    import dataclasses
+
+    from marl.league.plots import ratings_png
+
+    fit = fit_ratings(game_table(_repeat(("A", "B", 1.0, None), ("B", "A", 1.0, None))))
+    odd = dataclasses.replace(fit, lower=fit.rating + 2.0, upper=fit.rating + 5.0)
+    assert ratings_png(odd).startswith(b"\x89PNG")

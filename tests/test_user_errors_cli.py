@@ -413,6 +413,10 @@ BAD_INPUTS = [
     (["elo", "{w}/bad.db"], "{w}/bad.db cannot be read as a league database"),
     (["elo", "{w}/evil.pt"], "evil.pt"),
     (["league", "status", "{w}/bad.db"], "{w}/bad.db cannot be read as a league database"),
+    (["league", "status", "{w}/bad.db", "--top", "0"], "--top: 0: expected at least 1"),
+    (["elo", "{w}/games.csv", "--seed", "-1"], "--seed: -1: expected at least 0"),
+    (["elo", "{w}/games.csv", "--prior-std", "nan"], "prior_std=nan: expected a positive"),
+    (["envs", "check", "matrix/two_step-v0", "--cycles", "0"], "--cycles: 0: expected at least"),
     (["play", "classic/tic_tac_toe-v0", "{w}/run", "--simulations", "0"], "--simulations 0"),
     (["play", "classic/tic_tac_toe-v0", "{w}/text.pt"], "text.pt is not a marl checkpoint"),
 ]

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from marl.cli.argtypes import at_least
 from marl.league.games import GamesError, GameTable, read_games_csv
 from marl.league.ratings import RatingConfig, RatingError, Ratings, fit_ratings
 from marl.league.store import LeagueStore, StoreError, resolve_db
@@ -68,7 +69,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="percentile intervals from N bootstrap resamples (default: Hessian)",
     )
     p.add_argument("--confidence", type=float, default=0.95, help="interval coverage (0.95)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
+    p.add_argument("--seed", type=at_least(0), default=0, help="seed of the bootstrap")
     p.add_argument("--plot", default=None, help="PNG path (default: next to the input)")
     p.add_argument("--no-plot", action="store_true", help="do not write the PNG")
     p.set_defaults(handler=run_elo)

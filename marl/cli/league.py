@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from marl.cli import add_import_argument
+from marl.cli.argtypes import at_least
 from marl.cli.train import add_backend_arguments
 from marl.core.config import ConfigError
 from marl.league.arena import ArenaError
@@ -34,7 +35,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     run.set_defaults(handler=run_league_command)
     status = sub.add_parser("status", help="progress and current top ratings")
     status.add_argument("path", help="league folder or its league.db")
-    status.add_argument("--top", type=int, default=10, help="ratings to show (10)")
+    status.add_argument("--top", type=at_least(1), default=10, help="ratings to show (10)")
     add_import_argument(status)
     status.set_defaults(handler=status_command)
     report = sub.add_parser("report", help="write a self-contained HTML report")

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -90,9 +91,13 @@ class MatchmakerConfig:
     uniformly, so that their ratings are tied to each other and not only to the learners."""
 
     def validate(self) -> None:
-        """Refuse a negative number of calibration matches."""
+        """Refuse values outside their range."""
         if self.calibration_matches < 0:
             raise ConfigError(f"calibration_matches={self.calibration_matches}: expected >= 0")
+        for name in ("prior_games", "p"):  # 0 prior games: 0/0 win rates of pairs never met
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ConfigError(f"{name}={value}: expected a positive number")
 
 
 @dataclass(frozen=True)
@@ -142,6 +147,8 @@ def _player_entry(index: int, table: Any) -> PlayerEntry:
     name, kind = values.pop("name", None), values.pop("kind", None)
     if not isinstance(name, str) or not name:
         raise ConfigError(f"{where} needs a name (a non-empty string)")
+    if "@" in name:  # a learner's snapshots are named <learner>@<updates>
+        raise ConfigError(f"{where} ({name}): '@' is kept for snapshot names; rename the player")
     if kind not in TOML_KINDS:
         near = closest(str(kind), TOML_KINDS)
         hint = f"; did you mean {' or '.join(near)}?" if near else ""

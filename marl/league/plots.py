@@ -25,7 +25,8 @@ def ratings_png(ratings: Ratings, title: str = "Ratings") -> bytes:
     order = ratings.ranked()[::-1]
     y = np.arange(len(order))
     rating = ratings.rating[order]
-    err = np.stack([rating - ratings.lower[order], ratings.upper[order] - rating])
+    # a percentile (bootstrap) interval need not contain its estimate: draw its part that does
+    err = np.stack([rating - ratings.lower[order], ratings.upper[order] - rating]).clip(min=0)
     fig, ax = plt.subplots(figsize=(7, 0.4 * len(order) + 1.5))
     ax.errorbar(rating, y, xerr=err, fmt="o", capsize=4, color="tab:blue")
     ax.set_yticks(y, [ratings.players[i] for i in order])

@@ -28,6 +28,7 @@ from marl.league.games import GameTable
 ELO_SCALE = 400.0 / math.log(10.0)
 """Elo points per nat of log-odds (about 173.7)."""
 DRAW_PRIOR_STD = 5.0
+NEWTON_STEPS = 200  # the fit gives up (RatingError) if the steps have not shrunk by then
 """Std (nats) of the weak prior on Davidson's log(nu) whenever `prior_std` is set."""
 
 
@@ -66,8 +67,16 @@ class RatingConfig:
             raise RatingError(f"intervals={self.intervals!r}: expected 'hessian' or 'bootstrap'")
         if not 0.0 < self.confidence < 1.0:
             raise RatingError(f"confidence={self.confidence}: expected a value in (0, 1)")
-        if self.prior_std is not None and self.prior_std <= 0:
-            raise RatingError(f"prior_std={self.prior_std}: expected a positive number or None")
+        if self.prior_std is not None and not (
+            math.isfinite(self.prior_std) and self.prior_std > 0
+        ):
+            raise RatingError(
+                f"prior_std={self.prior_std}: expected a positive finite number, or None"
+            )
+        if not math.isfinite(self.anchor_rating):
+            raise RatingError(f"anchor_rating={self.anchor_rating}: expected a finite number")
+        if self.seed < 0:
+            raise RatingError(f"seed={self.seed}: expected a non-negative integer")
         if self.bootstrap_samples < 2:
             raise RatingError(f"bootstrap_samples={self.bootstrap_samples}: expected >= 2")
 
@@ -211,7 +220,8 @@ def _maximize(g: _Groups, p: int, cfg: RatingConfig) -> tuple[np.ndarray, float,
     size = p + int(cfg.first_move) + int(cfg.draws == "davidson")
     theta = np.zeros(size)
     log_lik, value, grad, hess = _log_posterior(theta, g, p, cfg)
-    for _ in range(200):
+    converged = False
+    for _ in range(NEWTON_STEPS):
         step = np.linalg.lstsq(-hess, grad, rcond=None)[0]
         t = 1.0
         while True:
@@ -222,9 +232,14 @@ def _maximize(g: _Groups, p: int, cfg: RatingConfig) -> tuple[np.ndarray, float,
         theta = theta + t * step
         log_lik, value, grad, hess = new
         if np.max(np.abs(t * step)) < 1e-9:
+            converged = True
             break
-    if not np.all(np.isfinite(theta)) or np.max(np.abs(theta)) > 1e5:
-        raise RatingError("the fit did not converge to finite ratings; set a prior_std")
+    if not converged or not np.all(np.isfinite(theta)) or np.max(np.abs(theta)) > 1e5:
+        raise RatingError(
+            f"the fit did not converge to finite ratings in {NEWTON_STEPS} Newton steps (the "
+            "maximum-likelihood ratings are infinite, e.g. when who moved first decides every "
+            "game); set prior_std (default 1000) for a finite fit"
+        )
     return theta, log_lik, hess
 
 
@@ -262,6 +277,11 @@ def _check_mle_exists(table: GameTable, cfg: RatingConfig) -> None:
         raise RatingError("first_move=True but no game says who moved first")
     if cfg.draws == "davidson" and not (table.score == 0.5).any():
         raise RatingError("draws='davidson' needs at least one draw when prior_std is None")
+    if cfg.draws == "davidson" and (table.score == 0.5).all():
+        raise RatingError(
+            "draws='davidson' needs at least one decisive game when prior_std is None (with "
+            "only draws the draw parameter's estimate is infinite)"
+        )
 
 
 def _covariance(hess: np.ndarray, p: int, no_prior: bool) -> np.ndarray:

@@ -59,6 +59,15 @@ class SearchConfig:
             raise ValueError(f"simulations={self.simulations}: expected at least 1")
         if not 0.0 <= self.dirichlet_fraction <= 1.0:
             raise ValueError(f"dirichlet_fraction={self.dirichlet_fraction}: expected 0..1")
+        if self.dirichlet_fraction > 0 and not self.dirichlet_alpha > 0:
+            raise ValueError(f"dirichlet_alpha={self.dirichlet_alpha}: expected > 0 (noise on)")
+        if not self.c_puct >= 0:
+            raise ValueError(f"c_puct={self.c_puct}: expected >= 0")
+        if self.gumbel_considered < 1:
+            raise ValueError(f"gumbel_considered={self.gumbel_considered}: expected at least 1")
+        for name in ("gumbel_c_visit", "gumbel_c_scale"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name}={getattr(self, name)}: expected > 0")
         if not 0.0 < self.discount <= 1.0:
             raise ValueError(f"discount={self.discount}: expected 0 < discount <= 1")
         if self.forced_playouts < 0:

@@ -91,7 +91,13 @@ def select_action(visit_counts: Tensor, temperature: float, rng: np.random.Gener
     """[B] moves: argmax of visits at temperature 0, else sampled with p ~ N^(1/T)."""
     if temperature <= 0.0:
         return visit_counts.argmax(dim=1)
-    weights = visit_counts.double().cpu().numpy() ** (1.0 / temperature)
+    counts = visit_counts.double().cpu().numpy()
+    with np.errstate(over="ignore"):
+        weights = counts ** (1.0 / temperature)
+    huge = ~np.isfinite(weights).all(axis=1)
+    if huge.any():  # a low temperature overflowed: the same ratios, each row over its largest
+        scaled = counts[huge] / counts[huge].max(axis=1, keepdims=True)
+        weights[huge] = scaled ** (1.0 / temperature)
     probs = weights / weights.sum(axis=1, keepdims=True)
     uniforms = rng.random(len(probs))[:, None]
     choice = (probs.cumsum(axis=1) < uniforms).sum(axis=1)
