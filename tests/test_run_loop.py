@@ -124,6 +124,37 @@ def test_resume_after_kill_matches_unbroken_run(tmp_path) -> None:
     assert [r["env_steps"] for r in rows] == list(range(2, 22, 2))  # none lost or doubled
 
 
+def test_force_clears_the_earlier_runs_files_and_an_extension_survives_a_kill(tmp_path):
+    """--force: a kill before the new run's first checkpoint must not leave the old run's
+    checkpoint to resume under the new config. --resume --steps N: the longer budget is in
+    the checkpoint at once, so a kill before the next one does not undo the extension."""
+    out = tmp_path / "r"
+    train(_spec(8, seed=0), out=out, progress=False)
+    CRASH_AT.append(0)
+    with pytest.raises(KeyboardInterrupt):
+        train(_spec(8, seed=7, checkpoint_every=4), out=out, progress=False, force=True)
+    assert not (out / "checkpoint.pt").exists()
+    assert len(list((out / "tb").iterdir())) == 1  # the new run's event file, not the old's
+    train(_spec(8, checkpoint_every=4), out=out, progress=False, force=True)
+    CRASH_AT.append(8)
+    with pytest.raises(KeyboardInterrupt):
+        resume(out, progress=False, changes={"steps": 16})
+    assert load_checkpoint(out / "checkpoint.pt")["run"]["steps"] == 16
+    assert resume(out, progress=False).learner.env_steps == 16
+
+
+def test_tensorboard_keeps_the_checkpoints_row_on_resume(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = tmp_path / "r"
+    train(_spec(4, checkpoint_every=4), out=out, progress=False)
+    resume(out, progress=False, changes={"steps": 8})
+    events = EventAccumulator(str(out / "tb"))
+    events.Reload()
+    steps = sorted({e.step for e in events.Scalars("value")})
+    assert 4 in steps and steps[-1] == 8  # purge_step=4 had dropped the checkpoint's row
+
+
 def test_refuses_to_overwrite_a_run(tmp_path) -> None:
     train(_spec(4), out=tmp_path / "r", progress=False)
     with pytest.raises(FileExistsError, match="--resume"):

@@ -17,7 +17,7 @@ from marl.envs.mpe import make_batched
 from marl.envs.vector import make_vec, vec_spec
 from marl.learners.ppo import PPOLearner, SeedsLearner
 from marl.learners.ppo import seeds as seeds_mod
-from marl.run.loop import RunSpec, default_out, resume, train
+from marl.run.loop import RunSpec, default_out, resume, seed_procs, train
 from marl.run.metrics import read_metrics, seed_band
 from marl.run.seed_procs import SeedProcessError, SeedProcesses, merge_stats, seed_blocks
 from marl.run.seed_runs import UNALIGNED, RunsTrainer
@@ -176,6 +176,10 @@ def test_seeds_refused_where_they_cannot_train_in_step():
         SeedsLearner(vec_spec(SPREAD, backend="batched"), small("ppo", recurrent=True), [0, 1])
     with pytest.raises(ConfigError, match=r"procs=3: expected 0 \(auto\) to seeds=2"):
         RunSpec("mappo", SPREAD, steps=100, seeds=2, procs=3).validate()
+    cpu = torch.device("cpu")  # a batched block of one seed rounds differently: refused
+    with pytest.raises(ConfigError, match=r"procs=2 puts a seed of ippo alone.*at most 1"):
+        seed_procs(RunSpec("ippo", SPREAD, steps=100, seeds=3, procs=2), cpu, is_batched=True)
+    assert seed_procs(RunSpec("dqn", SPREAD, steps=100, seeds=3, procs=3), cpu, False) == 3
 
 
 def same_state(a, b) -> bool:
@@ -233,7 +237,7 @@ def test_a_seed_process_that_cannot_start_names_the_guard(tmp_path):
     script = tmp_path / "unguarded.py"
     script.write_text(
         "from marl.run.loop import RunSpec, train\n"
-        f"train(RunSpec('ippo', '{SPREAD}', steps=64, seeds=2, procs=2), {SMALL!r}, "
+        f"train(RunSpec('ippo', '{SPREAD}', steps=64, seeds=4, procs=2), {SMALL!r}, "
         f"out={str(tmp_path / 'run')!r}, force=True, progress=False)\n"
     )
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
@@ -291,7 +295,7 @@ def test_seed_processes_import_the_users_env_modules(tmp_path, capfd, monkeypatc
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("PYTHONUNBUFFERED", raising=False)  # the seeds' prints buffered
     args = ["train", "ippo", "--import", "seed_proc_envs", "--env", "seedprocs/spread-v0",
-            "--seeds", "2", "--procs", "2", "--steps", "64", "--set", "num_envs=2",
+            "--seeds", "4", "--procs", "2", "--steps", "64", "--set", "num_envs=2",
             "--set", "rollout_len=32", "--no-progress"]  # fmt: skip
     status, out, err = cli(capfd, *args, "--out", str(tmp_path / "run"))
     assert status == 0 and (tmp_path / "run" / "checkpoint.pt").is_file(), err

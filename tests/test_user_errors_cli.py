@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import cli
@@ -84,6 +85,7 @@ def _bad_files(folder: Path) -> None:
         "seed_negative": f'env = "{TWO_STEP}"\nsteps = 40\nseed = -1\n',
     }.items():
         (folder / f"{name}.toml").write_text(text)
+    np.savez(folder / "demos.npz", obs=np.zeros(3))  # a zip archive, not a torch one
     two = '[[players]]\nname = "a"\nkind = "random"\n[[players]]\nname = "b"\nkind = "random"\n'
     (folder / "players5.toml").write_text("players = 5\n")
     (folder / "league5.toml").write_text("league = 5\n" + two)
@@ -335,6 +337,7 @@ BAD_INPUTS = [
     (["eval", "{w}/evil.pt"], "evil.pt holds pickled Python objects"),
     (["eval", "{w}/noalgo.pt"], "noalgo.pt is a damaged marl checkpoint: 'algo'"),
     (["eval", "{w}/nothing.pt"], "no checkpoint at {w}/nothing.pt"),
+    (["eval", "{w}/demos.npz"], "demos.npz is not a marl checkpoint: a zip archive of other"),
     (["train", "--resume", "{w}/run_empty"], "run_empty/checkpoint.pt is empty"),
     (["train", "--resume", "{w}/run_text"], "run_text/checkpoint.pt is not a marl checkpoint"),
     (["train", "--resume", "{w}/run_noalgo"], "'algo' must be a str"),
@@ -359,6 +362,14 @@ BAD_INPUTS = [
     (["train", "dqn", "--env", TWO_STEP, "--steps", "1e3"], "--steps: '1e3': expected a whole"),
     ([*TRAIN9, "--seed", "-1"], "--seed: -1: expected"),
     ([*TRAIN9, "--threads", "0"], "--threads: 0: exp"),
+    ([*TRAIN9, "--device", "mps"], "device 'mps' was asked for but torch sees no Apple GPU"),
+    ([*TRAIN9, "--set", "hidden=(64,'a')"], "hidden=(64, 'a'): expected int values"),
+    ([*TRAIN9, "--set", "batch_size=1e999"], "batch_size=inf: expected an int"),
+    (["train", "--resume", "{w}/run", "--actors", "4"], "--actors only apply with --backend"),
+    (
+        ["rlhf", "demos", "--env", "gym/CartPole-v1", "--epsilon", "2", "--out", "{t}/d.npz"],
+        "--epsilon: 2: expected a probability in [0, 1]",
+    ),  # fmt: skip
     (["train", "dqn", "--env", TWO_STEP], "give --env ID and --steps N"),
     (["train", "mapo", "--env", TWO_STEP], "invalid choice: 'mapo'"),
     ([*TRAIN9, "--set", "lr"], "override 'lr' is not"),

@@ -24,17 +24,17 @@ from pathlib import Path
 from typing import Any
 
 from marl.cli import add_import_argument
-from marl.cli.argtypes import at_least
+from marl.cli.argtypes import at_least, probability
 
 ENV_HELP = "env id (one agent, discrete actions), e.g. gym/CartPole-v1"
 
 
-def _floats(text: str) -> list[float]:
+def _probabilities(text: str) -> list[float]:
     try:
-        return [float(x) for x in text.split(",")]
-    except ValueError:
+        return [probability(x) for x in text.split(",")]
+    except argparse.ArgumentTypeError as err:
         raise argparse.ArgumentTypeError(
-            f"{text!r}: expected numbers separated by commas"
+            f"{text!r}: expected probabilities in [0, 1] separated by commas ({err})"
         ) from None
 
 
@@ -72,7 +72,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     sub = top.add_subparsers(dest="stage", required=True, title="stages")
     p = _stage(sub, "demos", "record demonstrations of the env's built-in demonstrator", demos)
     p.add_argument("--episodes", type=at_least(1), default=20)
-    p.add_argument("--epsilon", type=float, default=0.0, help="random-action probability")
+    p.add_argument("--epsilon", type=probability, default=0.0, help="random-action probability")
     p.add_argument("--out", type=Path, required=True, help="demonstration file (.npz)")
     p = _stage(sub, "sft", "behaviour-clone a reference policy from demonstrations", sft_command)
     p.add_argument("--demos", type=Path, required=True, help="demonstration file (.npz)")
@@ -81,7 +81,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--policy", type=Path, required=True, help="SFT file whose policy acts")
     p.add_argument(
         "--epsilons",
-        type=_floats,
+        type=_probabilities,
         default=[0.0, 0.3, 0.6],
         help="random-action rates, one batch of episodes each (0,0.3,0.6)",
     )
@@ -108,8 +108,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = _stage(sub, "ppo", "PPO on the learned reward with a KL penalty to the reference", ppo)
     p.add_argument("--reference", type=Path, required=True, help="SFT file")
     p.add_argument("--reward-model", type=Path, help="reward-model file (default: true reward)")
-    p.add_argument("--kl-coef", type=float, default=0.05, help="beta (default 0.05)")
-    p.add_argument("--kl-target", type=float, default=0.0, help="adapt beta toward it (0: fixed)")
+    p.add_argument("--kl-coef", type=float, help="beta (default 0.05; or --set kl_coef=)")
+    p.add_argument("--kl-target", type=float, help="adapt beta toward it (default 0: fixed)")
     p.add_argument("--steps", type=at_least(1), default=50_000)
     p.add_argument(
         "--set",
@@ -197,16 +197,25 @@ def reward(args: argparse.Namespace) -> int:
 
 def ppo(args: argparse.Namespace) -> int:
     """`marl train rlhf_ppo` with the reference and reward model as settings."""
-    from marl.core.config import parse_overrides
+    from marl.core.config import ConfigError, parse_overrides
     from marl.run.loop import RunSpec, default_out, train
 
-    config = parse_overrides(args.overrides) | {
+    flags = {
         # absolute: the run's config is read again by `marl eval` and --resume from anywhere
         "reference": str(args.reference.resolve()),
-        "reward_model": str(args.reward_model.resolve()) if args.reward_model else "",
+        "reward_model": str(args.reward_model.resolve()) if args.reward_model else None,
         "kl_coef": args.kl_coef,
         "kl_target": args.kl_target,
     }
+    flags = {key: value for key, value in flags.items() if value is not None}
+    config = parse_overrides(args.overrides)
+    twice = sorted(set(config) & set(flags))
+    if twice:
+        raise ConfigError(
+            f"--set {twice[0]}=... and its flag (--{twice[0].replace('_', '-')}) both give "
+            f"{twice[0]}; give it once"
+        )
+    config |= flags
     spec = RunSpec("rlhf_ppo", args.env, steps=args.steps, seed=args.seed)
     run = train(spec, config, out=args.out or default_out(spec), progress=not args.no_progress)
     last = run.rows[-1] if run.rows else {}

@@ -167,6 +167,8 @@ def train_command(args: argparse.Namespace) -> int:
                    "procs": args.procs}  # fmt: skip
         if args.backend is not None:
             changes |= {"backend": args.backend, **backend_options(args)}
+        else:
+            ray_options(args)  # --actors, --address, --max-lag need --backend, also here
         changes = {k: v for k, v in changes.items() if v is not None}
         start = functools.partial(resume, args.resume, changes=changes)
     else:
@@ -248,11 +250,21 @@ def eval_command(args: argparse.Namespace) -> int:
     games = own.evaluate(args.source, episodes=args.episodes, seed=args.seed) if own else None
     if games is not None:  # alphazero, muzero: games against pyspiel.MCTSBot, colors alternating
         print(games.summary())
+        unused = [
+            f for f, given in (("--render", args.render), ("--sampled", args.sampled)) if given
+        ]
+        if unused:
+            raise ValueError(
+                f"{' and '.join(unused)} not applied: a {algo} board-game run is evaluated by "
+                "the games above (its search picks every move); watch it play with `marl play "
+                "ENV RUN`"
+            )
         return 0
-    result = evaluate(args.source, episodes=args.episodes, greedy=not args.sampled, seed=args.seed)
+    greedy = not args.sampled
+    result = evaluate(args.source, episodes=args.episodes, greedy=greedy, seed=args.seed)
     print(result.summary())
     if args.render is not None:
-        print(f"gif: {render_gif(args.source, args.render, seed=args.seed)}")
+        print(f"gif: {render_gif(args.source, args.render, seed=args.seed, greedy=greedy)}")
     return 0
 
 

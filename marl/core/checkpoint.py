@@ -11,6 +11,7 @@ import io
 import os
 import pickle
 import tempfile
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -90,6 +91,7 @@ def _read(path: Path, map_location: str | torch.device) -> Any:
             f"{path} is not a marl checkpoint: it is not a torch archive (a checkpoint starts "
             f"with {ZIP_MAGIC!r}, this file with {head!r})"
         )
+    _refuse_foreign_zip(path)
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError:  # torch's text advises weights_only=False: never here
@@ -100,6 +102,22 @@ def _read(path: Path, map_location: str | torch.device) -> Any:
     except Exception as err:  # noqa: BLE001 - a cut archive: RuntimeError, OSError(22), ...
         first = (str(err).splitlines() or [type(err).__name__])[0].split(". ")[0]
         raise CheckpointError(f"{path} is truncated or corrupt: {first}") from None
+
+
+def _refuse_foreign_zip(path: Path) -> None:
+    """Refuse an intact zip archive that is not a torch one (an .npz, a .zip): torch's own
+    error would call it corrupt. A cut archive is left to torch (truncated)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return
+    if not any(name.endswith("/data.pkl") for name in names):
+        shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+        raise CheckpointError(
+            f"{path} is not a marl checkpoint: a zip archive of other files ({shown}), "
+            "not a torch checkpoint"
+        )
 
 
 def load_checkpoint(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import difflib
+import math
 import typing
 from pathlib import Path
 from typing import Any, TypeVar
@@ -53,9 +54,7 @@ def _convert(cls_name: str, field: dataclasses.Field, value: Any, hints: dict) -
     if kind is bool and isinstance(value, bool):
         return value
     if kind in (int, float) and isinstance(value, (int, float)) and not isinstance(value, bool):
-        if kind is int and value != int(value):
-            raise ConfigError(f"{cls_name}.{field.name}={value!r}: expected an int")
-        return kind(value)
+        return _number(f"{cls_name}.{field.name}", kind, value)
     if kind is str and isinstance(value, str):
         return value
     if dataclasses.is_dataclass(kind) and isinstance(value, dict):
@@ -65,10 +64,34 @@ def _convert(cls_name: str, field: dataclasses.Field, value: Any, hints: dict) -
     if dataclasses.is_dataclass(kind) and isinstance(value, kind):
         return value
     if typing.get_origin(kind) is tuple and isinstance(value, (list, tuple)):
-        return tuple(value)
+        return _tuple(f"{cls_name}.{field.name}", typing.get_args(kind), value)
     raise ConfigError(
         f"{cls_name}.{field.name}={value!r}: expected {getattr(kind, '__name__', kind)}"
     )
+
+
+def _number(name: str, kind: type, value: float) -> float:
+    """`value` as `kind` (int or float): NaN refused, and for an int a value that is not a
+    whole finite number."""
+    if math.isnan(value) or (kind is int and not (math.isfinite(value) and value == int(value))):
+        raise ConfigError(f"{name}={value!r}: expected {'an int' if kind is int else 'a number'}")
+    return kind(value)
+
+
+def _tuple(name: str, args: tuple, value: list | tuple) -> tuple:
+    """`value` as the tuple type with type arguments `args` (`(int, ...)`, `(str, float)`):
+    each element checked (numbers converted), the length too when it is fixed."""
+    kinds = [args[0]] * len(value) if len(args) == 2 and args[1] is Ellipsis else list(args)
+    if len(kinds) != len(value) and args:
+        raise ConfigError(f"{name}={value!r}: expected {len(kinds)} values")
+    out = []
+    for kind, item in zip(kinds, value):
+        if kind in (int, float) and isinstance(item, (int, float)) and not isinstance(item, bool):
+            item = _number(f"{name} element", kind, item)
+        elif kind in (int, float, str, bool) and not isinstance(item, kind):
+            raise ConfigError(f"{name}={value!r}: expected {kind.__name__} values, got {item!r}")
+        out.append(item)
+    return tuple(out) if args else tuple(value)
 
 
 def _parse_value(text: str) -> Any:

@@ -18,7 +18,12 @@ def get_device(name: str = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if base == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' was asked for but torch sees no CUDA GPU; use 'auto'")
-    return torch.device(name)
+    if base == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("device 'mps' was asked for but torch sees no Apple GPU; use 'auto'")
+    try:
+        return torch.device(name)
+    except RuntimeError as err:  # cuda:abc
+        raise ValueError(f"device {name!r}: {err}") from None
 
 
 def set_threads(num_threads: int | None = None) -> int:

@@ -9,6 +9,7 @@ assembled here (learner, workers, backend), then driven by the same loop on ever
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -81,7 +82,10 @@ class RunSpec:
     """Env steps between checkpoints (0: a tenth of `steps`)."""
     checkpoint_minutes: float = 10.0
     """Wall-clock minutes after which a checkpoint is written even if `checkpoint_every`
-    env steps have not passed (a huge `steps` would otherwise never checkpoint)."""
+    env steps have not passed (a huge `steps` would otherwise never checkpoint). A
+    checkpoint starts fresh episodes (so a resumed run repeats the uninterrupted one), so
+    where a time-triggered one falls depends on the machine's speed: a run that must
+    repeat to the bit on other machines sets this above its length (e.g. 1e9)."""
     eval_every: int = 0
     """Iterations between games against the algorithm's fixed baseline, logged as `eval/*`
     (alphazero: pyspiel.MCTSBot); 0: never."""
@@ -193,6 +197,12 @@ def seed_procs(spec: RunSpec, device: torch.device, is_batched: bool) -> int:
                 f"{spec.seeds} seeds train in one (procs=1)"
             )
         return 1
+    if spec.procs and is_batched and spec.procs > spec.seeds // 2:
+        raise ConfigError(
+            f"procs={spec.procs} puts a seed of {spec.algo} alone in a process; at most "
+            f"{max(1, spec.seeds // 2)} for {spec.seeds} seeds (two or more a process, so the "
+            "runs are the same to the bit whatever the split)"
+        )
     if spec.procs:
         return spec.procs
     return auto_procs(spec.seeds, spec.threads, is_batched)
@@ -218,6 +228,8 @@ def train(spec: RunSpec, config: dict[str, Any] | None = None, *, out: str | Pat
     make_out_dir(out_dir)
     with hold_dir(out_dir):
         check_out_dir(out_dir, force)
+        if force:  # an earlier run's checkpoint must not be resumed as this one's
+            remove_run_files(out_dir)
         cfg, trainer = assemble(spec, env_backend(spec, cfg, progress))
         if progress and isinstance(trainer, SeedProcesses):
             print(trainer.describe(), flush=True)
@@ -256,6 +268,16 @@ def check_out_dir(out_dir: Path, force: bool = False) -> None:
         raise unwritable(out_dir, err) from None
     for name in RUN_FILES:
         remove_stale_temporaries(out_dir / name)
+
+
+def remove_run_files(out_dir: Path) -> None:
+    """Delete the files an earlier run wrote in `out_dir` (`--force`), nothing else."""
+    for name in RUN_FILES:
+        path = out_dir / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
 
 
 class RunDirError(ValueError):
@@ -310,16 +332,19 @@ def _resume(out_dir: Path, progress: bool, changes: dict[str, Any]) -> Run:
     except BaseException:
         trainer.close()  # its workers or seed processes too
         raise
-    if "steps" in changes:
-        if spec.steps <= trainer.env_steps:
-            trainer.close()
-            raise ConfigError(
-                f"--steps {spec.steps}: the run in {out_dir} has already done "
-                f"{trainer.env_steps:,} env steps; give more to extend it"
-            )
+    run = Run(out_dir, spec, cfg, trainer)
+    if "steps" in changes and spec.steps <= trainer.env_steps:
+        trainer.close()
+        raise ConfigError(
+            f"--steps {spec.steps}: the run in {out_dir} has already done "
+            f"{trainer.env_steps:,} env steps; give more to extend it"
+        )
+    if changes:  # config.toml says how the run goes on (budget, device, threads, backend)
         config_record = {**_spec_record(spec), "config": config_to_dict(cfg)}
         atomic_write_bytes(out_dir / "config.toml", tomli_w.dumps(config_record).encode())
-    return _loop(Run(out_dir, spec, cfg, trainer), progress)
+    if "steps" in changes:
+        _save(run)  # the new budget survives a kill from here on
+    return _loop(run, progress)
 
 
 def _resumed_spec(record: dict[str, Any], changes: dict[str, Any]) -> RunSpec:

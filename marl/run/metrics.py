@@ -42,7 +42,9 @@ class MetricsLog:
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            self._writer = SummaryWriter(str(self.out_dir / "tb"), purge_step=resume_at or None)
+            # events past the checkpoint go (the resumed run redoes them); its own row stays
+            purge = resume_at + 1 if resume_at else None
+            self._writer = SummaryWriter(str(self.out_dir / "tb"), purge_step=purge)
 
     def log(self, env_steps: int, stats: dict[str, float]) -> None:
         """Add one row and write it out."""
