@@ -258,6 +258,17 @@ def test_dreamer_learns_records_episode_ends_and_resumes_exactly():
         assert all(torch.equal(mine[k], theirs[k]) for k in mine), net
 
 
+def test_dreamer_divides_by_max_one_and_the_ema_not_a_clamped_ema():
+    """DreamerV3 keeps the raw EMA S of the returns' 5-95% range and divides by max(1, S):
+    after a spell of small ranges the scale stays 1 until S itself passes 1."""
+    learner = _dreamer().learner
+    learner.return_scale = 0.2  # the EMA after small ranges
+    returns = torch.linspace(0.0, 5.0, 101)  # a 5-95% range of 4.5
+    learner._track_scale(returns)
+    assert learner.return_scale == pytest.approx(0.99 * 0.2 + 0.01 * 4.5)  # unclamped
+    assert max(1.0, learner.return_scale) == 1.0  # the clamped EMA had made it 1.035
+
+
 def test_dreamer_config_errors_name_the_field():
     with pytest.raises(ConfigError, match="seq_len"):
         DreamerConfig(seq_len=1).validate()

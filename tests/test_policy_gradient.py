@@ -95,6 +95,24 @@ def test_smoke_every_action_kind_and_checkpoint_round_trip(tmp_path, algo, kind)
 
 
 @pytest.mark.parametrize("algo", ALGOS)
+def test_two_learners_loaded_from_one_state_do_not_share_optimizer_moments(algo):
+    first, second = _trainer(algo), _trainer(algo)
+    first.iterate()
+    state = first.learner.state_dict()
+    first.learner.load_state_dict(state)
+    second.learner.load_state_dict(state)
+
+    def moments():  # Adam's first moments, RMSprop's square averages
+        states = [s for o in second.learner.optimizers.values() for s in o.state.values()]
+        return [t for s in states for k, t in s.items() if k in ("exp_avg", "square_avg")]
+
+    before = [m.clone() for m in moments()]
+    first.iterate()  # must not move the second learner's optimizer state
+    after = moments()
+    assert before and all(torch.equal(b, a) for b, a in zip(before, after))
+
+
+@pytest.mark.parametrize("algo", ALGOS)
 def test_same_seed_same_run_and_other_seed_differs(algo):
     runs = [_trainer(algo, seed=s, share_parameters=False) for s in (5, 5, 6)]
     stats = [_untimed([r.iterate() for _ in range(2)]) for r in runs]

@@ -163,6 +163,8 @@ def test_config_presets_validate_and_bad_values_are_named():
         build_config(CONFIG, {"recurrent": False, "last_action": True})
     with pytest.raises(ConfigError, match=r"gamma=1.5: must lie in \[0, 1\]"):
         build_config(CONFIG, {"gamma": 1.5})
+    with pytest.raises(ConfigError, match="updates_per_iterate"):  # was an IndexError later
+        build_config(CONFIG, {"updates_per_iterate": 0})
 
 
 # -- the learner on the two-step game --------------------------------------------------------

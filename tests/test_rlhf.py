@@ -228,3 +228,12 @@ def test_rlhf_ppo_resumes_exactly_with_its_adapted_beta(tmp_path):
     rows = [[{k: r[k] for k in kept} for r in read_metrics(tmp_path / d / "metrics.csv")]
             for d in "ab"]  # fmt: skip
     assert rows[0] == rows[1]
+
+
+def test_an_adaptive_beta_must_start_above_zero():
+    from marl.core.config import ConfigError
+    from marl.learners.rlhf.ppo import RLHFConfig
+
+    with pytest.raises(ConfigError, match="kl_coef.*> 0 when kl_target > 0"):
+        RLHFConfig(reference="sft.pt", kl_coef=0.0, kl_target=0.5).validate()
+    RLHFConfig(kl_coef=0.0).validate()  # a fixed beta of 0: no penalty, no reference needed

@@ -93,19 +93,33 @@ def test_planning_step_by_hand():
     assert q[0, 1] == pytest.approx(0.95)
 
 
-def test_planning_draws_pairs_from_the_generator():
-    q = np.zeros((3, 2))
-    model = TabularModel.empty(3, 2)
-    model.record(0, 1, 1.0, 1, False)  # seen[0]
-    model.record(1, 0, 2.0, 2, True)  # seen[1]
-    plan(q, model, 3, ALPHA, GAMMA, np.random.default_rng(7))
-    expected = np.zeros((3, 2))
-    for pick in np.random.default_rng(7).integers(2, size=3):
-        if pick == 0:
-            expected[0, 1] += ALPHA * (1.0 + GAMMA * expected[1].max() - expected[0, 1])
-        else:
-            expected[1, 0] += ALPHA * (2.0 - expected[1, 0])
-    assert np.array_equal(q, expected)
+def test_planning_draws_a_seen_state_then_a_seen_action_from_the_generator(monkeypatch):
+    """Sutton & Barto's rule: a random observed state, then a random action taken in it, so
+    a state with one tried action is planned as often as one with three."""
+    from marl.learners.tabular import numerics
+
+    model = TabularModel.empty(2, 3)
+    for action in range(3):
+        model.record(0, action, 1.0, 1, False)
+    model.record(1, 2, 2.0, 0, True)
+    planned: list[tuple[int, int]] = []
+    update = numerics.q_learning_update
+
+    def recorded(q, state, action, *rest):
+        planned.append((state, action))
+        return update(q, state, action, *rest)
+
+    monkeypatch.setattr(numerics, "q_learning_update", recorded)
+    plan(np.zeros((2, 3)), model, 4000, ALPHA, GAMMA, np.random.default_rng(7))
+    share = sum(s == 1 for s, _ in planned) / len(planned)
+    assert share == pytest.approx(0.5, abs=0.03)  # uniform over pairs would give 0.25
+    assert {a for s, a in planned if s == 0} == {0, 1, 2} and {a for s, a in planned if s == 1} == {
+        2
+    }
+    rng = np.random.default_rng(7)  # the draws: states, then an action index within each
+    states = rng.integers(2, size=4000)
+    actions = np.where(states == 0, rng.integers(np.array([3, 1])[states]), 2)
+    assert planned == list(zip(states.tolist(), actions.tolist()))
 
 
 # -- state index and learner plumbing ------------------------------------------------------

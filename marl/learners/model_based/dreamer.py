@@ -564,7 +564,7 @@ class DreamerLearner:
                                 dim=0).detach()  # fmt: skip
         self._track_scale(returns.detach())
         entropy = -imagined.log_probs.mean()
-        objective = (weights * returns).mean() / self.return_scale
+        objective = (weights * returns).mean() / max(1.0, self.return_scale)
         loss = -objective - cfg.entropy * entropy
         return loss, imagined, returns, weights, {
             "actor_loss": float(loss.detach()), "entropy": float(entropy.detach()),
@@ -578,13 +578,14 @@ class DreamerLearner:
         return (weights * (pred - symlog(returns)) ** 2).mean()
 
     def _track_scale(self, returns: Tensor) -> None:
-        """EMA of the returns' 5-95% percentile range, at least 1 (DreamerV3)."""
+        """EMA of the returns' 5-95% percentile range (DreamerV3: the actor's objective is
+        divided by max(1, this EMA), the EMA itself kept unclamped)."""
         low, high = torch.quantile(
             returns.flatten(), torch.tensor([0.05, 0.95], device=returns.device)
         )
         decay = self.config.return_scale_decay
         spread = float(high - low)
-        self.return_scale = max(1.0, decay * self.return_scale + (1 - decay) * spread)
+        self.return_scale = decay * self.return_scale + (1 - decay) * spread
 
     # -- checkpoints ----------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

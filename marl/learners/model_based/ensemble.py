@@ -148,7 +148,7 @@ def fit_ensemble(
         loss.backward()
         optimizer.step()
     holdout_mse = model.mse(inputs[hold], targets[hold])
-    elites = choose_elites(holdout_mse.numpy(), model.num_elites)
+    elites = choose_elites(holdout_mse.cpu().numpy(), model.num_elites)
     model.elites.copy_(torch.as_tensor(elites))
     return {
         "model/nll": float(nll.mean()),

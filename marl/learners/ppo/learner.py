@@ -11,6 +11,7 @@ bootstrapping) and runs `epochs` passes of minibatch SGD on the pure `ppo_loss`.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -125,7 +126,7 @@ class OnPolicyLearner:
         self.net.load_state_dict(state["net"])
         optimizers = state.get("optimizers") or {"policy": state["optimizer"]}  # older PPO
         for name, optimizer in self.optimizers.items():
-            load_optimizer(optimizer, optimizers[name])
+            load_optimizer(optimizer, copy.deepcopy(optimizers[name]))  # not the caller's
         self.moments = [nx.Moments(*m) for m in state["moments"]]
         self.generator.set_state(state["generator"])
         self.env_steps = int(state["env_steps"])

@@ -60,6 +60,11 @@ class RLHFConfig(PPOConfig):
                 ),
                 ("kl_coef", self.kl_coef >= 0, ">= 0"),
                 ("kl_target", self.kl_target >= 0, ">= 0 (0: fixed β)"),
+                (
+                    "kl_coef",
+                    self.kl_target == 0 or self.kl_coef > 0,
+                    "> 0 when kl_target > 0 (the controller scales β: from 0 it stays 0)",
+                ),
                 ("kl_horizon", self.kl_horizon >= 1, ">= 1"),
             ],
         )

@@ -44,7 +44,9 @@ def play(
     policy: Any, vec: Any, episodes: int, seed: int, epsilon: float = 0.0, greedy: bool = False
 ) -> list[Episode]:
     """`episodes` finished episodes of `policy` on `vec` (one agent), each action replaced by
-    a uniform random one with probability `epsilon` (seeded by `seed`)."""
+    a uniform random one with probability `epsilon` (seeded by `seed`): the first ones to
+    finish, so with lengths that vary they lean short (CartPole's hand-written controller,
+    8 envs: 39.7 steps on average in batches of 8 against 42.4 over 200 episodes)."""
     if len(vec.agents) != 1:
         raise ValueError(f"{len(vec.agents)} agents: RLHF's control task takes one-agent envs")
     rng = np.random.default_rng(seed)

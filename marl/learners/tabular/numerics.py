@@ -91,17 +91,23 @@ def plan(
     rng: np.random.Generator,
     legal: np.ndarray | None = None,
 ) -> float:
-    """Dyna-Q planning: `steps` Q-updates on (s, a) drawn uniformly from the pairs the model
-    has seen (one `rng.integers(len(model.seen), size=steps)` call), applied in draw order.
+    """Dyna-Q planning as Sutton & Barto's (section 8.2): each of `steps` Q-updates takes a
+    random previously observed state, then a random action previously taken in it (so a
+    state is planned as often as any other seen state, however many of its actions were
+    tried); the draws are made first, the updates applied in draw order.
 
     Returns the mean absolute TD error of the planned updates (0 when nothing was planned).
     """
     if steps <= 0 or not model.seen:
         return 0.0
     num_actions = model.next_state.shape[1]
+    pairs = np.sort(np.asarray(model.seen))  # state-major: a state's pairs are adjacent
+    _, first, count = np.unique(pairs // num_actions, return_index=True, return_counts=True)
+    states = rng.integers(len(first), size=steps)
+    picks = pairs[first[states] + rng.integers(count[states])]
     total = 0.0
-    for pick in rng.integers(len(model.seen), size=steps):
-        state, action = divmod(model.seen[pick], num_actions)
+    for pick in picks:
+        state, action = divmod(int(pick), num_actions)
         total += abs(
             q_learning_update(
                 q,

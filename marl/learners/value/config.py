@@ -103,6 +103,7 @@ class ValueConfig:
             "buffer_size",
             "max_seq_len",
             "target_update_interval",
+            "updates_per_iterate",
             "mixer_embed",
             "hypernet_hidden",
         )
