@@ -87,3 +87,11 @@ def test_mamujoco_without_the_extra_names_it(monkeypatch: pytest.MonkeyPatch, ca
         marl.make("mamujoco/HalfCheetah-2x3", parallel=True)
     status, _, err = cli(capsys, "envs", "show", "mamujoco/HalfCheetah-2x3")  # one line
     assert status == 2 and "install the extra" in err
+
+
+@pytest.mark.skipif(importlib.util.find_spec("Box2D") is not None, reason="Box2D installed")
+def test_a_gym_id_whose_dependency_is_missing_is_one_line(capsys) -> None:
+    from conftest import cli
+
+    status, _, err = cli(capsys, "envs", "show", "gym/LunarLander-v3")
+    assert status == 2 and "gym/LunarLander-v3: Box2D is not installed" in err

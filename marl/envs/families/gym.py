@@ -12,6 +12,7 @@ import gymnasium
 import numpy as np
 from pettingzoo import ParallelEnv
 
+from marl.core.config import MissingExtraError
 from marl.envs.families.pixels import register_with_gymnasium
 from marl.envs.teams import Register
 
@@ -27,7 +28,11 @@ class GymParallelEnv(ParallelEnv):
     metadata = {"name": "gym_parallel", "is_parallelizable": True}
 
     def __init__(self, gym_id: str, **kwargs: Any) -> None:
-        self.env = gymnasium.make(gym_id, **kwargs)
+        try:
+            self.env = gymnasium.make(gym_id, **kwargs)
+        except gymnasium.error.DependencyNotInstalled as err:  # MuJoCo, Box2D: one line
+            hint = ' (MuJoCo ids: pip install -e ".[mujoco]")' if "MuJoCo" in str(err) else ""
+            raise MissingExtraError(f"gym/{gym_id}: {err}{hint}") from None
         self.metadata = {**self.metadata, "name": gym_id, "render_modes": ["rgb_array"]}
         self.render_mode = kwargs.get("render_mode")
         self.possible_agents = [AGENT]
