@@ -155,6 +155,19 @@ def test_tensorboard_keeps_the_checkpoints_row_on_resume(tmp_path):
     assert 4 in steps and steps[-1] == 8  # purge_step=4 had dropped the checkpoint's row
 
 
+def test_the_restart_count_is_checkpointed_and_restored(tmp_path):
+    """`workers/restarts` goes on from where the checkpoint left it, not from 0."""
+    from marl.core.trainer import Trainer
+
+    run = train(_spec(4), out=tmp_path / "r", progress=False)
+    assert load_checkpoint(run.checkpoint)["progress"] == {"iteration": 2, "restarts": 0}
+    first = Trainer(FakeLearner(None, CONFIG(), 0), pool=None)
+    first.restarts = 3
+    second = Trainer(FakeLearner(None, CONFIG(), 0), pool=None)
+    second.load_state_dict(first.state_dict())
+    assert second.restarts == 3 and second.iteration == first.iteration
+
+
 def test_refuses_to_overwrite_a_run(tmp_path) -> None:
     train(_spec(4), out=tmp_path / "r", progress=False)
     with pytest.raises(FileExistsError, match="--resume"):

@@ -60,6 +60,29 @@ def _tensors(weights) -> list:
     return []
 
 
+def test_a_generator_state_from_another_device_reseeds_with_a_warning():
+    """A CUDA generator's state (16 bytes) cannot be set on a CPU generator (5,056): the
+    generator is seeded from the state's bytes (the same bytes, the same stream)."""
+    import torch
+
+    from marl.core.seeding import restore_generator, torch_generator
+
+    saved = torch_generator(9).get_state()
+    same = torch_generator(1)
+    restore_generator(same, saved)  # a CPU state: set as is
+    assert torch.equal(torch.rand(4, generator=same), torch.rand(4, generator=torch_generator(9)))
+    cuda_state = torch.arange(16, dtype=torch.uint8)
+    draws = []
+    for seed in (0, 5):
+        generator = torch_generator(seed)
+        with pytest.warns(UserWarning, match="saved on another device"):
+            restore_generator(generator, cuda_state)
+        draws.append(torch.rand(4, generator=generator))
+    assert torch.equal(draws[0], draws[1])
+    with pytest.raises(RuntimeError):  # the CPU size but not a state: damaged, not foreign
+        restore_generator(torch_generator(0), torch.zeros_like(saved))
+
+
 def test_seeded_init_restores_the_global_generator():
     before = torch.get_rng_state()
     with seeded_init(3):

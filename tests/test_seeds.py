@@ -302,6 +302,17 @@ def test_seed_processes_import_the_users_env_modules(tmp_path, capfd, monkeypatc
     assert out.count("seed_proc_envs imported") == 3, out  # this process and the two seeds'
 
 
+def test_a_diverged_seed_is_named():
+    """One seed's NaN weights stop the K runs with an error naming that seed."""
+    from marl.learners.ppo.nets import DivergedError
+
+    trainer = seeds_trainer("ippo", vec_spec(SPREAD, backend="batched"), small("ippo"), [0, 1, 2])
+    with torch.no_grad():
+        next(iter(trainer.learner.net.params.values()))[1].fill_(float("nan"))
+    with pytest.raises(DivergedError, match=r"seed\(s\) \[1\] have NaN or infinite weights"):
+        trainer.iterate()
+
+
 def test_blocks_stats_merge_as_one_runs():
     merged = merge_stats(
         [

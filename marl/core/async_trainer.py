@@ -41,6 +41,15 @@ class AsyncTrainer(Trainer):
         self._fresh = set(range(self.workers))  # workers whose next collection starts episodes
         self._weights: tuple[int, Any] | None = None
 
+    def state_dict(self) -> dict[str, Any]:
+        """`Trainer.state_dict` and the count of dropped parts (logged as `async/dropped`)."""
+        return {**super().state_dict(), "dropped": self.dropped}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore `state_dict()`."""
+        super().load_state_dict(state)
+        self.dropped = int(state.get("dropped", 0))
+
     def _start(self, worker: int) -> None:
         if self._weights is None or self._weights[0] != self.version:
             self._weights = (self.version, self.pool.broadcast(self.learner.weights))

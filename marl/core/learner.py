@@ -20,6 +20,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from marl.core.seeding import restore_generator
+
 
 class Policy(Protocol):
     """Acts for all N agents of a batch of envs (used by evaluation, leagues and GIFs)."""
@@ -168,6 +170,6 @@ def replay_progress(learner: Any) -> dict[str, Any]:
 def load_replay_progress(learner: Any, state: dict[str, Any]) -> None:
     """Restore what `replay_progress` returned."""
     set_rng_state(learner.rng, state["rng"])
-    learner.generator.set_state(state["generator"])
+    restore_generator(learner.generator, state["generator"])
     learner.env_steps, learner.updates = int(state["env_steps"]), int(state["updates"])
     learner.owed_updates = float(state["owed_updates"])

@@ -44,6 +44,30 @@ def torch_generator(seed: int, device: torch.device | str = "cpu") -> torch.Gene
     return gen
 
 
+def restore_generator(generator: torch.Generator, state: torch.Tensor) -> None:
+    """Set `generator` to a saved `state`. A state saved on another kind of device (a CUDA
+    generator's 16 bytes, a CPU one's 5,056) cannot be set, so the generator is seeded from
+    the state's bytes instead, with a warning: a run trained on a GPU still loads on the CPU
+    (`marl eval`, leagues, a resume with --device cpu), its draws from there on another
+    stream than the original device's."""
+    import hashlib
+    import warnings
+
+    try:
+        generator.set_state(state)
+    except RuntimeError:
+        if state.numel() == generator.get_state().numel():
+            raise  # the right size but not a state: a damaged checkpoint
+        digest = hashlib.blake2b(state.cpu().numpy().tobytes(), digest_size=4).digest()
+        generator.manual_seed(int.from_bytes(digest, "little") & 0x7FFFFFFF)
+        warnings.warn(
+            f"a random-generator state saved on another device ({state.numel()} bytes) was "
+            f"reseeded from for this {generator.device.type} generator: draws from here differ "
+            "from the original device's",
+            stacklevel=2,
+        )
+
+
 @contextlib.contextmanager
 def seeded_init(seed: int) -> Iterator[None]:
     """Build modules inside this block to initialise their weights from `seed`; the global

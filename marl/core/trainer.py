@@ -92,17 +92,22 @@ class Trainer:
         return stats
 
     def state_dict(self) -> dict[str, Any]:
-        """The learner's state and the iteration; the next `iterate` starts fresh episodes,
-        as a run resumed from this state does."""
+        """The learner's state, the iteration and the restart count; the next `iterate`
+        starts fresh episodes, as a run resumed from this state does."""
         self._drop_pending()
         self._reset_next = True
-        return {"learner": self.learner.state_dict(), "iteration": self.iteration}
+        return {
+            "learner": self.learner.state_dict(),
+            "iteration": self.iteration,
+            "restarts": self.restarts,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore `state_dict()`."""
         self._drop_pending()
         self.learner.load_state_dict(state["learner"])
         self.iteration = int(state["iteration"])
+        self.restarts = int(state.get("restarts", 0))  # older checkpoints: not counted
         self._reset_next = True
         self.version += 1  # acting copies must reload even if they saw this version before
 

@@ -381,7 +381,7 @@ def _save(run: Run) -> None:
     save_checkpoint(
         run.checkpoint, algo=run.spec.algo, env_id=run.spec.env_id,
         config=config_to_dict(run.config), run=run_fields, learner=state["learner"],
-        progress={"iteration": state["iteration"]},
+        progress={k: v for k, v in state.items() if k != "learner"},  # iteration, counters
     )  # fmt: skip
 
 

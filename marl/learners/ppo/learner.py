@@ -21,7 +21,14 @@ from torch import Tensor
 from marl.core.checkpoint import load_optimizer
 from marl.core.config import config_to_dict
 from marl.core.learner import cpu_state, mean_returns
-from marl.core.seeding import INIT, LEARN, child_seed, seeded_init, torch_generator
+from marl.core.seeding import (
+    INIT,
+    LEARN,
+    child_seed,
+    restore_generator,
+    seeded_init,
+    torch_generator,
+)
 from marl.core.spec import VecSpec
 from marl.envs.vector import learner_env
 from marl.learners.ppo import numerics as nx
@@ -128,7 +135,7 @@ class OnPolicyLearner:
         for name, optimizer in self.optimizers.items():
             load_optimizer(optimizer, copy.deepcopy(optimizers[name]))  # not the caller's
         self.moments = [nx.Moments(*m) for m in state["moments"]]
-        self.generator.set_state(state["generator"])
+        restore_generator(self.generator, state["generator"])
         self.env_steps = int(state["env_steps"])
 
     def policy(self) -> ActorPolicy:

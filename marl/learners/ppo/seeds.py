@@ -41,6 +41,7 @@ from marl.learners.ppo.loss import ppo_objective
 from marl.learners.ppo.nets import (
     ActorCritic,
     ActorPolicy,
+    DivergedError,
     GroupedLinear,
     MultiAgentActorCritic,
     categorical_log_prob,
@@ -241,8 +242,24 @@ class SeedsLearner:
 
     def collect(self, env: Any, carry: Carry) -> tuple[Experience, Carry]:
         """`rollout_len` steps of all K blocks of envs with the sampled policies."""
-        rollout, carry, finished = collect(self.net, env, carry, self.config.rollout_len)  # type: ignore[arg-type]
+        try:
+            rollout, carry, finished = collect(self.net, env, carry, self.config.rollout_len)  # type: ignore[arg-type]
+        except DivergedError:
+            self._name_diverged()
+            raise
         return Experience(rollout, finished), carry
+
+    def _name_diverged(self) -> None:
+        """Raise a `DivergedError` naming the seeds whose weights are not finite, if any."""
+        finite = torch.stack(
+            [torch.isfinite(p.detach().flatten(1)).all(1) for p in self.net.params.values()]
+        ).all(0)
+        bad = [s for s, ok in zip(self.seeds, finite.tolist()) if not ok]
+        if bad:
+            raise DivergedError(
+                f"the policies of seed(s) {bad} have NaN or infinite weights: their training "
+                "diverged (try a lower lr; the other seeds' runs were fine)"
+            )
 
     def weights(self) -> dict[str, Tensor]:
         """The stacked parameters `[K, ...]`, on the CPU."""

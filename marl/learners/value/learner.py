@@ -25,7 +25,14 @@ from torch import nn
 
 from marl.core.checkpoint import load_optimizer
 from marl.core.learner import cpu_state, mean_returns, rng_state, set_rng_state
-from marl.core.seeding import INIT, LEARN, child_seed, seeded_init, torch_generator
+from marl.core.seeding import (
+    INIT,
+    LEARN,
+    child_seed,
+    restore_generator,
+    seeded_init,
+    torch_generator,
+)
 from marl.core.spec import VecSpec
 from marl.envs.types import VecStep
 from marl.envs.vector import learner_env
@@ -281,7 +288,7 @@ class ValueLearner:
         self.replay.load_state_dict(state["replay"])
         set_rng_state(self.rng, state["rng"])
         if "noise" in state:  # checkpoints from before noisy nets lack it
-            self.noise.set_state(state["noise"])
+            restore_generator(self.noise, state["noise"])
         self.env_steps, self.updates = int(state["env_steps"]), int(state["updates"])
 
     def close(self) -> None:
