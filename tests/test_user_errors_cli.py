@@ -367,6 +367,10 @@ BAD_INPUTS = [
     ([*TRAIN9, "--set", "batch_size=1e999"], "batch_size=inf: expected an int"),
     (["train", "--resume", "{w}/run", "--actors", "4"], "--actors only apply with --backend"),
     (
+        ["rlhf", "sft", "--env", "gym/CartPole-v1", "--demos", "{w}/games.csv", "--out", "{t}/s"],
+        "games.csv is not a demonstration file: not a NumPy .npz archive",
+    ),
+    (
         ["rlhf", "demos", "--env", "gym/CartPole-v1", "--epsilon", "2", "--out", "{t}/d.npz"],
         "--epsilon: 2: expected a probability in [0, 1]",
     ),  # fmt: skip

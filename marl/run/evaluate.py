@@ -28,7 +28,8 @@ class EvalResult:
     seed: int
     team_returns: dict[str, tuple[float, float]]  # team -> (mean, std) of per-agent return
     seed_returns: dict[str, list[float]] = field(default_factory=dict)
-    """A `--seeds K` run: team -> each seed's mean per-agent return (episodes split evenly)."""
+    """A `--seeds K` run: team -> each seed's mean per-agent return (each seed plays all
+    `episodes`)."""
 
     @property
     def convention(self) -> str:

@@ -91,7 +91,16 @@ def load_episodes(path: str | Path) -> list[Episode]:
         raise FileNotFoundError(
             f"no demonstration file at {path}: write one with `marl rlhf demos`"
         )
-    with np.load(path, allow_pickle=False) as data:
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (ValueError, OSError):  # numpy's own text would advise allow_pickle: never here
+        raise ValueError(
+            f"{path} is not a demonstration file: not a NumPy .npz archive (write one with "
+            "`marl rlhf demos`)"
+        ) from None
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise ValueError(f"{path} is not a demonstration file: one array, not an .npz archive")
+    with data:
         missing = {"obs", "actions", "rewards", "episode"} - set(data.files)
         if missing:
             raise ValueError(f"{path} is not a demonstration file: it lacks {sorted(missing)}")
