@@ -157,10 +157,17 @@ def evaluate_greedy(run_dir: Path) -> float:
 
     Every method meets the same 100 episodes, whatever backend it trained on.
     """
-    from marl.envs import make_vec
-    from marl.run.evaluate import load_policy, run_episodes
+    from marl.run.evaluate import load_policy
 
-    policy, _ = load_policy(run_dir)
+    return greedy_return(load_policy(run_dir)[0])
+
+
+def greedy_return(policy: Any) -> float:
+    """The protocol's greedy per-agent return of any `policy.act(obs, mask, greedy)` (a marl
+    policy, or another library's wrapped): 100 episodes on 16 mpe2 envs seeded EVAL_SEED."""
+    from marl.envs import make_vec
+    from marl.run.evaluate import run_episodes
+
     vec = make_vec(ENV_ID, 16, **ENV_KWARGS)
     returns = run_episodes(policy, vec, EVAL_EPISODES, greedy=True, seed=EVAL_SEED)
     vec.close()

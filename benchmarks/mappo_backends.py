@@ -73,7 +73,7 @@ def race(backend: str, config: dict, args: argparse.Namespace) -> dict[str, Any]
 
 
 def main() -> None:
-    """Race the backends one after the other and print the summary table."""
+    """Race the backends at the same time (one process each) and print the summary table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", nargs="+", default=["batched", "sync"],
                         choices=["batched", "compiled", "sync", "process"])  # fmt: skip

@@ -4,7 +4,7 @@ Protocol: `mpe/simple_spread-v3`, N=3, local_ratio 0.5, max_cycles 25, continuou
 (Box(0, 1, (5,)) per agent); budget in env steps (joint steps of one world); the GREEDY
 per-agent return over 100 fresh episodes (eval seed 10000). MATD3 and MASAC share one actor
 and one centralized critic (global state + all actions) across the team; MAPPO uses its run
-defaults (state critic, running value norm). Torch runs on one thread. Results are JSON
+defaults (state+agent critic, running value norm). Torch runs on one thread. Results are JSON
 under --out; a finished run is not repeated.
 
     OMP_NUM_THREADS=1 python benchmarks/offpolicy_spread.py --steps 100000 --seeds 0

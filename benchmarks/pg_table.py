@@ -4,11 +4,13 @@ beside Stable-Baselines3's A2C and PPO and sb3-contrib's TRPO on CartPole and Pe
 Every method trains for the same env-step budget (--steps) from the settings of its run
 file `envs/{algo}_{env}.toml` (the file's own `steps` is replaced by the budget), on seeds
 0..S-1, with torch on one thread. Measured per run: the greedy return over 20 evaluation
-episodes (per-agent mean on spread; eval seeds 12345+), env steps per second of training,
-env steps per CPU second, wall-clock and process CPU seconds of training (the CPU
-numbers are what a busy machine's load does not inflate). SB3 gets the run file's
-settings where it has the same knob (envs, rollout length, gamma, GAE lambda, learning
-rate, epochs, minibatch size, KL limit, critic updates); everything else is SB3's default.
+episodes (per-agent mean on spread; 10 envs reset with seed 12345, each playing an equal
+share, for marl and SB3 alike: `marl.run.evaluate.run_episodes`), env steps per second of
+training, env steps per CPU second, wall-clock and process CPU seconds of training (the CPU
+numbers are what a busy machine's load does not inflate). SB3 gets marl's setting (the run
+file's, else marl's default) where it has the same knob (envs, rollout length, gamma, GAE
+lambda, learning rate, entropy bonus, epochs, minibatch size, KL limit, critic updates);
+everything else is SB3's default.
 Each result is saved as JSON under --out and a finished run is not repeated, so methods
 can run in separate processes and be tabled together.
 
@@ -44,19 +46,39 @@ def run_file(algo: str, env: str) -> dict[str, Any]:
 
 
 def greedy_return(policy: Any, env_id: str, env_kwargs: dict[str, Any]) -> float:
-    """Mean per-agent greedy return of EVAL_EPISODES episodes of a marl policy."""
+    """Mean per-agent greedy return of EVAL_EPISODES episodes of `policy.act(obs, mask,
+    greedy)`: 10 envs reset with EVAL_SEED, each playing an equal share (not the first
+    episodes to finish, which would favour short ones)."""
     import marl
+    from marl.run.evaluate import run_episodes
 
-    env = marl.make_vec(env_id, 10, seed=EVAL_SEED, **env_kwargs)
-    step, running, returns = env.reset(seed=EVAL_SEED), np.zeros((10, len(env.agents))), []
-    while len(returns) < EVAL_EPISODES:
-        step = env.step(policy.act(step.obs, step.action_mask, greedy=True))
-        done = np.asarray(step.terminated | step.truncated)
-        running += np.asarray(step.reward)
-        returns += [running[b].mean() for b in np.flatnonzero(done)]
-        running[done] = 0.0
+    env = marl.make_vec(env_id, 10, **env_kwargs)
+    returns = run_episodes(policy, env, EVAL_EPISODES, greedy=True, seed=EVAL_SEED)
     env.close()
-    return float(np.mean(returns[:EVAL_EPISODES]))
+    return float(returns.mean())
+
+
+class SB3Policy:
+    """An SB3 model acting on marl's `[B, 1, O]` arrays (one agent), scored by
+    `greedy_return` as marl's policies are."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+
+    def act(self, obs: Any, action_mask: Any, *, greedy: bool = True) -> np.ndarray:
+        obs = np.asarray(obs)
+        actions, _ = self.model.predict(obs[:, 0], deterministic=greedy)
+        return np.asarray(actions).reshape(obs.shape[0], 1, *np.shape(actions)[1:])
+
+
+def marl_settings(algo: str, env: str) -> dict[str, Any]:
+    """Every setting marl's namesake of `algo` runs `env` with: the run file's, else marl's
+    defaults (what SB3 is given where it has the same knob)."""
+    from marl.algorithms import make_config
+    from marl.core.config import config_to_dict
+
+    name = algo.removeprefix("sb3_")
+    return config_to_dict(make_config(name, run_file(name, env).get("config", {})))
 
 
 def train_marl(algo: str, env: str, steps: int, seed: int) -> dict[str, Any]:
@@ -82,8 +104,8 @@ def _sb3_model(algo: str, env: str, vec: Any, seed: int) -> Any:
     from sb3_contrib import TRPO
     from stable_baselines3 import A2C, PPO
 
-    cfg = run_file(algo, env).get("config", {})
-    n_envs = cfg.get("num_envs", 8)
+    cfg = marl_settings(algo, env)
+    n_envs = cfg["num_envs"]
     common = dict(gamma=cfg.get("gamma", 0.99), seed=seed, device="cpu", verbose=0)
     if algo == "sb3_a2c":
         return A2C("MlpPolicy", vec, n_steps=cfg.get("rollout_len", 5),
@@ -104,27 +126,17 @@ def _sb3_model(algo: str, env: str, vec: Any, seed: int) -> Any:
 
 def train_sb3(algo: str, env: str, steps: int, seed: int) -> dict[str, Any]:
     """Train an SB3 method on a gymnasium env for `steps` env steps; time and evaluate it."""
-    import gymnasium
     from stable_baselines3.common.env_util import make_vec_env
 
-    env_id = run_file(algo, env)["env"].removeprefix("gym/")
-    n_envs = run_file(algo, env).get("config", {}).get("num_envs", 8)
-    vec = make_vec_env(env_id, n_envs=n_envs, seed=seed)
+    spec = run_file(algo, env)
+    n_envs = marl_settings(algo, env)["num_envs"]
+    vec = make_vec_env(spec["env"].removeprefix("gym/"), n_envs=n_envs, seed=seed)
     model = _sb3_model(algo, env, vec, seed)
     wall, cpu = time.perf_counter(), time.process_time()
     model.learn(total_timesteps=steps)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    single, totals = gymnasium.make(env_id), []
-    for episode in range(EVAL_EPISODES):
-        obs, _ = single.reset(seed=EVAL_SEED + episode)
-        total, done = 0.0, False
-        while not done:
-            obs, reward, term, trunc, _ = single.step(model.predict(obs, deterministic=True)[0])
-            total, done = total + float(reward), term or trunc
-        totals.append(total)
-    return dict(
-        env_steps=model.num_timesteps, wall_s=wall, cpu_s=cpu, greedy=float(np.mean(totals))
-    )
+    score = greedy_return(SB3Policy(model), spec["env"], spec.get("env_kwargs", {}))
+    return dict(env_steps=model.num_timesteps, wall_s=wall, cpu_s=cpu, greedy=score)
 
 
 def table(out: Path, steps: int) -> str:

@@ -11,7 +11,7 @@ indexing).
     OMP_NUM_THREADS=1 PYTHONPATH=. nice -n 10 python benchmarks/ppo_profile.py --backend batched
 
 The update's minibatch gradient is the analytic one (the default); `--set
-gradients="'autograd'"` times autograd's instead, its forward and backward apart.
+gradients=autograd` times autograd's instead, its forward and backward apart.
 
 `--floor` then times the arithmetic a minibatch step cannot avoid: the actor's and the
 critic's matrix products and tanh, forward and backward, on the minibatch's rows, alone (no
@@ -43,6 +43,7 @@ import marl.learners.ppo.learner as learner_mod
 import marl.learners.ppo.loss as loss_mod
 import marl.learners.ppo.rollout as rollout_mod
 from marl.algorithms import local_trainer, make_config
+from marl.core.config import parse_overrides
 from marl.envs import vec_spec
 from marl.learners.ppo import activation, analytic
 from marl.learners.ppo.nets import MultiAgentActorCritic
@@ -228,15 +229,15 @@ def main() -> None:
         default=0,
         help="then time a minibatch step's bare arithmetic for 1 and K seeds",
     )
-    parser.add_argument("--set", nargs="*", default=[], help="extra config key=value")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE", help="extra config key=value, repeatable")  # fmt: skip
     parser.add_argument("--tanh-pairs", type=int, default=0, metavar="P",
                         help="instead: P pairs of iterations, one per tanh form")  # fmt: skip
     args = parser.parse_args()
     print(speed_probe(), "(start)", flush=True)
-    overrides = dict(kv.split("=", 1) for kv in args.set)
     config = {"backend": args.backend, "num_envs": 16, "rollout_len": 128, "epochs": 4,
               "minibatches": 4, "hidden": (64, 64), "lr": 2.5e-4}  # fmt: skip
-    config |= {k: eval(v) for k, v in overrides.items()}  # noqa: S307 (a local benchmark)
+    config |= parse_overrides(args.overrides)  # as `marl train --set`: a bare word is a string
     cfg = make_config(args.algo, config)
     spec = vec_spec(ENV_ID, backend=args.backend, **ENV_KWARGS)
     trainer = local_trainer(args.algo, spec, cfg, seed=0)

@@ -25,9 +25,9 @@ from _spread import (
     ENV_ID,
     ENV_KWARGS,
     EVAL_EPISODES,
-    EVAL_SEED,
     LoadMeter,
     Result,
+    greedy_return,
     load_result,
     run_file,
     save_result,
@@ -39,21 +39,18 @@ MARL_METHODS = {"mappo": "state", "ippo": "local"}
 SB3_COPIES, SB3_N_STEPS, SB3_BATCH = 8, 256, 1024
 
 
-def _sb3_eval(model, episodes: int, seed: int) -> float:
-    """Greedy per-agent episode return of an SB3 policy shared by all agents."""
-    from mpe2 import simple_spread_v3
+class SB3Policy:
+    """An SB3 policy shared by all agents, acting on marl's `[B, N, O]` arrays, so it is
+    scored by the protocol's own `run_episodes`, on the episodes marl's runs meet."""
 
-    env = simple_spread_v3.parallel_env(**ENV_KWARGS)
-    totals = []
-    for episode in range(episodes):
-        obs, _ = env.reset(seed=seed + episode)
-        total = 0.0
-        while env.agents:
-            acts = {a: int(model.predict(obs[a], deterministic=True)[0]) for a in env.agents}
-            obs, rewards, _, _, _ = env.step(acts)
-            total += float(np.mean(list(rewards.values())))
-        totals.append(total)
-    return float(np.mean(totals))
+    def __init__(self, model) -> None:
+        self.model = model
+
+    def act(self, obs, action_mask, *, greedy: bool = True) -> np.ndarray:
+        obs = np.asarray(obs)
+        flat = obs.reshape(-1, obs.shape[-1])
+        actions, _ = self.model.predict(flat, deterministic=greedy)
+        return np.asarray(actions).reshape(obs.shape[:2])
 
 
 def run_sb3(steps: int, seed: int) -> Result:
@@ -70,12 +67,12 @@ def run_sb3(steps: int, seed: int) -> Result:
     model = PPO("MlpPolicy", vec, verbose=0, device="cpu", n_steps=SB3_N_STEPS,
                 batch_size=SB3_BATCH, seed=None)  # fmt: skip
     with LoadMeter() as load:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         model.learn(total_timesteps=steps * ENV_KWARGS["N"])
-        seconds = time.perf_counter() - start
+        seconds, cpu_s = time.perf_counter() - start, time.process_time() - cpu
     env_steps = model.num_timesteps // ENV_KWARGS["N"]
-    return Result("sb3", env_steps, seed, _sb3_eval(model, EVAL_EPISODES, EVAL_SEED), seconds,
-                  load.mean)  # fmt: skip
+    ret = greedy_return(SB3Policy(model))
+    return Result("sb3", env_steps, seed, ret, seconds, load.mean, cpu_s)
 
 
 def run_method(method: str, steps: int, seed: int, out: Path, config: dict) -> Result:
@@ -90,14 +87,18 @@ def print_table(results: dict[str, list[Result]], steps: int, seeds: list[int]) 
     """The summary table, with returns and speed relative to SB3."""
     print(f"\n{ENV_ID} {ENV_KWARGS}, {steps:,} env steps, seeds {seeds}, greedy per-agent "
           f"return over {EVAL_EPISODES} episodes; 1 torch thread")  # fmt: skip
-    print(f"{'method':<8} {'return':>8} {'wall s':>8} {'env-steps/s':>12} {'x sb3':>7} "
-          f"{'load avg':>9}")  # fmt: skip
-    base = np.mean([r.steps_per_s for r in results.get("sb3", [])] or [np.nan])
+    print(f"{'method':<8} {'return':>8} {'wall s':>8} {'CPU s':>7} {'steps/CPU-s':>12} "
+          f"{'x sb3':>7} {'steps/wall-s':>13} {'x sb3':>7} {'load avg':>9}")  # fmt: skip
+    sb3 = results.get("sb3", [])
+    base_cpu = np.mean([r.steps / r.cpu_s for r in sb3] or [np.nan])
+    base_wall = np.mean([r.steps_per_s for r in sb3] or [np.nan])
     for method, rs in results.items():
-        sps = np.mean([r.steps_per_s for r in rs])
+        per_cpu = np.mean([r.steps / r.cpu_s for r in rs])  # nan for a result saved without
+        per_wall = np.mean([r.steps_per_s for r in rs])
         print(f"{method:<8} {np.mean([r.ret for r in rs]):>8.2f} "
-              f"{np.mean([r.seconds for r in rs]):>8.0f} {sps:>12,.0f} {sps / base:>6.2f}x "
-              f"{np.mean([r.load for r in rs]):>9.1f}")  # fmt: skip
+              f"{np.mean([r.seconds for r in rs]):>8.0f} {np.mean([r.cpu_s for r in rs]):>7.0f} "
+              f"{per_cpu:>12,.0f} {per_cpu / base_cpu:>6.2f}x {per_wall:>13,.0f} "
+              f"{per_wall / base_wall:>6.2f}x {np.mean([r.load for r in rs]):>9.1f}")  # fmt: skip
 
 
 def main() -> None:
